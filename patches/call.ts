@@ -1,0 +1,38 @@
+import type { CallOutcome, CallStart } from '../src/event.js';
+
+/** What a wrapper reports to: implemented by the Meter that installed it. */
+export interface CallSink {
+  begin(provider: string, endpoint: string, requestedModel: string | undefined, stream: boolean): MeteredCall;
+  record(start: CallStart, outcome: CallOutcome): void;
+  /** A fault inside the agent: counted and logged; rethrown only with raiseOnError. */
+  fault(err: unknown): void;
+}
+
+/** One intercepted call. Whatever path it ends on, it is recorded exactly once. */
+export class MeteredCall {
+  private settled = false;
+
+  constructor(
+    private readonly sink: CallSink,
+    readonly start: CallStart,
+  ) {}
+
+  get done(): boolean {
+    return this.settled;
+  }
+
+  finish(outcome: CallOutcome): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.sink.record(this.start, outcome);
+  }
+
+  /** The request never left (the SDK threw before sending): nothing to record. */
+  abandon(): void {
+    this.settled = true;
+  }
+
+  fault(err: unknown): void {
+    this.sink.fault(err);
+  }
+}

@@ -1,0 +1,73 @@
+import type { CallSink, MeteredCall } from './call.js';
+import { isApiPromise, observeApiPromise } from './api-promise.js';
+import { observeResult, type Observation } from './observe.js';
+import type { HookTarget, ProviderPatch } from './provider.js';
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
+}
+
+/**
+ * The body of every hooked method: start a metered call (tenant and clock captured now), run the SDK's own method,
+ * and observe its result without changing it. A fault in the agent's own steps never stops the call.
+ */
+export function interceptCall(
+  provider: ProviderPatch,
+  target: HookTarget,
+  sink: CallSink,
+  original: Function,
+  thisArg: unknown,
+  args: unknown[],
+): unknown {
+  let call: MeteredCall;
+  let callArgs: unknown[] = args;
+  let hideInjected = false;
+  try {
+    const request = target.readRequest(args);
+    call = sink.begin(provider.name, target.endpoint, request.model, request.stream);
+    const prepared = target.prepare?.(args, thisArg);
+    if (prepared !== undefined) {
+      callArgs = prepared.args;
+      hideInjected = prepared.hideInjected;
+    }
+  } catch (fault) {
+    sink.fault(fault);
+    return Reflect.apply(original, thisArg, args);
+  }
+
+  let result: unknown;
+  try {
+    result = Reflect.apply(original, thisArg, callArgs);
+  } catch (err) {
+    call.abandon();
+    throw err;
+  }
+
+  const observation: Observation = { call, target, args, hideInjected, requestIdHeader: provider.requestIdHeader };
+  try {
+    if (provider.style === 'api-promise' && isApiPromise(result)) {
+      observeApiPromise(result, observation);
+      return result;
+    }
+    if (isThenable(result)) {
+      return result.then(
+        (data) => {
+          try {
+            return observeResult(data, undefined, observation);
+          } catch (fault) {
+            call.fault(fault);
+            return data;
+          }
+        },
+        (err: unknown) => {
+          call.finish({ error: err });
+          throw err;
+        },
+      );
+    }
+    return observeResult(result, undefined, observation);
+  } catch (fault) {
+    call.fault(fault);
+    return result;
+  }
+}

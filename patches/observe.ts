@@ -1,0 +1,40 @@
+import type { MeteredCall } from './call.js';
+import type { HookTarget } from './provider.js';
+import { hasIteratorProperty, MeteredIterator, meterStreamInPlace, type StreamItemReader } from './stream.js';
+
+/** Everything needed to read one call's result. */
+export interface Observation {
+  call: MeteredCall;
+  target: HookTarget;
+  args: readonly unknown[];
+  hideInjected: boolean;
+  requestIdHeader: string | undefined;
+}
+
+export function requestIdOf(response: Response | undefined, header: string | undefined): string | undefined {
+  if (header === undefined || response === undefined) return undefined;
+  return response.headers?.get(header) ?? undefined;
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+}
+
+/**
+ * Records a call's result and returns what the caller gets: the same value, except a bare async generator, which comes
+ * back behind a metered iterator (a Stainless `Stream` is metered in place instead, so the SDK's own object survives).
+ */
+export function observeResult(data: unknown, response: Response | undefined, o: Observation): unknown {
+  const requestId = requestIdOf(response, o.requestIdHeader);
+  const readItem = o.target.readStreamItem;
+  if (readItem !== undefined) {
+    const read: StreamItemReader = (item, facts) => readItem(item, facts, o.hideInjected);
+    if (hasIteratorProperty(data)) {
+      meterStreamInPlace(data, o.call, read, requestId);
+      return data;
+    }
+    if (isAsyncIterable(data)) return new MeteredIterator(data[Symbol.asyncIterator](), o.call, read, requestId);
+  }
+  o.call.finish({ ...o.target.readResponse(data, o.args), requestId });
+  return data;
+}

@@ -1,0 +1,252 @@
+import type { RawUsage } from '../src/event.js';
+import { asRecord, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+
+// ---- reading the request -------------------------------------------------------------------------------------------
+
+function readParams(args: readonly unknown[]): RequestFacts {
+  const params = asRecord(args[0]);
+  return { model: stringField(params, 'model'), stream: params?.stream === true };
+}
+
+/** Azure api-versions before 2024-09-01 reject `stream_options`. */
+function acceptsStreamOptions(resource: unknown): boolean {
+  const apiVersion = stringField(objectAt(resource, ['_client']), 'apiVersion');
+  return apiVersion === undefined || apiVersion >= '2024-09-01';
+}
+
+/**
+ * Chat streams carry usage only when `stream_options.include_usage` is set. When the caller did not set it, the agent
+ * sends a copy of the params with it set, and hides the extra usage-only chunk from the caller.
+ */
+function requestStreamUsage(args: readonly unknown[], resource: unknown): PreparedCall | undefined {
+  const params = asRecord(args[0]);
+  if (params?.stream !== true) return undefined;
+  const streamOptions = asRecord(params.stream_options);
+  if (streamOptions?.include_usage === true || !acceptsStreamOptions(resource)) return undefined;
+  return {
+    args: [{ ...params, stream_options: { ...streamOptions, include_usage: true } }, ...args.slice(1)],
+    hideInjected: true,
+  };
+}
+
+// ---- reading usage -------------------------------------------------------------------------------------------------
+
+const positive = (value: unknown): unknown => (typeof value === 'number' && value === 0 ? undefined : value);
+
+function chatUsage(raw: unknown): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return undefined;
+  const prompt = asRecord(usage.prompt_tokens_details);
+  const completion = asRecord(usage.completion_tokens_details);
+  return {
+    input_tokens: usage.prompt_tokens,
+    output_tokens: usage.completion_tokens ?? 0,
+    total_tokens: usage.total_tokens,
+    cached_tokens: prompt?.cached_tokens,
+    cache_creation_tokens: prompt?.cache_write_tokens,
+    reasoning_tokens: completion?.reasoning_tokens,
+    audio_input_tokens: positive(prompt?.audio_tokens),
+    audio_output_tokens: positive(completion?.audio_tokens),
+  };
+}
+
+function responsesUsage(raw: unknown): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return undefined;
+  const input = asRecord(usage.input_tokens_details);
+  return {
+    input_tokens: usage.input_tokens,
+    output_tokens: usage.output_tokens,
+    total_tokens: usage.total_tokens,
+    cached_tokens: input?.cached_tokens,
+    cache_creation_tokens: input?.cache_write_tokens,
+    reasoning_tokens: asRecord(usage.output_tokens_details)?.reasoning_tokens,
+  };
+}
+
+/** Transcriptions report tokens (gpt-4o-transcribe) or seconds (whisper-1); verbose_json carries `duration`. */
+function audioUsage(data: unknown): RawUsage | undefined {
+  const body = asRecord(data);
+  const usage = asRecord(body?.usage);
+  if (usage?.type === 'tokens') {
+    return {
+      input_tokens: usage.input_tokens,
+      output_tokens: usage.output_tokens,
+      total_tokens: usage.total_tokens,
+      audio_input_tokens: asRecord(usage.input_token_details)?.audio_tokens,
+    };
+  }
+  const seconds = usage?.type === 'duration' ? usage.seconds : body?.duration;
+  return seconds === undefined ? undefined : { duration_seconds: seconds };
+}
+
+function imagesUsage(raw: unknown, imageCount: number | undefined): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return imageCount === undefined ? undefined : { image_count: imageCount };
+  const input = asRecord(usage.input_tokens_details);
+  return {
+    input_tokens: usage.input_tokens,
+    output_tokens: usage.output_tokens,
+    total_tokens: usage.total_tokens,
+    input_text_tokens: input?.text_tokens,
+    cached_input_text_tokens: input?.cached_tokens,
+    input_image_tokens: input?.image_tokens,
+    output_image_tokens: usage.output_tokens,
+    image_count: imageCount,
+  };
+}
+
+function codePointCount(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0xdc00 || code > 0xdfff) count++;
+  }
+  return count;
+}
+
+/** The identity fields every OpenAI response object carries. */
+function identity(body: Record<string, unknown> | undefined): ResponseFacts {
+  return { model: stringField(body, 'model'), responseId: stringField(body, 'id') };
+}
+
+// ---- stream items --------------------------------------------------------------------------------------------------
+
+/** Chat and legacy completion chunks: usage arrives on its own chunk (`choices: []`) just before [DONE]. */
+function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean {
+  const chunk = asRecord(item);
+  if (chunk === undefined) return false;
+  if (facts.responseId === undefined) Object.assign(facts, identity(chunk));
+  const usage = chunk.usage;
+  if (usage === undefined || usage === null) {
+    if (hideInjected && usage === null) delete chunk.usage;
+    return false;
+  }
+  facts.usage = chatUsage(usage);
+  if (!hideInjected) return false;
+  const choices = chunk.choices;
+  if (Array.isArray(choices) && choices.length === 0) return true;
+  delete chunk.usage;
+  return false;
+}
+
+const RESPONSE_FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+function readResponsesEvent(item: unknown, facts: ResponseFacts): boolean {
+  const event = asRecord(item);
+  const type = event?.type;
+  if (type === 'response.created' || RESPONSE_FINAL_EVENTS.has(type as string)) {
+    const response = asRecord(event?.response);
+    Object.assign(facts, identity(response));
+    if (RESPONSE_FINAL_EVENTS.has(type as string)) facts.usage = responsesUsage(response?.usage) ?? facts.usage;
+  }
+  return false;
+}
+
+function readTranscriptionEvent(item: unknown, facts: ResponseFacts): boolean {
+  const event = asRecord(item);
+  if (event?.type === 'transcript.text.done') facts.usage = audioUsage(event);
+  return false;
+}
+
+function readImageEvent(item: unknown, facts: ResponseFacts): boolean {
+  const event = asRecord(item);
+  const type = event?.type;
+  if (type === 'image_generation.completed' || type === 'image_edit.completed') {
+    const done = ((facts.usage?.image_count as number | undefined) ?? 0) + 1;
+    facts.usage = imagesUsage(event?.usage, done);
+  }
+  return false;
+}
+
+// ---- the hook table ------------------------------------------------------------------------------------------------
+
+const chatCompletions: HookTarget = {
+  endpoint: 'chat.completions',
+  classPath: ['Chat', 'Completions'],
+  clientPath: ['chat', 'completions'],
+  method: 'create',
+  readRequest: readParams,
+  prepare: requestStreamUsage,
+  readResponse: (data) => ({ ...identity(asRecord(data)), usage: chatUsage(asRecord(data)?.usage) }),
+  readStreamItem: readCompletionChunk,
+};
+
+const targets: HookTarget[] = [
+  chatCompletions,
+  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'] },
+  {
+    endpoint: 'responses',
+    classPath: ['Responses'],
+    clientPath: ['responses'],
+    method: 'create',
+    readRequest: readParams,
+    readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)?.usage) }),
+    readStreamItem: readResponsesEvent,
+  },
+  {
+    endpoint: 'embeddings',
+    classPath: ['Embeddings'],
+    clientPath: ['embeddings'],
+    method: 'create',
+    readRequest: readParams,
+    readResponse: (data) => {
+      const usage = asRecord(asRecord(data)?.usage);
+      return {
+        model: stringField(data, 'model'),
+        usage: usage && { input_tokens: usage.prompt_tokens, output_tokens: 0, total_tokens: usage.total_tokens },
+      };
+    },
+  },
+  ...(['transcriptions', 'translations'] as const).map(
+    (kind): HookTarget => ({
+      endpoint: `audio.${kind}`,
+      classPath: ['Audio', kind === 'transcriptions' ? 'Transcriptions' : 'Translations'],
+      clientPath: ['audio', kind],
+      method: 'create',
+      readRequest: readParams,
+      readResponse: (data) => ({ usage: audioUsage(data) }),
+      readStreamItem: readTranscriptionEvent,
+    }),
+  ),
+  {
+    endpoint: 'audio.speech',
+    classPath: ['Audio', 'Speech'],
+    clientPath: ['audio', 'speech'],
+    method: 'create',
+    readRequest: readParams,
+    readResponse: (_data, args) => {
+      const input = asRecord(args[0])?.input;
+      return { usage: typeof input === 'string' ? { character_count: codePointCount(input) } : undefined };
+    },
+  },
+  ...(['generate', 'edit'] as const).map(
+    (method): HookTarget => ({
+      endpoint: `images.${method}`,
+      classPath: ['Images'],
+      clientPath: ['images'],
+      method,
+      readRequest: readParams,
+      readResponse: (data) => {
+        const body = asRecord(data);
+        return { usage: imagesUsage(body?.usage, Array.isArray(body?.data) ? body.data.length : undefined) };
+      },
+      readStreamItem: readImageEvent,
+    }),
+  ),
+];
+
+export const openaiPatch: ProviderPatch = {
+  name: 'openai',
+  modules: ['openai'],
+  style: 'api-promise',
+  requestIdHeader: 'x-request-id',
+  root: (moduleExports) => {
+    const ns = moduleExports as Record<string, unknown>;
+    return ns.OpenAI ?? ns.default ?? moduleExports;
+  },
+  isClient: (client) =>
+    typeof objectAt(client, ['chat', 'completions', 'create']) === 'function' &&
+    typeof objectAt(client, ['embeddings', 'create']) === 'function',
+  targets,
+};

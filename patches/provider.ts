@@ -1,0 +1,77 @@
+import type { RawUsage } from '../src/event.js';
+
+/** What a response (or the items of a stream, read so far) says about the call. */
+export interface ResponseFacts {
+  usage?: RawUsage | undefined;
+  model?: string | undefined;
+  responseId?: string | undefined;
+}
+
+/** The request as the patch sees it when the call starts: only what metering needs, never content. */
+export interface RequestFacts {
+  model: string | undefined;
+  stream: boolean;
+}
+
+/** The arguments a call is sent with, when the patch had to change them (a copy; the caller's objects are never touched). */
+export interface PreparedCall {
+  args: unknown[];
+  /** Items the patch asked for on its own account (e.g. a usage-only stream chunk) that the caller must not see. */
+  hideInjected: boolean;
+}
+
+/** One method to hook: where it lives and how to read what it returns. */
+export interface HookTarget {
+  /** Event `endpoint`, e.g. 'chat.completions'. */
+  endpoint: string;
+  /** Path from the SDK's root class to the resource class whose prototype holds the method. */
+  classPath: readonly string[];
+  /** Path from a client instance to an instance of that resource class. */
+  clientPath: readonly string[];
+  method: string;
+  readRequest(args: readonly unknown[]): RequestFacts;
+  prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
+  readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
+  /** Reads one stream item into `facts`; returns true when the item must be hidden from the caller. */
+  readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean;
+}
+
+/**
+ * How a provider's methods deliver results:
+ * - 'api-promise': Stainless-generated SDKs (openai, anthropic), whose methods return an APIPromise that must be handed
+ *   back as is, and whose streams are `Stream` objects with an `iterator` property.
+ * - 'promise': plain promises that resolve to a value or to an async iterable stream.
+ */
+export type ResultStyle = 'api-promise' | 'promise';
+
+/** A provider SDK, declared: the modules to hook, where its classes are, and how to read them. */
+export interface ProviderPatch {
+  name: string;
+  modules: readonly string[];
+  style: ResultStyle;
+  /** Response header carrying the provider's request id. */
+  requestIdHeader?: string;
+  /** The root class (or namespace) of one loaded build of the SDK, from its module exports. */
+  root(moduleExports: unknown): unknown;
+  /** True for a client instance of this SDK (any build, any copy). */
+  isClient(client: unknown): boolean;
+  targets: readonly HookTarget[];
+}
+
+export function objectAt(root: unknown, path: readonly string[]): unknown {
+  let node = root;
+  for (const key of path) {
+    if (node === null || (typeof node !== 'object' && typeof node !== 'function')) return undefined;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node;
+}
+
+export function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+}
+
+export function stringField(value: unknown, key: string): string | undefined {
+  const field = asRecord(value)?.[key];
+  return typeof field === 'string' ? field : undefined;
+}

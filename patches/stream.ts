@@ -1,0 +1,85 @@
+import type { MeteredCall } from './call.js';
+import type { ResponseFacts } from './provider.js';
+
+export type StreamItemReader = (item: unknown, facts: ResponseFacts) => boolean;
+
+/**
+ * Passes a stream's items through unchanged (except items the agent asked for itself, which it hides), reads usage off
+ * them as they go by, and records the call exactly once: at the end, on `break` (return), or on error.
+ */
+export class MeteredIterator<T> implements AsyncIterableIterator<T> {
+  readonly facts: ResponseFacts = {};
+
+  constructor(
+    private readonly inner: AsyncIterator<T>,
+    private readonly call: MeteredCall,
+    private readonly readItem: StreamItemReader,
+    private readonly requestId: string | undefined,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return this.inner.next().then(
+      (result) => this.onResult(result),
+      (err: unknown) => this.onError(err),
+    );
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    const closing = this.inner.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T });
+    this.settle(undefined);
+    return closing;
+  }
+
+  throw(err?: unknown): Promise<IteratorResult<T>> {
+    this.settle(err);
+    return this.inner.throw?.(err) ?? Promise.reject(err);
+  }
+
+  private onResult(result: IteratorResult<T>): IteratorResult<T> | Promise<IteratorResult<T>> {
+    if (result.done === true) {
+      this.settle(undefined);
+      return result;
+    }
+    let hide = false;
+    try {
+      hide = this.readItem(result.value, this.facts);
+    } catch (fault) {
+      this.call.fault(fault);
+    }
+    return hide ? this.next() : result;
+  }
+
+  private onError(err: unknown): never {
+    this.settle(err);
+    throw err;
+  }
+
+  private settle(error: unknown): void {
+    if (this.call.done) return;
+    const { usage, model, responseId } = this.facts;
+    this.call.finish({ usage, model, responseId, requestId: this.requestId, error, partial: usage === undefined });
+  }
+}
+
+interface IteratorHolder {
+  iterator: (...args: unknown[]) => AsyncIterator<unknown>;
+}
+
+export function hasIteratorProperty(value: unknown): value is IteratorHolder {
+  return value !== null && typeof value === 'object' && typeof (value as { iterator?: unknown }).iterator === 'function';
+}
+
+/**
+ * Meters a Stainless `Stream` in place: its `iterator` property feeds `[Symbol.asyncIterator]`, `tee()` and
+ * `toReadableStream()`, so wrapping it covers them all while the caller keeps the SDK's own object (and its controller).
+ */
+export function meterStreamInPlace(stream: IteratorHolder, call: MeteredCall, readItem: StreamItemReader, requestId: string | undefined): void {
+  const inner = stream.iterator;
+  stream.iterator = function meteredIterator(this: unknown, ...args: unknown[]) {
+    return new MeteredIterator(inner.apply(this, args), call, readItem, requestId);
+  };
+}

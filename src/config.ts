@@ -1,0 +1,124 @@
+import { ConfigError, describeValue } from './errors.js';
+import type { UsageEvent } from './event.js';
+
+export interface MeterOptions {
+  /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
+  url?: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Milliseconds between flushes (default 5000). */
+  flushInterval?: number;
+  /** Flush early once this many events are queued (default 50). */
+  maxBatchSize?: number;
+  /** Queue bound; overflow drops the oldest event and counts it (default 1000). */
+  maxQueueSize?: number;
+  /** Log each captured event (counts only) to stderr. */
+  debug?: boolean;
+  /** Let faults inside the agent reach the app (default false). */
+  raiseOnError?: boolean;
+  onEvent?: (event: UsageEvent) => void;
+  onFlushError?: (err: Error) => void;
+  /** Providers to patch (default: every built-in one). */
+  patches?: string[];
+}
+
+export interface ResolvedConfig {
+  url: URL | undefined;
+  apiKey: string | undefined;
+  flushInterval: number;
+  maxBatchSize: number;
+  maxQueueSize: number;
+  debug: boolean;
+  raiseOnError: boolean;
+  onEvent: ((event: UsageEvent) => void) | undefined;
+  onFlushError: ((err: Error) => void) | undefined;
+  patches: string[];
+}
+
+const KNOWN_OPTIONS = new Set([
+  'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
+]);
+
+function positiveInteger(options: Record<string, unknown>, field: string, fallback: number): number {
+  const value = options[field];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new ConfigError(`${field} must be a positive integer, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function optionalFunction<T>(options: Record<string, unknown>, field: string): T | undefined {
+  const value = options[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'function') throw new ConfigError(`${field} must be a function, got ${describeValue(value)}`);
+  return value as T;
+}
+
+function optionalBoolean(options: Record<string, unknown>, field: string): boolean {
+  const value = options[field];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new ConfigError(`${field} must be a boolean, got ${describeValue(value)}`);
+  return value;
+}
+
+/** The url with any credentials masked, for messages. */
+export function displayUrl(url: URL): string {
+  if (url.username === '' && url.password === '') return url.href;
+  const masked = new URL(url.href);
+  masked.username = '***';
+  masked.password = '';
+  return masked.href;
+}
+
+function parseUrl(value: unknown): URL | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ConfigError(`url must be a string, got ${describeValue(value)}`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`url must be an absolute http(s) URL, got a value that does not parse (${value.length} characters)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`url must use http or https, got protocol ${JSON.stringify(url.protocol)}`);
+  }
+  return url;
+}
+
+export function resolveConfig(options: MeterOptions, builtInPatches: readonly string[]): ResolvedConfig {
+  if (options === null || typeof options !== 'object') {
+    throw new ConfigError(`Meter options must be an object, got ${describeValue(options)}`);
+  }
+  const raw = options as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new ConfigError(`unknown Meter option ${JSON.stringify(key)}`);
+  }
+  if (raw.apiKey !== undefined && (typeof raw.apiKey !== 'string' || raw.apiKey.length === 0)) {
+    throw new ConfigError(`apiKey must be a non-empty string, got ${typeof raw.apiKey === 'string' ? 'an empty string' : typeof raw.apiKey}`);
+  }
+  const patches = raw.patches ?? [...builtInPatches];
+  if (!Array.isArray(patches)) throw new ConfigError(`patches must be an array of provider names, got ${describeValue(patches)}`);
+  for (const name of patches) {
+    if (typeof name !== 'string' || !builtInPatches.includes(name)) {
+      throw new ConfigError(`patches: unknown provider ${describeValue(name)} (known: ${builtInPatches.join(', ')})`);
+    }
+  }
+  const maxBatchSize = positiveInteger(raw, 'maxBatchSize', 50);
+  const maxQueueSize = positiveInteger(raw, 'maxQueueSize', 1000);
+  if (maxQueueSize < maxBatchSize) {
+    throw new ConfigError(`maxQueueSize (${maxQueueSize}) must be at least maxBatchSize (${maxBatchSize})`);
+  }
+  return {
+    url: parseUrl(raw.url),
+    apiKey: raw.apiKey as string | undefined,
+    flushInterval: positiveInteger(raw, 'flushInterval', 5000),
+    maxBatchSize,
+    maxQueueSize,
+    debug: optionalBoolean(raw, 'debug'),
+    raiseOnError: optionalBoolean(raw, 'raiseOnError'),
+    onEvent: optionalFunction(raw, 'onEvent'),
+    onFlushError: optionalFunction(raw, 'onFlushError'),
+    patches: [...(patches as string[])],
+  };
+}

@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { describeError } from './log.js';
+import type { TenantContext } from './tenant.js';
+
+/** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
+export const USAGE_FIELDS = [
+  'input_tokens',
+  'output_tokens',
+  'total_tokens',
+  'cached_tokens',
+  'cache_creation_tokens',
+  'cache_creation_5m_tokens',
+  'cache_creation_1h_tokens',
+  'reasoning_tokens',
+  'duration_seconds',
+  'audio_input_tokens',
+  'audio_output_tokens',
+  'character_count',
+  'input_text_tokens',
+  'cached_input_text_tokens',
+  'input_image_tokens',
+  'output_image_tokens',
+  'image_count',
+  'web_search_requests',
+] as const;
+
+export type UsageField = (typeof USAGE_FIELDS)[number];
+export type UsageCounts = Partial<Record<UsageField, number>>;
+/** Usage as read off a response, before validation: anything that is not a finite, non-negative count is dropped. */
+export type RawUsage = Partial<Record<UsageField, unknown>>;
+
+/** One metered call, as it goes on the wire (snake_case, like the provider APIs). */
+export interface UsageEvent extends UsageCounts {
+  event_id: string;
+  tenant_id?: string;
+  provider: string;
+  model: string;
+  endpoint: string;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  duration_ms: number;
+  timestamp: string;
+  request_id?: string;
+  stream: boolean;
+  error?: string;
+  partial?: boolean;
+  usage_invalid?: boolean;
+  tags?: Record<string, string>;
+}
+
+/** What is known about a call when it starts. */
+export interface CallStart {
+  provider: string;
+  endpoint: string;
+  requestedModel: string | undefined;
+  stream: boolean;
+  tenant: TenantContext | undefined;
+  startedAt: number;
+  startedAtWall: number;
+}
+
+/** What the call produced; the provider patch fills what its response carries. */
+export interface CallOutcome {
+  usage?: RawUsage | undefined;
+  model?: string | undefined;
+  responseId?: string | undefined;
+  requestId?: string | undefined;
+  error?: unknown;
+  partial?: boolean;
+}
+
+/** Accepts only finite, non-negative counts: anything else from a response is untrusted and left out. */
+function trustedCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER ? value : undefined;
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: number): UsageEvent {
+  const usage = outcome.usage;
+  const event: UsageEvent = {
+    event_id: nonEmptyString(outcome.responseId) ?? randomUUID(),
+    provider: start.provider,
+    model: nonEmptyString(outcome.model) ?? start.requestedModel ?? 'unknown',
+    endpoint: start.endpoint,
+    input_tokens: 0,
+    output_tokens: 0,
+    total_tokens: 0,
+    duration_ms: Math.round((endedAt - start.startedAt) * 1000) / 1000,
+    timestamp: new Date(start.startedAtWall).toISOString(),
+    stream: start.stream,
+  };
+  if (start.tenant !== undefined) event.tenant_id = start.tenant.tenantId;
+  let invalid = false;
+  if (usage !== undefined) {
+    for (const field of USAGE_FIELDS) {
+      const raw = usage[field];
+      if (raw === undefined || raw === null) continue;
+      const value = trustedCount(raw);
+      if (value === undefined) invalid = true;
+      else event[field] = value;
+    }
+    if (usage.total_tokens === undefined) event.total_tokens = event.input_tokens + event.output_tokens;
+  }
+  const requestId = nonEmptyString(outcome.requestId);
+  if (requestId !== undefined) event.request_id = requestId;
+  if (outcome.error !== undefined) event.error = describeError(outcome.error);
+  if (outcome.partial === true || (usage === undefined && outcome.error === undefined)) event.partial = true;
+  if (invalid) event.usage_invalid = true;
+  if (start.tenant?.tags !== undefined) event.tags = start.tenant.tags;
+  return event;
+}

@@ -1,0 +1,5 @@
+export { Meter, type ScopeOptions } from './meter.js';
+export type { MeterOptions } from './config.js';
+export { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
+export type { UsageEvent, UsageCounts } from './event.js';
+export type { ManualUsage } from './manual-event.js';

@@ -1,0 +1,84 @@
+import { randomUUID } from 'node:crypto';
+import { ConfigError, describeValue } from './errors.js';
+import { USAGE_FIELDS, type UsageCounts, type UsageEvent } from './event.js';
+import { validateTags, validateTenantId, type TenantContext } from './tenant.js';
+
+/** A usage record the app reports itself. Counts are non-negative numbers; the tenant defaults to the current scope. */
+export interface ManualUsage extends UsageCounts {
+  provider: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  tenant_id?: string;
+  endpoint?: string;
+  event_id?: string;
+  request_id?: string;
+  duration_ms?: number;
+  timestamp?: string | Date;
+  tags?: Record<string, string>;
+}
+
+const OTHER_FIELDS = new Set(['provider', 'model', 'tenant_id', 'endpoint', 'event_id', 'request_id', 'timestamp', 'tags', 'duration_ms']);
+const COUNT_FIELDS = new Set<string>(USAGE_FIELDS);
+
+function requiredString(usage: Record<string, unknown>, field: string): string {
+  const value = usage[field];
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ConfigError(`trackManually: ${field} must be a non-empty string, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function optionalString(usage: Record<string, unknown>, field: string): string | undefined {
+  return usage[field] === undefined ? undefined : requiredString(usage, field);
+}
+
+function count(usage: Record<string, unknown>, field: string): number {
+  const value = usage[field];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(`trackManually: ${field} must be a finite, non-negative number, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+function timestampOf(value: unknown): string {
+  if (value === undefined) return new Date().toISOString();
+  const date = value instanceof Date ? value : typeof value === 'string' ? new Date(value) : undefined;
+  if (date === undefined || Number.isNaN(date.getTime())) {
+    throw new ConfigError(`trackManually: timestamp must be a Date or an ISO 8601 string, got ${describeValue(value)}`);
+  }
+  return date.toISOString();
+}
+
+export function validateManualEvent(usage: ManualUsage, scope: TenantContext | undefined): UsageEvent {
+  if (usage === null || typeof usage !== 'object') {
+    throw new ConfigError(`trackManually: expected a usage object, got ${describeValue(usage)}`);
+  }
+  const raw = usage as unknown as Record<string, unknown>;
+  for (const key of Object.keys(raw)) {
+    if (!OTHER_FIELDS.has(key) && !COUNT_FIELDS.has(key)) throw new ConfigError(`trackManually: unknown field ${JSON.stringify(key)}`);
+  }
+  const event: UsageEvent = {
+    event_id: optionalString(raw, 'event_id') ?? randomUUID(),
+    provider: requiredString(raw, 'provider'),
+    model: requiredString(raw, 'model'),
+    endpoint: optionalString(raw, 'endpoint') ?? 'manual',
+    input_tokens: count(raw, 'input_tokens'),
+    output_tokens: count(raw, 'output_tokens'),
+    total_tokens: 0,
+    duration_ms: raw.duration_ms === undefined ? 0 : count(raw, 'duration_ms'),
+    timestamp: timestampOf(raw.timestamp),
+    stream: false,
+  };
+  for (const field of USAGE_FIELDS) {
+    if (raw[field] !== undefined) event[field] = count(raw, field);
+  }
+  if (raw.total_tokens === undefined) event.total_tokens = event.input_tokens + event.output_tokens;
+  const tenantId = raw.tenant_id === undefined ? scope?.tenantId : validateTenantId(raw.tenant_id, 'trackManually: tenant_id');
+  if (tenantId !== undefined) event.tenant_id = tenantId;
+  const requestId = optionalString(raw, 'request_id');
+  if (requestId !== undefined) event.request_id = requestId;
+  const tags = validateTags(raw.tags, 'trackManually: tags') ?? (raw.tenant_id === undefined ? scope?.tags : undefined);
+  if (tags !== undefined) event.tags = tags;
+  return event;
+}

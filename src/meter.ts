@@ -1,0 +1,253 @@
+import { performance } from 'node:perf_hooks';
+import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
+import { MeteredCall, type CallSink } from '../patches/call.js';
+import { interceptCall } from '../patches/intercept.js';
+import { objectAt, type ProviderPatch } from '../patches/provider.js';
+import { unwrapMethod, wrapMethod, type WrappedMethod } from '../patches/wrap-method.js';
+import { Batcher } from '../transport/batcher.js';
+import { HttpSender } from '../transport/http-sender.js';
+import { BoundedQueue } from '../transport/queue.js';
+import { displayUrl, resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
+import { ConfigError, describeValue } from './errors.js';
+import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
+import { AgentLog, describeError } from './log.js';
+import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
+import { onModuleLoaded, sdkModules, type LoadedSdkModule } from './sdk-modules.js';
+import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenant.js';
+import { validateManualEvent, type ManualUsage } from './manual-event.js';
+
+export interface ScopeOptions {
+  /** Free-form labels copied onto every event of the scope (e.g. feature, user tier). */
+  tags?: Record<string, string>;
+}
+
+export class Meter implements CallSink {
+  private readonly config: ResolvedConfig;
+  private readonly log: AgentLog;
+  private readonly queue: BoundedQueue<UsageEvent> | undefined;
+  private readonly batcher: Batcher<UsageEvent> | undefined;
+  private readonly wrapped = new Map<string, WrappedMethod[]>();
+  private readonly enabledProviders = new Set<string>();
+  private stopListening: (() => void) | undefined;
+  private closed = false;
+  /** Faults inside the agent, swallowed (unless raiseOnError) and counted. */
+  faults = 0;
+
+  constructor(options: MeterOptions = {}) {
+    this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
+    this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password]);
+    const { url } = this.config;
+    if (url !== undefined) {
+      this.queue = new BoundedQueue<UsageEvent>(this.config.maxQueueSize);
+      const sender = new HttpSender({ url, apiKey: this.config.apiKey, timeoutMs: 10_000 });
+      const batcher = new Batcher<UsageEvent>(this.queue, sender, {
+        flushInterval: this.config.flushInterval,
+        maxBatchSize: this.config.maxBatchSize,
+        onError: (err) => this.reportFlushError(err),
+      });
+      batcher.start();
+      this.batcher = batcher;
+      this.log.debug(`delivering to ${displayUrl(url)} every ${this.config.flushInterval} ms`);
+    }
+  }
+
+  // ---- patching --------------------------------------------------------------------------------------------------
+
+  /** Patches every configured provider SDK: each build and copy loaded so far, and each one that loads later. */
+  patchAll(): void {
+    for (const name of this.config.patches) this.patch(name);
+  }
+
+  patch(name: string): void {
+    const provider = this.provider(name);
+    this.guard(() => {
+      this.enabledProviders.add(provider.name);
+      installRequireHook();
+      captureRequiredModules();
+      this.stopListening ??= onModuleLoaded((loaded) => this.patchLoadedModule(loaded));
+      for (const loaded of sdkModules.modules) this.patchLoadedModule(loaded);
+      importFromAppRoot().catch((err: unknown) => this.noteFault(err));
+    });
+  }
+
+  unpatch(name: string): void {
+    const provider = this.provider(name);
+    this.enabledProviders.delete(provider.name);
+    for (const method of this.wrapped.get(provider.name) ?? []) unwrapMethod(method);
+    this.wrapped.delete(provider.name);
+  }
+
+  unpatchAll(): void {
+    for (const name of [...this.enabledProviders]) this.unpatch(name);
+    this.stopListening?.();
+    this.stopListening = undefined;
+  }
+
+  /**
+   * Patches exactly the SDK build and copy behind one client (bundled apps, unusual installs, apps that cannot use
+   * --import). Returns the client.
+   */
+  instrument<T>(client: T): T {
+    const provider = BUILT_IN_PATCHES.find((p) => p.isClient(client));
+    if (provider === undefined) {
+      throw new ConfigError(`instrument: not a client of a supported SDK (${BUILT_IN_PATCH_NAMES.join(', ')}), got ${describeValue(client)}`);
+    }
+    this.guard(() => {
+      this.enabledProviders.add(provider.name);
+      for (const target of provider.targets) {
+        const resource = objectAt(client, target.clientPath);
+        if (resource === null || typeof resource !== 'object') continue;
+        this.wrapTarget(provider, target, Object.getPrototypeOf(resource) as object);
+      }
+    });
+    return client;
+  }
+
+  private provider(name: string): ProviderPatch {
+    const provider = BUILT_IN_PATCHES.find((p) => p.name === name);
+    if (provider === undefined || !this.config.patches.includes(name)) {
+      throw new ConfigError(`unknown or disabled provider ${describeValue(name)} (enabled: ${this.config.patches.join(', ')})`);
+    }
+    return provider;
+  }
+
+  private patchLoadedModule(loaded: LoadedSdkModule): void {
+    for (const provider of BUILT_IN_PATCHES) {
+      if (!this.enabledProviders.has(provider.name) || !provider.modules.includes(loaded.moduleName)) continue;
+      const root = provider.root(loaded.moduleExports);
+      for (const target of provider.targets) {
+        const resourceClass = objectAt(root, target.classPath);
+        if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
+      }
+    }
+  }
+
+  private wrapTarget(provider: ProviderPatch, target: ProviderPatch['targets'][number], prototype: object): void {
+    const outcome = wrapMethod(prototype, target.method, this, (sink, original, thisArg, args) =>
+      interceptCall(provider, target, sink, original, thisArg, args),
+    );
+    if ('wrapped' in outcome) {
+      const list = this.wrapped.get(provider.name) ?? [];
+      if (!list.includes(outcome.wrapped)) list.push(outcome.wrapped);
+      this.wrapped.set(provider.name, list);
+    }
+  }
+
+  // ---- tenants ---------------------------------------------------------------------------------------------------
+
+  /** Runs `fn` with every LLM call inside it billed to `tenantId`; returns what `fn` returns. Innermost scope wins. */
+  forTenant<R>(tenantId: string, fn: () => R, options: ScopeOptions = {}): R {
+    if (typeof fn !== 'function') throw new ConfigError(`forTenant: fn must be a function, got ${describeValue(fn)}`);
+    return tenantStore.run(this.tenantContext(tenantId, options), fn);
+  }
+
+  /** Bills every call for the rest of the current async context to `tenantId` (for middleware). */
+  setTenant(tenantId: string, options: ScopeOptions = {}): void {
+    tenantStore.enterWith(this.tenantContext(tenantId, options));
+  }
+
+  private tenantContext(tenantId: string, options: ScopeOptions): TenantContext {
+    const tags = validateTags(options?.tags);
+    return tags === undefined ? { tenantId: validateTenantId(tenantId) } : { tenantId: validateTenantId(tenantId), tags };
+  }
+
+  // ---- events ----------------------------------------------------------------------------------------------------
+
+  /** Records usage the agent cannot see (another SDK, a batch job, a self-hosted model). */
+  trackManually(usage: ManualUsage): UsageEvent {
+    const event = validateManualEvent(usage, currentTenant());
+    this.emit(event);
+    return event;
+  }
+
+  begin(provider: string, endpoint: string, requestedModel: string | undefined, stream: boolean): MeteredCall {
+    const start: CallStart = {
+      provider,
+      endpoint,
+      requestedModel,
+      stream,
+      tenant: currentTenant(),
+      startedAt: performance.now(),
+      startedAtWall: Date.now(),
+    };
+    return new MeteredCall(this, start);
+  }
+
+  record(start: CallStart, outcome: CallOutcome): void {
+    try {
+      this.emit(buildEvent(start, outcome, performance.now()));
+    } catch (err) {
+      this.fault(err);
+    }
+  }
+
+  private emit(event: UsageEvent): void {
+    if (this.log.debugEnabled) this.log.debug(`event ${JSON.stringify(event)}`);
+    if (this.config.onEvent !== undefined) {
+      try {
+        this.config.onEvent(event);
+      } catch (err) {
+        this.fault(err);
+      }
+    }
+    if (!this.closed) this.batcher?.add(event);
+  }
+
+  fault(err: unknown): void {
+    this.noteFault(err);
+    if (this.config.raiseOnError) throw err;
+  }
+
+  /** Counts and logs a fault without ever throwing: for background work that has no caller to throw to. */
+  private noteFault(err: unknown): void {
+    this.faults++;
+    this.log.warnOnce(`fault:${describeError(err)}`, `internal fault (${describeError(err)}); the app's call was not affected`);
+  }
+
+  private guard(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.fault(err);
+    }
+  }
+
+  // ---- delivery --------------------------------------------------------------------------------------------------
+
+  private reportFlushError(err: Error): void {
+    const safe = new Error(this.log.redact(err.message));
+    safe.name = err.name;
+    if (this.config.onFlushError !== undefined) {
+      try {
+        this.config.onFlushError(safe);
+      } catch (hookErr) {
+        this.fault(hookErr);
+      }
+    } else {
+      this.log.warnOnce(`flush:${safe.message}`, `could not deliver usage events: ${safe.message}`);
+    }
+  }
+
+  /** Sends every queued event now. */
+  async flush(): Promise<void> {
+    await this.batcher?.flush();
+  }
+
+  /** Unpatches, sends what is queued, and stops the timer. Events recorded after this are not delivered. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.unpatchAll();
+    await this.flush();
+    this.closed = true;
+    this.batcher?.stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  /** Events queued for delivery and events dropped because the queue was full. */
+  stats(): { queued: number; dropped: number } {
+    return { queued: this.queue?.size ?? 0, dropped: this.queue?.dropped ?? 0 };
+  }
+}

@@ -1,0 +1,128 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire, register as registerLoader } from 'node:module';
+import { dirname, extname, join, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Hook as RequireHook } from 'require-in-the-middle';
+import { HOOKED_MODULE_NAMES } from '../patches/index.js';
+import { recordLoadedModule, sdkModules } from './sdk-modules.js';
+
+const agentRequire = createRequire(__filename);
+
+/** require() of a provider SDK, now and later: records the module's exports as it loads. */
+export function installRequireHook(): void {
+  if (sdkModules.requireHookInstalled) return;
+  sdkModules.requireHookInstalled = true;
+  new RequireHook([...HOOKED_MODULE_NAMES], (moduleExports, name) => {
+    recordLoadedModule(name, moduleExports);
+    return moduleExports;
+  });
+}
+
+/**
+ * import of a provider SDK. Must run before the app's imports (`node --import llm-meter/register`). Uses Node's
+ * in-thread sync hooks where the running Node has them, the loader thread of `module.register` otherwise; either way
+ * only the provider SDKs are wrapped, never every module.
+ */
+export async function installImportHook(): Promise<void> {
+  if (sdkModules.importHookInstalled) return;
+  sdkModules.importHookInstalled = true;
+  const iitm = agentRequire('import-in-the-middle') as typeof import('import-in-the-middle');
+  const names = [...HOOKED_MODULE_NAMES];
+  const { supportsSyncHooks } = (await import(
+    pathToFileURL(agentRequire.resolve('import-in-the-middle/supports-sync-hooks.mjs')).href
+  )) as { supportsSyncHooks(): boolean };
+  let acknowledged: Promise<void> = Promise.resolve();
+  if (supportsSyncHooks()) {
+    const { register } = (await import(pathToFileURL(agentRequire.resolve('import-in-the-middle/register-hooks.mjs')).href)) as {
+      register(options: { include: string[] }): void;
+    };
+    register({ include: names });
+  } else {
+    const channel = iitm.createAddHookMessageChannel();
+    // hook.mjs must come from the same copy of import-in-the-middle as Hook, or the hook silently never fires.
+    registerLoader(pathToFileURL(agentRequire.resolve('import-in-the-middle/hook.mjs')).href, pathToFileURL(__filename).href, channel.registerOptions);
+    acknowledged = channel.waitForAllMessagesAcknowledged();
+  }
+  new iitm.Hook(names, (moduleExports, name) => {
+    recordLoadedModule(name, moduleExports);
+  });
+  await acknowledged;
+}
+
+function packageDirOf(file: string, moduleName: string): string | undefined {
+  const marker = `${sep}node_modules${sep}${moduleName.split('/').join(sep)}${sep}`;
+  const at = file.lastIndexOf(marker);
+  return at === -1 ? undefined : file.slice(0, at + marker.length - 1);
+}
+
+/** Provider SDKs the app required before the agent was set up: each installed copy found in require.cache. */
+export function captureRequiredModules(): void {
+  const seen = new Set<string>();
+  for (const file of Object.keys(agentRequire.cache)) {
+    for (const moduleName of HOOKED_MODULE_NAMES) {
+      const dir = packageDirOf(file, moduleName);
+      if (dir === undefined || seen.has(dir)) continue;
+      seen.add(dir);
+      try {
+        recordLoadedModule(moduleName, createRequire(join(dir, 'package.json'))(moduleName));
+      } catch {
+        // A copy that cannot load its own entry point is not one the app uses.
+      }
+    }
+  }
+}
+
+/** Node's resolution of an `exports` target under the conditions an ESM import uses. */
+function esmTarget(exportsField: unknown): string | undefined {
+  if (typeof exportsField === 'string') return exportsField;
+  if (exportsField === null || typeof exportsField !== 'object' || Array.isArray(exportsField)) return undefined;
+  const conditions = exportsField as Record<string, unknown>;
+  if ('.' in conditions) return esmTarget(conditions['.']);
+  for (const [condition, target] of Object.entries(conditions)) {
+    if (condition !== 'node' && condition !== 'import' && condition !== 'default') continue;
+    const resolved = esmTarget(target);
+    if (resolved !== undefined) return resolved;
+  }
+  return undefined;
+}
+
+function appRoot(): string {
+  const main = process.argv[1];
+  return main !== undefined && existsSync(main) ? dirname(main) : process.cwd();
+}
+
+function appIsEsm(): boolean {
+  const main = process.argv[1];
+  if (main === undefined) return false;
+  const ext = extname(main);
+  if (ext === '.mjs' || ext === '.mts') return true;
+  if (ext === '.cjs' || ext === '.cts') return false;
+  for (let dir = dirname(main); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) return (JSON.parse(readFileSync(manifest, 'utf8')) as { type?: string }).type === 'module';
+    if (dirname(dir) === dir) return false;
+  }
+}
+
+/**
+ * Best effort for an ESM app that did not load the agent with --import: import each provider SDK's ESM build as the
+ * app would resolve it. Node caches modules by URL, so this yields the app's own classes when the app imported the same
+ * copy. `instrument(client)` is the dependable way for such apps.
+ */
+export async function importFromAppRoot(): Promise<void> {
+  if (sdkModules.importHookInstalled || !appIsEsm()) return;
+  const appRequire = createRequire(join(appRoot(), 'noop.js'));
+  for (const moduleName of HOOKED_MODULE_NAMES) {
+    let dir: string | undefined;
+    try {
+      dir = packageDirOf(appRequire.resolve(moduleName), moduleName);
+    } catch {
+      continue;
+    }
+    if (dir === undefined) continue;
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports?: unknown; module?: string };
+    const target = esmTarget(manifest.exports) ?? manifest.module;
+    if (target === undefined) continue;
+    recordLoadedModule(moduleName, await import(pathToFileURL(join(dir, target)).href));
+  }
+}

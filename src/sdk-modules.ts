@@ -1,0 +1,48 @@
+/**
+ * The provider SDK modules seen loading in this process, whichever way they were found (require hook, import hook,
+ * require.cache scan, import from the app's root). Process-wide, so that the load hooks installed by `register.mjs`
+ * and every Meter (and every copy of the agent) see the same set.
+ */
+export interface LoadedSdkModule {
+  moduleName: string;
+  moduleExports: unknown;
+}
+
+type Listener = (loaded: LoadedSdkModule) => void;
+
+interface SdkModuleRegistry {
+  modules: LoadedSdkModule[];
+  listeners: Set<Listener>;
+  requireHookInstalled: boolean;
+  importHookInstalled: boolean;
+}
+
+const REGISTRY_KEY = Symbol.for('llm-meter.sdk-modules');
+type GlobalWithRegistry = typeof globalThis & { [REGISTRY_KEY]?: SdkModuleRegistry };
+
+export const sdkModules: SdkModuleRegistry = ((globalThis as GlobalWithRegistry)[REGISTRY_KEY] ??= {
+  modules: [],
+  listeners: new Set(),
+  requireHookInstalled: false,
+  importHookInstalled: false,
+});
+
+/** Never throws: it runs inside the app's own require() and import. */
+export function recordLoadedModule(moduleName: string, moduleExports: unknown): void {
+  if (moduleExports === null || (typeof moduleExports !== 'object' && typeof moduleExports !== 'function')) return;
+  if (sdkModules.modules.some((m) => m.moduleExports === moduleExports)) return;
+  const loaded = { moduleName, moduleExports };
+  sdkModules.modules.push(loaded);
+  for (const listener of sdkModules.listeners) {
+    try {
+      listener(loaded);
+    } catch {
+      // A listener's fault must never break the app's own require or import.
+    }
+  }
+}
+
+export function onModuleLoaded(listener: Listener): () => void {
+  sdkModules.listeners.add(listener);
+  return () => sdkModules.listeners.delete(listener);
+}
