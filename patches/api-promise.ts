@@ -1,12 +1,16 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
 import { readRawResponse } from './raw-response.js';
 
-/** The parts of a Stainless APIPromise the agent relies on (same shape in openai 5-7 and @anthropic-ai/sdk). */
+type ParseProps = { response: Response };
+type Transform = (data: unknown, props: ParseProps) => unknown;
+
+/** The parts of a Stainless APIPromise the agent relies on (openai 5-7, @anthropic-ai/sdk). */
 interface ApiPromiseLike {
   responsePromise: Promise<{ response: Response }>;
-  parseResponse: (client: unknown, props: { response: Response }) => Promise<unknown>;
+  parseResponse: (client: unknown, props: ParseProps) => Promise<unknown>;
   parsedPromise?: Promise<unknown>;
   asResponse(): Promise<Response>;
+  _thenUnwrap?: (transform: Transform) => unknown;
 }
 
 export function isApiPromise(value: unknown): value is ApiPromiseLike {
@@ -20,30 +24,38 @@ export function isApiPromise(value: unknown): value is ApiPromiseLike {
   );
 }
 
+/** Sets a method on one promise instance, keeping the property as enumerable as it was (own) or hidden (inherited). */
+function replaceOnInstance(target: object, key: string, value: Function): void {
+  const own = Object.getOwnPropertyDescriptor(target, key);
+  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
+}
+
 /**
  * Observes an APIPromise without changing what the caller gets: the same object comes back, its body is parsed only
- * when the caller asks (through the SDK's own parse), errors reach the caller unchanged, and a caller who reads the raw
- * `asResponse()` is still metered from a clone of the body.
+ * when the caller (or an SDK helper chained on it) asks, errors reach the caller unchanged, and a caller who reads the
+ * raw `asResponse()` is still metered from a clone of the body.
  */
 export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void {
-  // Replaced by a derived promise that rejects the same way: the caller sees the same error, and an unawaited failing
-  // call behaves as it would without the agent.
-  promise.responsePromise = promise.responsePromise.then(undefined, (err: unknown) => {
-    o.call.finish({ error: err });
-    throw err;
-  });
+  let observed = false;
+  const observeOnce = (data: unknown, response: Response | undefined): unknown => {
+    if (observed) return data;
+    observed = true;
+    try {
+      return observeResult(data, response, o);
+    } catch (fault) {
+      o.call.fault(fault);
+      return data;
+    }
+  };
+
+  // Watching the request settles the call on a provider or network error whoever consumes it. The handler resolves, so
+  // it never creates an unhandled rejection of its own; the caller still gets the SDK's own rejection.
+  promise.responsePromise.then(undefined, (err: unknown) => o.call.finish({ error: err }));
 
   const parse = promise.parseResponse;
   promise.parseResponse = function meteredParse(this: unknown, client, props) {
     return parse.call(this, client, props).then(
-      (data) => {
-        try {
-          observeResult(data, props.response, o);
-        } catch (fault) {
-          o.call.fault(fault);
-        }
-        return data;
-      },
+      (data) => observeOnce(data, props.response),
       (err: unknown) => {
         o.call.finish({ error: err, requestId: requestIdOf(props.response, o.requestIdHeader) });
         throw err;
@@ -51,19 +63,23 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
     );
   };
 
+  // SDK helpers (parse, stream, runTools) chain on the create() promise with _thenUnwrap; openai 7 binds it to the
+  // original parser, so the transform is where their result can be seen.
+  const thenUnwrap = promise._thenUnwrap;
+  if (typeof thenUnwrap === 'function') {
+    replaceOnInstance(promise, '_thenUnwrap', function meteredThenUnwrap(this: unknown, transform: Transform) {
+      return thenUnwrap.call(this, (data: unknown, props: ParseProps) => transform(observeOnce(data, props.response), props));
+    });
+  }
+
   const asResponse = promise.asResponse;
-  Object.defineProperty(promise, 'asResponse', {
-    configurable: true,
-    writable: true,
-    enumerable: false,
-    value: function meteredAsResponse(this: ApiPromiseLike) {
-      const raw = asResponse.call(this);
-      // withResponse() parses too: the parse path meters it, the raw path must not count it again.
-      if (this.parsedPromise !== undefined) return raw;
-      return raw.then((response) => {
-        if (!o.call.done) readRawResponse(response, o);
-        return response;
-      });
-    },
+  replaceOnInstance(promise, 'asResponse', function meteredAsResponse(this: ApiPromiseLike) {
+    const raw = asResponse.call(this);
+    // withResponse() parses too: the parse path meters it, the raw path must not count it again.
+    if (this.parsedPromise !== undefined) return raw;
+    return raw.then((response) => {
+      if (!o.call.done) readRawResponse(response, o);
+      return response;
+    });
   });
 }

@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Meter as MeterClass, MeterOptions, UsageEvent } from 'llm-meter';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
+
+/** The agent as an app gets it: the built package (CJS), so in-process tests share one copy with child processes. */
+export const { Meter, LimitExceededError, ConfigError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
+
+/** SDK copies installed for the version matrix: the newest at the top level, older majors in their own app roots. */
+export const OPENAI_VERSIONS = {
+  'openai 7': repoRoot,
+  'openai 6': join(repoRoot, 'test/sdk-versions/openai-6'),
+  'openai 5': join(repoRoot, 'test/sdk-versions/openai-5'),
+} as const;
+
+/** Requires a module as an app in `appRoot` would: the real package from that root's node_modules. */
+export function requireFrom<T = any>(appRoot: string, specifier: string): T {
+  return createRequire(join(appRoot, 'app.js'))(specifier) as T;
+}
+
+export function collectingMeter(options: MeterOptions = {}): { meter: MeterClass; events: UsageEvent[] } {
+  const events: UsageEvent[] = [];
+  const meter = new Meter({ ...options, onEvent: (e) => events.push(e) });
+  return { meter, events };
+}
+
+export interface NodeRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runNode(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<NodeRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: options.cwd ?? repoRoot,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Lines a child app printed as `EVENT {json}`. */
+export function eventsPrinted(stdout: string): UsageEvent[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.startsWith('EVENT '))
+    .map((line) => JSON.parse(line.slice('EVENT '.length)) as UsageEvent);
+}
+
+export const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `predicate` holds (events settle a tick or two after the caller's promise resolves). */
+export async function until(predicate: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await tick(5);
+  }
+}
