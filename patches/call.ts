@@ -27,7 +27,12 @@ export class MeteredCall {
     this.sink.record(this.start, outcome);
   }
 
-  /** The request never left (the SDK threw before sending): nothing to record. */
+  /** Records one billed unit of a call that returns several (batch results), sharing the call's tenant and endpoint. */
+  recordItem(outcome: CallOutcome): void {
+    this.sink.record(this.start, outcome);
+  }
+
+  /** The request never left (the SDK threw before sending), or it is billed per item: no event for the call itself. */
   abandon(): void {
     this.settled = true;
   }

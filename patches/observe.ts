@@ -1,6 +1,6 @@
 import type { MeteredCall } from './call.js';
 import type { HookTarget } from './provider.js';
-import { hasIteratorProperty, MeteredIterator, meterStreamInPlace, type StreamItemReader } from './stream.js';
+import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, type StreamItemReader } from './stream.js';
 
 /** Everything needed to read one call's result. */
 export interface Observation {
@@ -26,6 +26,11 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
  */
 export function observeResult(data: unknown, response: Response | undefined, o: Observation): unknown {
   const requestId = requestIdOf(response, o.requestIdHeader);
+  const readEachItem = o.target.readEachItem;
+  if (readEachItem !== undefined && isAsyncIterable(data)) {
+    o.call.abandon();
+    return new ItemEventIterator(data[Symbol.asyncIterator](), o.call, readEachItem);
+  }
   const readItem = o.target.readStreamItem;
   if (readItem !== undefined) {
     const read: StreamItemReader = (item, facts) => readItem(item, facts, o.hideInjected);

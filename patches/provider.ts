@@ -5,6 +5,8 @@ export interface ResponseFacts {
   usage?: RawUsage | undefined;
   model?: string | undefined;
   responseId?: string | undefined;
+  /** The provider's own usage object accumulated over a stream, for providers whose stream events update it piecemeal. */
+  providerUsage?: Record<string, unknown>;
 }
 
 /** The request as the patch sees it when the call starts: only what metering needs, never content. */
@@ -34,6 +36,11 @@ export interface HookTarget {
   readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
   /** Reads one stream item into `facts`; returns true when the item must be hidden from the caller. */
   readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean;
+  /**
+   * For a method that returns billed units to iterate (batch results): the facts of one item, which becomes an event of
+   * its own, or undefined for an item that was not billed. The call itself then yields no event.
+   */
+  readEachItem?(item: unknown): ResponseFacts | undefined;
 }
 
 /**

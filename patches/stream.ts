@@ -83,3 +83,34 @@ export function meterStreamInPlace(stream: IteratorHolder, call: MeteredCall, re
     return new MeteredIterator(inner.apply(this, args), call, readItem, requestId);
   };
 }
+
+/** Passes items through unchanged and records an event for each billed one (batch results). */
+export class ItemEventIterator<T> implements AsyncIterableIterator<T> {
+  constructor(
+    private readonly inner: AsyncIterator<T>,
+    private readonly call: MeteredCall,
+    private readonly readEachItem: (item: unknown) => ResponseFacts | undefined,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    return this.inner.next().then((result) => {
+      if (result.done !== true) {
+        try {
+          const facts = this.readEachItem(result.value);
+          if (facts !== undefined) this.call.recordItem({ usage: facts.usage, model: facts.model, responseId: facts.responseId });
+        } catch (fault) {
+          this.call.fault(fault);
+        }
+      }
+      return result;
+    });
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    return this.inner.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T });
+  }
+}

@@ -246,8 +246,8 @@ export class Meter implements CallSink {
     await this.shutdown();
   }
 
-  /** Events queued for delivery and events dropped because the queue was full. */
+  /** Events not delivered yet (queued or in a POST under way), and events dropped because the queue was full. */
   stats(): { queued: number; dropped: number } {
-    return { queued: this.queue?.size ?? 0, dropped: this.queue?.dropped ?? 0 };
+    return { queued: (this.queue?.size ?? 0) + (this.batcher?.inFlight ?? 0), dropped: this.queue?.dropped ?? 0 };
   }
 }

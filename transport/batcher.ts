@@ -19,6 +19,8 @@ export class Batcher<T> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private earlyFlushScheduled = false;
+  /** Items taken from the queue for a POST that has not settled yet. */
+  inFlight = 0;
 
   constructor(
     private readonly queue: BoundedQueue<T>,
@@ -59,12 +61,15 @@ export class Batcher<T> {
   private async drain(): Promise<void> {
     while (this.queue.size > 0) {
       const batch = this.queue.take(this.options.maxBatchSize);
+      this.inFlight = batch.length;
       try {
         await this.sender.send(batch);
       } catch (err) {
         this.queue.requeueFront(batch);
         this.options.onError(err instanceof Error ? err : new Error(String(err)));
         return;
+      } finally {
+        this.inFlight = 0;
       }
     }
   }

@@ -1,0 +1,97 @@
+import type { RawUsage } from '../src/event.js';
+import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+
+function readParams(args: readonly unknown[]): RequestFacts {
+  const params = asRecord(args[0]);
+  return { model: stringField(params, 'model'), stream: params?.stream === true };
+}
+
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/**
+ * Anthropic bills four pools: input (which EXCLUDES cache reads and writes), cache read, cache write (5 m / 1 h) and
+ * output. The event keeps them apart and totals all four.
+ */
+function messageUsage(raw: unknown): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return undefined;
+  const cacheCreation = asRecord(usage.cache_creation);
+  const webSearches = asRecord(usage.server_tool_use)?.web_search_requests;
+  return {
+    input_tokens: usage.input_tokens,
+    output_tokens: usage.output_tokens,
+    total_tokens:
+      count(usage.input_tokens) + count(usage.cache_read_input_tokens) + count(usage.cache_creation_input_tokens) + count(usage.output_tokens),
+    cached_tokens: usage.cache_read_input_tokens,
+    cache_creation_tokens: usage.cache_creation_input_tokens,
+    cache_creation_5m_tokens: cacheCreation?.ephemeral_5m_input_tokens,
+    cache_creation_1h_tokens: cacheCreation?.ephemeral_1h_input_tokens,
+    web_search_requests: typeof webSearches === 'number' && webSearches > 0 ? webSearches : undefined,
+  };
+}
+
+function messageFacts(message: Record<string, unknown> | undefined): ResponseFacts {
+  return { model: stringField(message, 'model'), responseId: stringField(message, 'id'), usage: messageUsage(message?.usage) };
+}
+
+/**
+ * `message_start` carries input and cache counts (and a provisional output count); each `message_delta` carries the
+ * usage so far, CUMULATIVE: its non-null fields overwrite, never add.
+ */
+function readStreamEvent(item: unknown, facts: ResponseFacts): boolean {
+  const event = asRecord(item);
+  if (event?.type === 'message_start') {
+    const message = asRecord(event.message);
+    facts.providerUsage = { ...asRecord(message?.usage) };
+    Object.assign(facts, messageFacts(message));
+  } else if (event?.type === 'message_delta') {
+    const merged = { ...facts.providerUsage };
+    for (const [key, value] of Object.entries(asRecord(event.usage) ?? {})) if (value !== null && value !== undefined) merged[key] = value;
+    facts.providerUsage = merged;
+    facts.usage = messageUsage(merged);
+  }
+  return false;
+}
+
+const messages: HookTarget = {
+  endpoint: 'messages',
+  classPath: ['Messages'],
+  clientPath: ['messages'],
+  method: 'create',
+  readRequest: readParams,
+  readResponse: (data) => messageFacts(asRecord(data)),
+  readStreamItem: readStreamEvent,
+};
+
+/** Batch usage appears only in the results: each succeeded row is one billed message, hence one event. */
+const batchResults: HookTarget = {
+  endpoint: 'messages.batches',
+  classPath: ['Messages', 'Batches'],
+  clientPath: ['messages', 'batches'],
+  method: 'results',
+  readRequest: () => ({ model: undefined, stream: false }),
+  readResponse: () => ({}),
+  readEachItem: (item) => {
+    const result = asRecord(asRecord(item)?.result);
+    return result?.type === 'succeeded' ? messageFacts(asRecord(result.message)) : undefined;
+  },
+};
+
+export const anthropicPatch: ProviderPatch = {
+  name: 'anthropic',
+  modules: ['@anthropic-ai/sdk'],
+  style: 'api-promise',
+  requestIdHeader: 'request-id',
+  root: (moduleExports) => {
+    const ns = moduleExports as Record<string, unknown>;
+    return ns.Anthropic ?? ns.default ?? moduleExports;
+  },
+  isClient: (client) =>
+    typeof objectAt(client, ['messages', 'create']) === 'function' && typeof objectAt(client, ['messages', 'countTokens']) === 'function',
+  targets: [
+    messages,
+    { ...messages, endpoint: 'beta.messages', classPath: ['Beta', 'Messages'], clientPath: ['beta', 'messages'] },
+    batchResults,
+    { ...batchResults, classPath: ['Beta', 'Messages', 'Batches'], clientPath: ['beta', 'messages', 'batches'] },
+  ],
+};

@@ -1,0 +1,89 @@
+import type { RawUsage } from '../src/event.js';
+import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
+
+const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+/**
+ * `promptTokenCount` includes cached tokens; thinking tokens are billed as output but are NOT in
+ * `candidatesTokenCount`, and tool-use prompt tokens are billed as input but are not in `promptTokenCount`.
+ */
+function geminiUsage(raw: unknown): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return undefined;
+  const thoughts = usage.thoughtsTokenCount;
+  return {
+    input_tokens: count(usage.promptTokenCount) + count(usage.toolUsePromptTokenCount),
+    output_tokens: count(usage.candidatesTokenCount) + count(thoughts),
+    total_tokens: usage.totalTokenCount,
+    cached_tokens: usage.cachedContentTokenCount,
+    reasoning_tokens: thoughts,
+  };
+}
+
+function responseFacts(data: unknown): ResponseFacts {
+  const response = asRecord(data);
+  return {
+    model: stringField(response, 'modelVersion'),
+    responseId: stringField(response, 'responseId'),
+    usage: geminiUsage(response?.usageMetadata),
+  };
+}
+
+/** Each chunk's usageMetadata is the running total: the last one wins, never a sum. */
+function readStreamChunk(item: unknown, facts: ResponseFacts): boolean {
+  const chunk = responseFacts(item);
+  facts.model ??= chunk.model;
+  facts.responseId ??= chunk.responseId;
+  if (chunk.usage !== undefined) facts.usage = chunk.usage;
+  return false;
+}
+
+/** The Gemini API reports no usage for embeddings; Vertex AI reports a token count per embedding. */
+function embeddingFacts(data: unknown): ResponseFacts {
+  const embeddings = asRecord(data)?.embeddings;
+  if (!Array.isArray(embeddings)) return {};
+  let tokens: number | undefined;
+  for (const embedding of embeddings) {
+    const tokenCount = asRecord(asRecord(embedding)?.statistics)?.tokenCount;
+    if (typeof tokenCount === 'number') tokens = (tokens ?? 0) + tokenCount;
+  }
+  return tokens === undefined ? {} : { usage: { input_tokens: tokens, output_tokens: 0, total_tokens: tokens } };
+}
+
+const requestedModel = (args: readonly unknown[]): string | undefined => stringField(args[0], 'model');
+
+// The public generateContent / generateContentStream / embedContent are arrow functions set on each instance: a
+// prototype patch of them does nothing. The *Internal prototype methods they call run once per HTTP call (each round
+// of automatic function calling or continuation), which is what is billed.
+const generateContent: HookTarget = {
+  endpoint: 'generateContent',
+  classPath: ['Models'],
+  clientPath: ['models'],
+  method: 'generateContentInternal',
+  readRequest: (args) => ({ model: requestedModel(args), stream: false }),
+  readResponse: responseFacts,
+};
+
+export const googlePatch: ProviderPatch = {
+  name: 'google',
+  modules: ['@google/genai'],
+  style: 'promise',
+  root: (moduleExports) => moduleExports,
+  isClient: (client) => typeof objectAt(client, ['models', 'generateContentInternal']) === 'function',
+  targets: [
+    generateContent,
+    {
+      ...generateContent,
+      endpoint: 'streamGenerateContent',
+      method: 'generateContentStreamInternal',
+      readRequest: (args) => ({ model: requestedModel(args), stream: true }),
+      readStreamItem: readStreamChunk,
+    },
+    {
+      ...generateContent,
+      endpoint: 'embedContent',
+      method: 'embedContentInternal',
+      readResponse: embeddingFacts,
+    },
+  ],
+};
