@@ -1,9 +1,9 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import { asRecord, numberField, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
-  return { model: stringField(params, 'model'), stream: params?.stream === true };
+  return { model: stringField(params, 'model'), stream: params?.stream === true, maxOutputTokens: numberField(params, 'max_tokens') };
 }
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
@@ -81,6 +81,7 @@ export const anthropicPatch: ProviderPatch = {
   name: 'anthropic',
   modules: ['@anthropic-ai/sdk'],
   style: 'api-promise',
+  inputExcludesCache: true,
   requestIdHeader: 'request-id',
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;

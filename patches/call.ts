@@ -1,8 +1,10 @@
 import type { CallOutcome, CallStart } from '../src/event.js';
+import type { RequestFacts } from './provider.js';
 
 /** What a wrapper reports to: implemented by the Meter that installed it. */
 export interface CallSink {
-  begin(provider: string, endpoint: string, requestedModel: string | undefined, stream: boolean): MeteredCall;
+  /** Starts a call: tenant and clock captured now, spend limits checked (a refused call carries its refusal). */
+  begin(provider: string, endpoint: string, request: RequestFacts, args: readonly unknown[]): MeteredCall;
   record(start: CallStart, outcome: CallOutcome): void;
   /** A fault inside the agent: counted and logged; rethrown only with raiseOnError. */
   fault(err: unknown): void;
@@ -15,6 +17,8 @@ export class MeteredCall {
   constructor(
     private readonly sink: CallSink,
     readonly start: CallStart,
+    /** Set when spend limits refuse the call: it must not be sent. */
+    readonly refusal?: Error,
   ) {}
 
   get done(): boolean {

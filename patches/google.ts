@@ -1,5 +1,5 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
+import { asRecord, numberField, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
@@ -51,6 +51,7 @@ function embeddingFacts(data: unknown): ResponseFacts {
 }
 
 const requestedModel = (args: readonly unknown[]): string | undefined => stringField(args[0], 'model');
+const maxOutputTokens = (args: readonly unknown[]): number | undefined => numberField(asRecord(args[0])?.config, 'maxOutputTokens');
 
 // The public generateContent / generateContentStream / embedContent are arrow functions set on each instance: a
 // prototype patch of them does nothing. The *Internal prototype methods they call run once per HTTP call (each round
@@ -60,7 +61,7 @@ const generateContent: HookTarget = {
   classPath: ['Models'],
   clientPath: ['models'],
   method: 'generateContentInternal',
-  readRequest: (args) => ({ model: requestedModel(args), stream: false }),
+  readRequest: (args) => ({ model: requestedModel(args), stream: false, maxOutputTokens: maxOutputTokens(args) }),
   readResponse: responseFacts,
 };
 
@@ -76,7 +77,7 @@ export const googlePatch: ProviderPatch = {
       ...generateContent,
       endpoint: 'streamGenerateContent',
       method: 'generateContentStreamInternal',
-      readRequest: (args) => ({ model: requestedModel(args), stream: true }),
+      readRequest: (args) => ({ model: requestedModel(args), stream: true, maxOutputTokens: maxOutputTokens(args) }),
       readStreamItem: readStreamChunk,
     },
     {

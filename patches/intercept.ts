@@ -2,6 +2,7 @@ import type { CallSink, MeteredCall } from './call.js';
 import { isApiPromise, observeApiPromise } from './api-promise.js';
 import { observeResult, type Observation } from './observe.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
+import { refusedResult } from './refuse.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -23,8 +24,11 @@ export function interceptCall(
   let callArgs: unknown[] = args;
   let hideInjected = false;
   try {
-    const request = target.readRequest(args);
-    call = sink.begin(provider.name, target.endpoint, request.model, request.stream);
+    call = sink.begin(provider.name, target.endpoint, target.readRequest(args), args);
+    if (call.refusal !== undefined) {
+      call.finish({ error: call.refusal });
+      return refusedResult(provider.style, thisArg, call.refusal);
+    }
     const prepared = target.prepare?.(args, thisArg);
     if (prepared !== undefined) {
       callArgs = prepared.args;

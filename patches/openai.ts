@@ -1,11 +1,15 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import { asRecord, numberField, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 // ---- reading the request -------------------------------------------------------------------------------------------
 
 function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
-  return { model: stringField(params, 'model'), stream: params?.stream === true };
+  return {
+    model: stringField(params, 'model'),
+    stream: params?.stream === true,
+    maxOutputTokens: numberField(params, 'max_completion_tokens') ?? numberField(params, 'max_tokens') ?? numberField(params, 'max_output_tokens'),
+  };
 }
 
 /** Azure api-versions before 2024-09-01 reject `stream_options`. */

@@ -13,6 +13,8 @@ export interface ResponseFacts {
 export interface RequestFacts {
   model: string | undefined;
   stream: boolean;
+  /** The most output the request allows (max_tokens and kin), for sizing a spend reservation. */
+  maxOutputTokens?: number | undefined;
 }
 
 /** The arguments a call is sent with, when the patch had to change them (a copy; the caller's objects are never touched). */
@@ -56,6 +58,8 @@ export interface ProviderPatch {
   name: string;
   modules: readonly string[];
   style: ResultStyle;
+  /** Usage whose input_tokens excludes cache reads and writes (Anthropic): pricing adds them back. */
+  inputExcludesCache?: boolean;
   /** Response header carrying the provider's request id. */
   requestIdHeader?: string;
   /** The root class (or namespace) of one loaded build of the SDK, from its module exports. */
@@ -76,6 +80,11 @@ export function objectAt(root: unknown, path: readonly string[]): unknown {
 
 export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : undefined;
+}
+
+export function numberField(value: unknown, key: string): number | undefined {
+  const field = asRecord(value)?.[key];
+  return typeof field === 'number' ? field : undefined;
 }
 
 export function stringField(value: unknown, key: string): string | undefined {

@@ -1,5 +1,9 @@
 import { ConfigError, describeValue } from './errors.js';
 import type { UsageEvent } from './event.js';
+import type { Enforcement } from './limit-store.js';
+import { validatePriceOverrides, type PriceOverride } from './pricing.js';
+import type { UnknownModelPolicy } from './spend-limits.js';
+import { validateTimeZone } from './windows.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
@@ -20,6 +24,20 @@ export interface MeterOptions {
   onFlushError?: (err: Error) => void;
   /** Providers to patch (default: every built-in one). */
   patches?: string[];
+  /** Your own prices, keyed 'provider:model', in USD per million tokens: they win over the bundled price data. */
+  prices?: Record<string, PriceOverride>;
+  /** May a tenant with a limit call a model that has no known price? (default 'allow') */
+  unknownModel?: UnknownModelPolicy;
+  /** 'strict' (default): admit only when spent + reserved + this call's reservation fits; 'lenient': while spent + reserved < limit. */
+  enforcement?: Enforcement;
+  /** Refuse calls made outside any tenant scope (default false). */
+  requireTenant?: boolean;
+  /** IANA time zone of the calendar windows (default UTC). */
+  timezone?: string;
+  /** Output tokens a reservation assumes when a request sets no maximum (default 4096). */
+  defaultMaxOutputTokens?: number;
+  /** The clock for calendar windows, in ms since the epoch (for tests). */
+  clock?: () => number;
 }
 
 export interface ResolvedConfig {
@@ -33,11 +51,25 @@ export interface ResolvedConfig {
   onEvent: ((event: UsageEvent) => void) | undefined;
   onFlushError: ((err: Error) => void) | undefined;
   patches: string[];
+  prices: Record<string, PriceOverride>;
+  unknownModel: UnknownModelPolicy;
+  enforcement: Enforcement;
+  requireTenant: boolean;
+  timezone: string | undefined;
+  defaultMaxOutputTokens: number;
+  clock: () => number;
 }
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
+  'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'clock',
 ]);
+
+function oneOf<T extends string>(options: Record<string, unknown>, field: string, allowed: readonly T[]): T {
+  const value = options[field] ?? allowed[0];
+  if (!allowed.includes(value as T)) throw new ConfigError(`${field} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describeValue(value)}`);
+  return value as T;
+}
 
 function positiveInteger(options: Record<string, unknown>, field: string, fallback: number): number {
   const value = options[field];
@@ -120,5 +152,12 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     onEvent: optionalFunction(raw, 'onEvent'),
     onFlushError: optionalFunction(raw, 'onFlushError'),
     patches: [...(patches as string[])],
+    prices: validatePriceOverrides(raw.prices),
+    unknownModel: oneOf(raw, 'unknownModel', ['allow', 'block'] as const),
+    enforcement: oneOf(raw, 'enforcement', ['strict', 'lenient'] as const),
+    requireTenant: optionalBoolean(raw, 'requireTenant'),
+    timezone: validateTimeZone(raw.timezone),
+    defaultMaxOutputTokens: positiveInteger(raw, 'defaultMaxOutputTokens', 4096),
+    clock: optionalFunction<() => number>(raw, 'clock') ?? Date.now,
   };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from './log.js';
+import type { Reservation } from './limit-store.js';
 import type { TenantContext } from './tenant.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
@@ -46,6 +47,16 @@ export interface UsageEvent extends UsageCounts {
   error?: string;
   partial?: boolean;
   usage_invalid?: boolean;
+  /** Cost in USD at the price of `price_source`. */
+  cost_usd?: number;
+  /** Where the price came from: `config` (an override), the price package and version, or `reported`. */
+  price_source?: string;
+  /** No price is known for this provider and model: cost_usd is 0. */
+  price_unknown?: boolean;
+  /** The provider's usage never arrived (early break, abort): cost_usd is the call's reservation-sized estimate. */
+  cost_estimated?: boolean;
+  /** The usage did not add up (e.g. more cached than input tokens): priced as well as it could be. */
+  price_inconsistent?: boolean;
   tags?: Record<string, string>;
 }
 
@@ -58,6 +69,10 @@ export interface CallStart {
   tenant: TenantContext | undefined;
   startedAt: number;
   startedAtWall: number;
+  maxOutputTokens: number | undefined;
+  /** The call's arguments, kept (by reference) only until it ends, for estimating a cost the provider never reported. */
+  args: readonly unknown[];
+  reservation?: Reservation | undefined;
 }
 
 /** What the call produced; the provider patch fills what its response carries. */

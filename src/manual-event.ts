@@ -16,9 +16,11 @@ export interface ManualUsage extends UsageCounts {
   duration_ms?: number;
   timestamp?: string | Date;
   tags?: Record<string, string>;
+  /** A cost reported with the usage (e.g. by a gateway): used when no price is known for the model. */
+  cost_usd?: number;
 }
 
-const OTHER_FIELDS = new Set(['provider', 'model', 'tenant_id', 'endpoint', 'event_id', 'request_id', 'timestamp', 'tags', 'duration_ms']);
+const OTHER_FIELDS = new Set(['provider', 'model', 'tenant_id', 'endpoint', 'event_id', 'request_id', 'timestamp', 'tags', 'duration_ms', 'cost_usd']);
 const COUNT_FIELDS = new Set<string>(USAGE_FIELDS);
 
 function requiredString(usage: Record<string, unknown>, field: string): string {
@@ -48,6 +50,10 @@ function timestampOf(value: unknown): string {
     throw new ConfigError(`trackManually: timestamp must be a Date or an ISO 8601 string, got ${describeValue(value)}`);
   }
   return date.toISOString();
+}
+
+export function reportedCost(usage: ManualUsage): number | undefined {
+  return usage.cost_usd === undefined ? undefined : count(usage as unknown as Record<string, unknown>, 'cost_usd');
 }
 
 export function validateManualEvent(usage: ManualUsage, scope: TenantContext | undefined): UsageEvent {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/call.js';
+import type { RequestFacts } from '../patches/provider.js';
 import { interceptCall } from '../patches/intercept.js';
 import { objectAt, type ProviderPatch } from '../patches/provider.js';
 import { unwrapMethod, wrapMethod, type WrappedMethod } from '../patches/wrap-method.js';
@@ -8,13 +9,18 @@ import { Batcher } from '../transport/batcher.js';
 import { HttpSender } from '../transport/http-sender.js';
 import { BoundedQueue } from '../transport/queue.js';
 import { displayUrl, resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
-import { ConfigError, describeValue } from './errors.js';
+import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
 import { AgentLog, describeError } from './log.js';
+import { MemoryLimitStore } from './memory-limit-store.js';
 import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
+import { toUsd } from './limit-store.js';
+import { PriceBook, type PriceQuote } from './pricing.js';
+import { SpendLimits, type SetLimitInput, type WindowReport } from './spend-limits.js';
+import { WindowCalendar } from './windows.js';
 import { onModuleLoaded, sdkModules, type LoadedSdkModule } from './sdk-modules.js';
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenant.js';
-import { validateManualEvent, type ManualUsage } from './manual-event.js';
+import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 
 export interface ScopeOptions {
   /** Free-form labels copied onto every event of the scope (e.g. feature, user tier). */
@@ -24,6 +30,8 @@ export interface ScopeOptions {
 export class Meter implements CallSink {
   private readonly config: ResolvedConfig;
   private readonly log: AgentLog;
+  private readonly prices: PriceBook;
+  private readonly limits: SpendLimits;
   private readonly queue: BoundedQueue<UsageEvent> | undefined;
   private readonly batcher: Batcher<UsageEvent> | undefined;
   private readonly wrapped = new Map<string, WrappedMethod[]>();
@@ -36,6 +44,13 @@ export class Meter implements CallSink {
   constructor(options: MeterOptions = {}) {
     this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
     this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password]);
+    const excludesCache = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.name));
+    this.prices = new PriceBook(
+      this.config.prices,
+      (provider) => excludesCache.has(provider),
+      (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
+    );
+    this.limits = new SpendLimits(new MemoryLimitStore(), new WindowCalendar(this.config.timezone), this.prices, this.config);
     const { url } = this.config;
     if (url !== undefined) {
       this.queue = new BoundedQueue<UsageEvent>(this.config.maxQueueSize);
@@ -151,34 +166,81 @@ export class Meter implements CallSink {
     return tags === undefined ? { tenantId: validateTenantId(tenantId) } : { tenantId: validateTenantId(tenantId), tags };
   }
 
+  // ---- spend limits ----------------------------------------------------------------------------------------------
+
+  /** Sets a tenant's limit for a calendar window (a tenant may have a daily and a monthly one); applies to the next call. */
+  setLimit(tenantId: string, limit: SetLimitInput): Promise<void> {
+    return this.limits.setLimit(tenantId, limit);
+  }
+
+  removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
+    return this.limits.removeLimit(tenantId, frequency);
+  }
+
+  /** Per limited window: spent and reserved so far, the limit, and when the window resets. */
+  getUsage(tenantId: string): Promise<WindowReport[]> {
+    return this.limits.usage(tenantId);
+  }
+
   // ---- events ----------------------------------------------------------------------------------------------------
 
   /** Records usage the agent cannot see (another SDK, a batch job, a self-hosted model). */
   trackManually(usage: ManualUsage): UsageEvent {
     const event = validateManualEvent(usage, currentTenant());
+    this.stampCost(event, this.prices.quote(event, reportedCost(usage)), undefined);
     this.emit(event);
     return event;
   }
 
-  begin(provider: string, endpoint: string, requestedModel: string | undefined, stream: boolean): MeteredCall {
+  begin(provider: string, endpoint: string, request: RequestFacts, args: readonly unknown[]): MeteredCall {
     const start: CallStart = {
       provider,
       endpoint,
-      requestedModel,
-      stream,
+      requestedModel: request.model,
+      stream: request.stream,
       tenant: currentTenant(),
       startedAt: performance.now(),
       startedAtWall: Date.now(),
+      maxOutputTokens: request.maxOutputTokens,
+      args,
     };
-    return new MeteredCall(this, start);
+    const { reservation, refusal } = this.limits.admit(start);
+    start.reservation = reservation;
+    return new MeteredCall(this, start, refusal);
   }
 
   record(start: CallStart, outcome: CallOutcome): void {
     try {
-      this.emit(buildEvent(start, outcome, performance.now()));
+      const event = buildEvent(start, outcome, performance.now());
+      this.price(event, start);
+      this.emit(event);
     } catch (err) {
       this.fault(err);
     }
+  }
+
+  /**
+   * Stamps the cost, and settles the call's reservation at it. A call whose usage never arrived (early break, abort) is
+   * costed at its reservation-sized estimate: over-counting is the safe side of a budget.
+   */
+  private price(event: UsageEvent, start: CallStart): void {
+    const quote = this.prices.quote(event);
+    let estimate: number | undefined;
+    if (event.partial === true && outcomeHadNoUsage(event)) {
+      estimate = start.reservation !== undefined ? toUsd(start.reservation.amountNano) : this.limits.estimateUsd(start);
+    }
+    const cost = this.stampCost(event, quote, estimate);
+    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
+    start.args = [];
+  }
+
+  private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined): number {
+    event.cost_usd = estimate ?? quote.costUsd;
+    event.price_source = quote.source;
+    if (estimate !== undefined) event.cost_estimated = true;
+    if (quote.unknown === true) event.price_unknown = true;
+    if (quote.inconsistent === true) event.price_inconsistent = true;
+    return event.cost_usd;
   }
 
   private emit(event: UsageEvent): void {
@@ -250,4 +312,8 @@ export class Meter implements CallSink {
   stats(): { queued: number; dropped: number } {
     return { queued: (this.queue?.size ?? 0) + (this.batcher?.inFlight ?? 0), dropped: this.queue?.dropped ?? 0 };
   }
+}
+
+function outcomeHadNoUsage(event: UsageEvent): boolean {
+  return event.input_tokens === 0 && event.output_tokens === 0 && event.total_tokens === 0;
 }

@@ -1,0 +1,50 @@
+import type { LimitFrequency } from './errors.js';
+import type { SpendWindow } from './windows.js';
+
+/** Money inside the agent: integer nano-dollars, so that sums never drift. */
+export const NANO_PER_USD = 1_000_000_000;
+export const toNano = (usd: number): number => Math.round(usd * NANO_PER_USD);
+export const toUsd = (nano: number): number => nano / NANO_PER_USD;
+
+export interface TenantLimit {
+  frequency: LimitFrequency;
+  limitNano: number;
+}
+
+/** An admitted call's hold on a tenant's budget, until it settles at its real cost. */
+export interface Reservation {
+  id: string;
+  tenantId: string;
+  windowKeys: string[];
+  amountNano: number;
+}
+
+export type Enforcement = 'strict' | 'lenient';
+
+export type ReserveOutcome =
+  | { admitted: true; reservation: Reservation }
+  | { admitted: false; window: SpendWindow; limitNano: number; spentNano: number };
+
+export interface WindowUsage {
+  frequency: LimitFrequency;
+  spentNano: number;
+  reservedNano: number;
+  limitNano: number;
+  resetsAt: Date;
+}
+
+/**
+ * Where limits and spend live. The in-process store answers synchronously (a synchronous check-and-reserve is atomic
+ * in one Node process); a fleet-wide store may answer with promises. Callers accept either.
+ */
+export interface LimitStore {
+  setLimit(tenantId: string, limit: TenantLimit): void | Promise<void>;
+  removeLimit(tenantId: string, frequency: LimitFrequency): void | Promise<void>;
+  /** The tenant's limits, or undefined when it has none (the common case: must be cheap). */
+  limitsOf(tenantId: string): readonly TenantLimit[] | undefined;
+  /** Checks every window of the tenant and reserves in all of them, or in none. */
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): ReserveOutcome | Promise<ReserveOutcome>;
+  /** Replaces the reservation by the actual cost. Settling twice changes nothing. */
+  settle(reservation: Reservation, actualNano: number): void | Promise<void>;
+  usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
+}

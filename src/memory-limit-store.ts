@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import type { LimitFrequency } from './errors.js';
+import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './limit-store.js';
+import type { SpendWindow } from './windows.js';
+
+interface Counter {
+  spent: number;
+  reserved: number;
+}
+
+/** The default store: one process, one ledger, every operation synchronous (and therefore atomic). */
+export class MemoryLimitStore implements LimitStore {
+  private readonly limits = new Map<string, TenantLimit[]>();
+  /** tenant → window key → counter; only the current window of each frequency is kept. */
+  private readonly counters = new Map<string, Map<string, Counter>>();
+  private readonly open = new Set<string>();
+
+  setLimit(tenantId: string, limit: TenantLimit): void {
+    const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
+    this.limits.set(tenantId, [...others, limit]);
+  }
+
+  removeLimit(tenantId: string, frequency: LimitFrequency): void {
+    const remaining = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== frequency);
+    if (remaining.length === 0) this.limits.delete(tenantId);
+    else this.limits.set(tenantId, remaining);
+  }
+
+  limitsOf(tenantId: string): readonly TenantLimit[] | undefined {
+    return this.limits.get(tenantId);
+  }
+
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): ReserveOutcome {
+    const limits = this.limits.get(tenantId) ?? [];
+    const counters = windows.map((w) => this.counter(tenantId, w));
+    for (const [i, window] of windows.entries()) {
+      const limit = limits.find((l) => l.frequency === window.frequency);
+      if (limit === undefined) continue;
+      const { spent, reserved } = counters[i]!;
+      const fits = enforcement === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano;
+      if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent + reserved };
+    }
+    for (const counter of counters) counter.reserved += amountNano;
+    const reservation: Reservation = { id: randomUUID(), tenantId, windowKeys: windows.map((w) => w.key), amountNano };
+    this.open.add(reservation.id);
+    return { admitted: true, reservation };
+  }
+
+  settle(reservation: Reservation, actualNano: number): void {
+    if (!this.open.delete(reservation.id)) return;
+    const tenantCounters = this.counters.get(reservation.tenantId);
+    for (const key of reservation.windowKeys) {
+      const counter = tenantCounters?.get(key);
+      if (counter === undefined) continue; // the window has rolled over: its counts no longer matter
+      counter.reserved -= reservation.amountNano;
+      counter.spent += actualNano;
+    }
+  }
+
+  usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] {
+    const limits = this.limits.get(tenantId) ?? [];
+    return limits.map((limit) => {
+      const window = windows.find((w) => w.frequency === limit.frequency)!;
+      const counter = this.counters.get(tenantId)?.get(window.key);
+      return {
+        frequency: limit.frequency,
+        spentNano: counter?.spent ?? 0,
+        reservedNano: counter?.reserved ?? 0,
+        limitNano: limit.limitNano,
+        resetsAt: window.resetsAt,
+      };
+    });
+  }
+
+  private counter(tenantId: string, window: SpendWindow): Counter {
+    let tenantCounters = this.counters.get(tenantId);
+    if (tenantCounters === undefined) this.counters.set(tenantId, (tenantCounters = new Map()));
+    let counter = tenantCounters.get(window.key);
+    if (counter === undefined) {
+      const prefix = window.key.slice(0, 2);
+      for (const key of tenantCounters.keys()) if (key.startsWith(prefix)) tenantCounters.delete(key);
+      tenantCounters.set(window.key, (counter = { spent: 0, reserved: 0 }));
+    }
+    return counter;
+  }
+}

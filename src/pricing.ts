@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { calcPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
+import { ConfigError, describeValue } from './errors.js';
+import type { UsageEvent } from './event.js';
+
+/** A user's own price for a model, in USD per million tokens. */
+export interface PriceOverride {
+  input_mtok: number;
+  output_mtok: number;
+  cache_read_mtok?: number;
+  cache_write_mtok?: number;
+}
+
+export interface PriceQuote {
+  costUsd: number;
+  source: string;
+  unknown?: true;
+  /** The usage did not add up (e.g. more cached tokens than input tokens): priced as well as it could be, and flagged. */
+  inconsistent?: true;
+}
+
+/** Rates for sizing a reservation: the highest tier, so that an estimate never falls short. */
+export interface ReservationRates {
+  inputPerToken: number;
+  outputPerToken: number;
+}
+
+const OVERRIDE_KEYS = ['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok'] as const;
+
+export function validatePriceOverrides(value: unknown): Record<string, PriceOverride> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`prices must be an object keyed 'provider:model', got ${describeValue(value)}`);
+  }
+  for (const [key, price] of Object.entries(value)) {
+    if (!/^[^:]+:.+$/.test(key)) throw new ConfigError(`prices: key ${JSON.stringify(key)} must be 'provider:model'`);
+    const p = price as Record<string, unknown>;
+    if (p === null || typeof p !== 'object') throw new ConfigError(`prices[${JSON.stringify(key)}] must be an object, got ${describeValue(price)}`);
+    for (const field of Object.keys(p)) {
+      if (!(OVERRIDE_KEYS as readonly string[]).includes(field)) throw new ConfigError(`prices[${JSON.stringify(key)}]: unknown field ${JSON.stringify(field)}`);
+    }
+    for (const field of OVERRIDE_KEYS) {
+      const rate = p[field];
+      const required = field === 'input_mtok' || field === 'output_mtok';
+      if (rate === undefined && !required) continue;
+      if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0) {
+        throw new ConfigError(`prices[${JSON.stringify(key)}].${field} must be a finite, non-negative number, got ${describeValue(rate)}`);
+      }
+    }
+  }
+  return { ...(value as Record<string, PriceOverride>) };
+}
+
+const require_ = createRequire(__filename);
+const LIBRARY_SOURCE = (() => {
+  const entry = require_.resolve('@pydantic/genai-prices');
+  const manifest = JSON.parse(readFileSync(join(dirname(entry), '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  return `${manifest.name}@${manifest.version}`;
+})();
+
+/** The price keys the fast path prices itself; a model with any other key (audio, images, ...) goes to the library. */
+const FAST_KEYS = new Set(['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok', 'cache_write_1h_mtok', 'web_searches_kcount', 'storage_searches_kcount']);
+
+interface ResolvedModel {
+  source: string;
+  /** Null when the model's price varies with time of day or date: then the library prices each call. */
+  price: ModelPrice | null;
+  /** A one-model provider for the library's calcPrice: skips the search over every provider and model. */
+  libraryProvider: Provider | undefined;
+  fast: boolean;
+}
+
+function rateAt(rate: number | TieredPrices | undefined, inputTotal: number): number | undefined {
+  if (rate === undefined || typeof rate === 'number') return rate;
+  let value = rate.base;
+  for (const tier of rate.tiers) if (inputTotal > tier.start) value = tier.price;
+  return value;
+}
+
+function highestRate(rate: number | TieredPrices | undefined): number {
+  if (rate === undefined) return 0;
+  if (typeof rate === 'number') return rate;
+  return Math.max(rate.base, ...rate.tiers.map((t) => t.price));
+}
+
+/** Strips what the price data does not name: `models/`, Vertex resource paths, `openai/`-style prefixes. */
+function canonicalModelId(model: string): string {
+  const slash = model.lastIndexOf('/');
+  return slash === -1 ? model : model.slice(slash + 1);
+}
+
+/**
+ * Prices events: the user's overrides first, then the bundled @pydantic/genai-prices data (offline; never updated at
+ * run time), then a cost reported with the usage itself. Resolved (provider, model) prices are cached; a model's price
+ * keys that the fast path knows are priced here without calling the library, and everything else by the library.
+ */
+export class PriceBook {
+  private readonly resolved = new Map<string, ResolvedModel | null>();
+
+  constructor(
+    private readonly overrides: Record<string, PriceOverride>,
+    /** Anthropic-style usage, where input_tokens excludes the cache pools. */
+    private readonly inputExcludesCache: (provider: string) => boolean,
+    private readonly onUnknownModel: (provider: string, model: string) => void,
+  ) {}
+
+  quote(event: UsageEvent, reportedCostUsd?: number): PriceQuote {
+    const model = this.resolve(event.provider, event.model);
+    if (model === null) {
+      if (reportedCostUsd !== undefined) return { costUsd: reportedCostUsd, source: 'reported' };
+      return { costUsd: 0, source: 'unknown', unknown: true };
+    }
+    const usage = this.libraryUsage(event);
+    if (model.fast && model.price !== null) return { ...fastCost(usage, model.price), source: model.source };
+    return { ...libraryCost(usage, event, model), source: model.source };
+  }
+
+  reservationRates(provider: string, model: string): ReservationRates | undefined {
+    const resolved = this.resolve(provider, model);
+    if (resolved === null) return undefined;
+    const price = resolved.price ?? this.currentPrice(resolved);
+    if (price === undefined) return undefined;
+    return { inputPerToken: highestRate(price.input_mtok) / 1e6, outputPerToken: highestRate(price.output_mtok) / 1e6 };
+  }
+
+  private currentPrice(model: ResolvedModel): ModelPrice | undefined {
+    return model.libraryProvider === undefined ? undefined : (calcPrice({}, model.libraryProvider.models[0]!.id, { provider: model.libraryProvider })?.model_price ?? undefined);
+  }
+
+  private resolve(provider: string, model: string): ResolvedModel | null {
+    const key = `${provider}:${model}`;
+    const cached = this.resolved.get(key);
+    if (cached !== undefined) return cached;
+    const resolved = this.lookup(provider, model);
+    this.resolved.set(key, resolved);
+    if (resolved === null) this.onUnknownModel(provider, model);
+    return resolved;
+  }
+
+  private lookup(provider: string, model: string): ResolvedModel | null {
+    const override = this.overrides[`${provider}:${model}`] ?? this.overrides[`${provider}:${canonicalModelId(model)}`];
+    if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fast: true };
+    const modelId = canonicalModelId(model);
+    let found: { model: ModelInfo; provider: Provider } | null = null;
+    try {
+      found = calcPrice({}, modelId, { providerId: provider });
+    } catch {
+      found = null;
+    }
+    if (found === null) return null;
+    const libraryProvider: Provider = { ...found.provider, models: [found.model] };
+    const conditional = Array.isArray(found.model.prices);
+    const price = conditional ? null : (found.model.prices as ModelPrice);
+    const fast = price !== null && Object.keys(price).every((k) => FAST_KEYS.has(k));
+    return { source: LIBRARY_SOURCE, price, libraryProvider, fast };
+  }
+
+  /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
+  private libraryUsage(event: UsageEvent): Usage {
+    const cacheRead = event.cached_tokens ?? 0;
+    const cacheWrite = event.cache_creation_tokens ?? 0;
+    const input = this.inputExcludesCache(event.provider) ? event.input_tokens + cacheRead + cacheWrite : event.input_tokens;
+    const usage: Usage = { input_tokens: input, output_tokens: event.output_tokens };
+    if (cacheRead > 0) usage.cache_read_tokens = cacheRead;
+    if (cacheWrite > 0) usage.cache_write_tokens = cacheWrite;
+    if ((event.cache_creation_1h_tokens ?? 0) > 0) usage.cache_write_1h_tokens = event.cache_creation_1h_tokens;
+    if ((event.web_search_requests ?? 0) > 0) usage.web_searches = event.web_search_requests;
+    if ((event.audio_input_tokens ?? 0) > 0) usage.input_audio_tokens = event.audio_input_tokens;
+    if ((event.audio_output_tokens ?? 0) > 0) usage.output_audio_tokens = event.audio_output_tokens;
+    if ((event.input_image_tokens ?? 0) > 0) usage.input_image_tokens = event.input_image_tokens;
+    if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
+    return usage;
+  }
+}
+
+/** The library's arithmetic for text-token prices: each token in exactly one pool, tiers chosen by total input. */
+function fastCost(usage: Usage, price: ModelPrice): Omit<PriceQuote, 'source'> {
+  const inputTotal = usage.input_tokens ?? 0;
+  const cacheRead = price.cache_read_mtok === undefined ? 0 : (usage.cache_read_tokens ?? 0);
+  const cacheWriteAll = price.cache_write_mtok === undefined ? 0 : (usage.cache_write_tokens ?? 0);
+  const cacheWrite1h = price.cache_write_1h_mtok === undefined ? 0 : Math.min(usage.cache_write_1h_tokens ?? 0, cacheWriteAll);
+  let plainInput = inputTotal - cacheRead - cacheWriteAll;
+  const inconsistent = plainInput < 0;
+  if (inconsistent) plainInput = 0;
+  const rate = (key: string) => rateAt(price[key], inputTotal) ?? 0;
+  const micro =
+    ((usage.web_searches ?? 0) / 1000) * 1e6 * rate('web_searches_kcount') +
+    plainInput * rate('input_mtok') +
+    cacheRead * rate('cache_read_mtok') +
+    (cacheWriteAll - cacheWrite1h) * rate('cache_write_mtok') +
+    cacheWrite1h * rate('cache_write_1h_mtok') +
+    (usage.output_tokens ?? 0) * rate('output_mtok');
+  return inconsistent ? { costUsd: micro / 1e6, inconsistent: true } : { costUsd: micro / 1e6 };
+}
+
+/** Prices with the library itself; its throw on inconsistent usage becomes a flag, and it must never print. */
+function libraryCost(usage: Usage, event: UsageEvent, model: ResolvedModel): Omit<PriceQuote, 'source'> {
+  if (model.libraryProvider === undefined) return fastCost(usage, model.price ?? {});
+  // The library warns on the console for price or usage keys it does not know; silenced for this synchronous call.
+  const warn = console.warn;
+  console.warn = () => undefined;
+  try {
+    const result = calcPrice(usage, model.libraryProvider.models[0]!.id, { provider: model.libraryProvider, timestamp: new Date(event.timestamp) });
+    return { costUsd: result?.total_price ?? 0 };
+  } catch {
+    return model.price === null ? { costUsd: 0, inconsistent: true } : { ...fastCost(usage, model.price), inconsistent: true };
+  } finally {
+    console.warn = warn;
+  }
+}

@@ -1,0 +1,79 @@
+import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
+
+export const FREQUENCIES: readonly LimitFrequency[] = ['per_day', 'per_month'];
+
+/** One calendar window of a limit: its key (which names the period) and when it ends. */
+export interface SpendWindow {
+  frequency: LimitFrequency;
+  /** `d:2026-11-23` or `m:2026-11`, in the configured time zone. */
+  key: string;
+  resetsAt: Date;
+}
+
+export function validateFrequency(value: unknown): LimitFrequency {
+  if (!FREQUENCIES.includes(value as LimitFrequency)) {
+    throw new ConfigError(`frequency must be one of ${FREQUENCIES.join(', ')}, got ${describeValue(value)}`);
+  }
+  return value as LimitFrequency;
+}
+
+export function validateTimeZone(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    if (typeof value !== 'string') throw new RangeError();
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return value;
+  } catch {
+    throw new ConfigError(`timezone must be an IANA time zone name (e.g. "Europe/Paris"), got ${describeValue(value)}`);
+  }
+}
+
+const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+
+/**
+ * Calendar windows: a day from local midnight, a month from the 1st, in UTC unless a time zone is given. Computed
+ * from the clock at each call, so a window rolls over by itself; nothing ever needs resetting.
+ */
+export class WindowCalendar {
+  private readonly parts: Intl.DateTimeFormat | undefined;
+
+  constructor(readonly timeZone: string | undefined) {
+    this.parts =
+      timeZone === undefined || timeZone === 'UTC'
+        ? undefined
+        : new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', hourCycle: 'h23' });
+  }
+
+  window(frequency: LimitFrequency, now: number): SpendWindow {
+    const { year, month, day } = this.localDate(now);
+    if (frequency === 'per_day') {
+      return { frequency, key: `d:${year}-${pad(month)}-${pad(day)}`, resetsAt: this.startOfLocalDay(year, month, day + 1) };
+    }
+    return { frequency, key: `m:${year}-${pad(month)}`, resetsAt: this.startOfLocalDay(year, month + 1, 1) };
+  }
+
+  private localDate(now: number): { year: number; month: number; day: number } {
+    if (this.parts === undefined) {
+      const d = new Date(now);
+      return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+    }
+    const fields = Object.fromEntries(this.parts.formatToParts(now).map((p) => [p.type, Number(p.value)]));
+    return { year: fields.year as number, month: fields.month as number, day: fields.day as number };
+  }
+
+  /** The UTC instant of local 00:00 on a date (month/day may overflow: Date.UTC normalises them). */
+  private startOfLocalDay(year: number, month: number, day: number): Date {
+    const utcMidnight = Date.UTC(year, month - 1, day);
+    if (this.parts === undefined) return new Date(utcMidnight);
+    // Local midnight = UTC midnight minus the zone's offset at that moment; one correction covers DST changes.
+    let guess = utcMidnight - this.offsetAt(utcMidnight);
+    guess = utcMidnight - this.offsetAt(guess);
+    return new Date(guess);
+  }
+
+  private offsetAt(instant: number): number {
+    const f = Object.fromEntries(this.parts!.formatToParts(instant).map((p) => [p.type, Number(p.value)]));
+    const asUtc = Date.UTC(f.year as number, (f.month as number) - 1, f.day as number, f.hour as number, f.minute as number, f.second as number);
+    return asUtc - Math.floor(instant / 1000) * 1000;
+  }
+}

@@ -1,0 +1,123 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { collectingMeter, requireFromRepo } from './helpers.js';
+import type { ManualUsage } from 'llm-meter';
+
+const genaiPrices = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
+const librarySource = `@pydantic/genai-prices@${(requireFromRepo('./package.json') as { devDependencies?: Record<string, string>; dependencies: Record<string, string> }).dependencies['@pydantic/genai-prices']}`;
+
+function priced(usage: ManualUsage, options = {}) {
+  const { meter, events } = collectingMeter(options);
+  meter.trackManually(usage);
+  return events[0]!;
+}
+
+describe('cost of a call, against hand-computed figures', () => {
+  it('gpt-4o: $2.50 in, $10 out per million', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-4o-2024-08-06', input_tokens: 1000, output_tokens: 500 });
+    expect(e.cost_usd).toBeCloseTo(1000 * 2.5e-6 + 500 * 10e-6, 12);
+    expect(e.price_source).toBe(librarySource);
+  });
+
+  it('cached input: cached tokens are a subset of input, billed at the cache-read rate', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 1000, cached_tokens: 600, output_tokens: 100 });
+    expect(e.cost_usd).toBeCloseTo(400 * 2.5e-6 + 600 * 1.25e-6 + 100 * 10e-6, 12);
+  });
+
+  it('reasoning model: reasoning tokens are part of output, never counted twice', () => {
+    const e = priced({ provider: 'openai', model: 'o3-mini', input_tokens: 1000, output_tokens: 500, reasoning_tokens: 300 });
+    expect(e.cost_usd).toBeCloseTo(1000 * 1.1e-6 + 500 * 4.4e-6, 12);
+  });
+
+  it('over 200k tokens of context: the higher tier applies to the whole call', () => {
+    const e = priced({ provider: 'google', model: 'gemini-2.5-pro', input_tokens: 250_000, output_tokens: 1000 });
+    expect(e.cost_usd).toBeCloseTo(250_000 * 2.5e-6 + 1000 * 15e-6, 12);
+  });
+
+  it('anthropic: input excludes cache pools; 5m and 1h cache writes at their own rates', () => {
+    const e = priced({
+      provider: 'anthropic',
+      model: 'claude-sonnet-4-5-20250929',
+      input_tokens: 1000,
+      cached_tokens: 2000,
+      cache_creation_tokens: 500,
+      cache_creation_1h_tokens: 200,
+      output_tokens: 100,
+    });
+    expect(e.cost_usd).toBeCloseTo(1000 * 3e-6 + 2000 * 0.3e-6 + 300 * 3.75e-6 + 200 * 6e-6 + 100 * 15e-6, 12);
+  });
+
+  it('an unknown model: price_unknown, cost 0, one debug line per model', () => {
+    const e = priced({ provider: 'openai', model: 'my-private-model', input_tokens: 10, output_tokens: 10 });
+    expect(e).toMatchObject({ cost_usd: 0, price_unknown: true, price_source: 'unknown' });
+  });
+
+  it('a price override wins over the bundled data', () => {
+    const e = priced(
+      { provider: 'openai', model: 'gpt-4o', input_tokens: 1000, output_tokens: 1000 },
+      { prices: { 'openai:gpt-4o': { input_mtok: 1, output_mtok: 2 } } },
+    );
+    expect(e.cost_usd).toBeCloseTo(0.003, 12);
+    expect(e.price_source).toBe('config');
+  });
+
+  it('a reported cost is used only when no price is known', () => {
+    expect(priced({ provider: 'openrouter', model: 'x/y', input_tokens: 1, output_tokens: 1, cost_usd: 0.5 })).toMatchObject({ cost_usd: 0.5, price_source: 'reported' });
+    expect(priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 0, output_tokens: 0, cost_usd: 0.5 }).cost_usd).toBe(0);
+  });
+
+  it('inconsistent usage (more cached than input) is flagged, never thrown, never printed', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 10, cached_tokens: 50, output_tokens: 1 });
+    expect(e.price_inconsistent).toBe(true);
+    expect(e.cost_usd).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [{ 'gpt-4o': { input_mtok: 1, output_mtok: 1 } }, /key "gpt-4o" must be 'provider:model'/],
+    [{ 'openai:x': { input_mtok: -1, output_mtok: 1 } }, /prices\["openai:x"\].input_mtok must be a finite, non-negative number, got -1/],
+    [{ 'openai:x': { input_mtok: 1 } }, /output_mtok must be a finite, non-negative number, got undefined/],
+    [{ 'openai:x': { input_mtok: 1, output_mtok: 1, per_image: 3 } }, /unknown field "per_image"/],
+  ])('a bad price override is refused: %o', (prices, message) => {
+    expect(() => collectingMeter({ prices: prices as any })).toThrow(message);
+  });
+});
+
+describe('the cached fast path prices exactly as the library', () => {
+  const models = ['openai', 'anthropic', 'google'].flatMap((providerId) =>
+    genaiPrices
+      .findProvider({ providerId })!
+      .models.filter((m) => !Array.isArray(m.prices) && genaiPrices.calcPrice({}, m.id, { providerId })?.model.id === m.id)
+      .map((m) => ({ providerId, id: m.id })),
+  );
+  const { meter, events } = collectingMeter();
+
+  it(`for random usage on ${models.length} models`, () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...models),
+        fc.nat(400_000),
+        fc.nat(50_000),
+        fc.nat(100),
+        fc.nat(100),
+        ({ providerId, id }, input, output, cachedPct, writePct) => {
+          const cached = Math.floor((input * cachedPct) / 200);
+          const written = Math.floor((input * writePct) / 200);
+          events.length = 0;
+          const anthropic = providerId === 'anthropic';
+          meter.trackManually({
+            provider: providerId,
+            model: id,
+            input_tokens: anthropic ? input - cached - written : input,
+            cached_tokens: cached,
+            cache_creation_tokens: written,
+            output_tokens: output,
+          });
+          const usage = { input_tokens: input, output_tokens: output, cache_read_tokens: cached || undefined, cache_write_tokens: written || undefined };
+          const expected = genaiPrices.calcPrice(usage, id, { providerId })!.total_price;
+          expect(events[0]!.cost_usd).toBeCloseTo(expected, 9);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
