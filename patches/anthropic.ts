@@ -49,6 +49,8 @@ function readStreamEvent(item: unknown, facts: ResponseFacts): boolean {
     for (const [key, value] of Object.entries(asRecord(event.usage) ?? {})) if (value !== null && value !== undefined) merged[key] = value;
     facts.providerUsage = merged;
     facts.usage = messageUsage(merged);
+  } else if (event?.type === 'message_stop') {
+    facts.complete = true;
   }
   return false;
 }

@@ -11,6 +11,7 @@ interface ApiPromiseLike {
   parsedPromise?: Promise<unknown>;
   asResponse(): Promise<Response>;
   _thenUnwrap?: (transform: Transform) => unknown;
+  _responseProps?: () => Promise<{ response: Response; options?: { stream?: boolean } }>;
 }
 
 export function isApiPromise(value: unknown): value is ApiPromiseLike {
@@ -82,4 +83,16 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
       return response;
     });
   });
+
+  // Anthropic's message threads take the raw response props of a streaming create() and parse them with a promise of
+  // their own: the body is then read from a clone, as for asResponse().
+  const responseProps = promise._responseProps;
+  if (typeof responseProps === 'function') {
+    replaceOnInstance(promise, '_responseProps', function meteredResponseProps(this: ApiPromiseLike) {
+      return responseProps.call(this).then((props) => {
+        if (!o.call.done && props.options?.stream === true) readRawResponse(props.response, o);
+        return props;
+      });
+    });
+  }
 }

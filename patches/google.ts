@@ -35,6 +35,8 @@ function readStreamChunk(item: unknown, facts: ResponseFacts): boolean {
   facts.model ??= chunk.model;
   facts.responseId ??= chunk.responseId;
   if (chunk.usage !== undefined) facts.usage = chunk.usage;
+  const candidates = asRecord(item)?.candidates;
+  if (Array.isArray(candidates) && candidates.some((c) => asRecord(c)?.finishReason !== undefined)) facts.complete = true;
   return false;
 }
 
@@ -80,6 +82,9 @@ export const googlePatch: ProviderPatch = {
       readRequest: (args) => ({ model: requestedModel(args), stream: true, maxOutputTokens: maxOutputTokens(args) }),
       readStreamItem: readStreamChunk,
     },
+    ...['processAfcStream', 'generateContentStreamWithContinuation'].map(
+      (method): HookTarget => ({ ...generateContent, method, bindsCallerContext: true }),
+    ),
     {
       ...generateContent,
       endpoint: 'embedContent',

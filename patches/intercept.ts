@@ -2,6 +2,7 @@ import type { CallSink, MeteredCall } from './call.js';
 import { isApiPromise, observeApiPromise } from './api-promise.js';
 import { observeResult, type Observation } from './observe.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
+import { bindStreamToCallerContext } from './context.js';
 import { refusedResult } from './refuse.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -20,6 +21,7 @@ export function interceptCall(
   thisArg: unknown,
   args: unknown[],
 ): unknown {
+  if (target.bindsCallerContext === true) return bindStreamToCallerContext(Reflect.apply(original, thisArg, args));
   let call: MeteredCall;
   let callArgs: unknown[] = args;
   let hideInjected = false;

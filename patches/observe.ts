@@ -29,7 +29,16 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   const readEachItem = o.target.readEachItem;
   if (readEachItem !== undefined && isAsyncIterable(data)) {
     o.call.abandon();
-    return new ItemEventIterator(data[Symbol.asyncIterator](), o.call, readEachItem);
+    // In place, so the caller keeps the SDK's own object (its controller, its response).
+    const iterate = data[Symbol.asyncIterator];
+    Object.defineProperty(data, Symbol.asyncIterator, {
+      configurable: true,
+      writable: true,
+      value: function meteredItems(this: unknown) {
+        return new ItemEventIterator(iterate.call(this), o.call, readEachItem);
+      },
+    });
+    return data;
   }
   const readItem = o.target.readStreamItem;
   if (readItem !== undefined) {

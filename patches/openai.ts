@@ -127,6 +127,7 @@ function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: 
     return false;
   }
   facts.usage = chatUsage(usage);
+  facts.complete = true;
   if (!hideInjected) return false;
   const choices = chunk.choices;
   if (Array.isArray(choices) && choices.length === 0) return true;
@@ -142,14 +143,20 @@ function readResponsesEvent(item: unknown, facts: ResponseFacts): boolean {
   if (type === 'response.created' || RESPONSE_FINAL_EVENTS.has(type as string)) {
     const response = asRecord(event?.response);
     Object.assign(facts, identity(response));
-    if (RESPONSE_FINAL_EVENTS.has(type as string)) facts.usage = responsesUsage(response?.usage) ?? facts.usage;
+    if (RESPONSE_FINAL_EVENTS.has(type as string)) {
+      facts.usage = responsesUsage(response?.usage) ?? facts.usage;
+      facts.complete = true;
+    }
   }
   return false;
 }
 
 function readTranscriptionEvent(item: unknown, facts: ResponseFacts): boolean {
   const event = asRecord(item);
-  if (event?.type === 'transcript.text.done') facts.usage = audioUsage(event);
+  if (event?.type === 'transcript.text.done') {
+    facts.usage = audioUsage(event);
+    facts.complete = true;
+  }
   return false;
 }
 
@@ -159,6 +166,7 @@ function readImageEvent(item: unknown, facts: ResponseFacts): boolean {
   if (type === 'image_generation.completed' || type === 'image_edit.completed') {
     const done = ((facts.usage?.image_count as number | undefined) ?? 0) + 1;
     facts.usage = imagesUsage(event?.usage, done);
+    facts.complete = true;
   }
   return false;
 }

@@ -5,6 +5,8 @@ export interface ResponseFacts {
   usage?: RawUsage | undefined;
   model?: string | undefined;
   responseId?: string | undefined;
+  /** The stream delivered its final usage: a stream cut short after this point is not partial. */
+  complete?: boolean;
   /** The provider's own usage object accumulated over a stream, for providers whose stream events update it piecemeal. */
   providerUsage?: Record<string, unknown>;
 }
@@ -38,6 +40,12 @@ export interface HookTarget {
   readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
   /** Reads one stream item into `facts`; returns true when the item must be hidden from the caller. */
   readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean;
+  /**
+   * For a method that returns a stream whose requests start lazily, on first read (genai's automatic function calling):
+   * no event of its own, but the stream runs in the caller's async context, so the hooked calls it makes are billed to
+   * the caller's tenant.
+   */
+  bindsCallerContext?: true;
   /**
    * For a method that returns billed units to iterate (batch results): the facts of one item, which becomes an event of
    * its own, or undefined for an item that was not billed. The call itself then yields no event.

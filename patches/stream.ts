@@ -15,6 +15,8 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
     private readonly call: MeteredCall,
     private readonly readItem: StreamItemReader,
     private readonly requestId: string | undefined,
+    /** The SDK's own abort signal: an aborted stream ends its loop normally, but it did not complete. */
+    private readonly abortSignal?: AbortSignal,
   ) {}
 
   [Symbol.asyncIterator](): this {
@@ -30,18 +32,18 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
 
   return(value?: unknown): Promise<IteratorResult<T>> {
     const closing = this.inner.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T });
-    this.settle(undefined);
+    this.settle(undefined, true);
     return closing;
   }
 
   throw(err?: unknown): Promise<IteratorResult<T>> {
-    this.settle(err);
+    this.settle(err, true);
     return this.inner.throw?.(err) ?? Promise.reject(err);
   }
 
   private onResult(result: IteratorResult<T>): IteratorResult<T> | Promise<IteratorResult<T>> {
     if (result.done === true) {
-      this.settle(undefined);
+      this.settle(undefined, this.abortSignal?.aborted === true);
       return result;
     }
     let hide = false;
@@ -54,19 +56,22 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
   }
 
   private onError(err: unknown): never {
-    this.settle(err);
+    this.settle(err, true);
     throw err;
   }
 
-  private settle(error: unknown): void {
+  /** Partial: the usage never arrived, or the stream was cut short before its final usage (break, abort, error). */
+  private settle(error: unknown, cutShort: boolean): void {
     if (this.call.done) return;
-    const { usage, model, responseId } = this.facts;
-    this.call.finish({ usage, model, responseId, requestId: this.requestId, error, partial: usage === undefined });
+    const { usage, model, responseId, complete } = this.facts;
+    const partial = usage === undefined || (cutShort && complete !== true);
+    this.call.finish({ usage, model, responseId, requestId: this.requestId, error, partial });
   }
 }
 
 interface IteratorHolder {
   iterator: (...args: unknown[]) => AsyncIterator<unknown>;
+  controller?: AbortController;
 }
 
 export function hasIteratorProperty(value: unknown): value is IteratorHolder {
@@ -80,7 +85,7 @@ export function hasIteratorProperty(value: unknown): value is IteratorHolder {
 export function meterStreamInPlace(stream: IteratorHolder, call: MeteredCall, readItem: StreamItemReader, requestId: string | undefined): void {
   const inner = stream.iterator;
   stream.iterator = function meteredIterator(this: unknown, ...args: unknown[]) {
-    return new MeteredIterator(inner.apply(this, args), call, readItem, requestId);
+    return new MeteredIterator(inner.apply(this, args), call, readItem, requestId, stream.controller?.signal);
   };
 }
 

@@ -220,14 +220,15 @@ export class Meter implements CallSink {
   }
 
   /**
-   * Stamps the cost, and settles the call's reservation at it. A call whose usage never arrived (early break, abort) is
-   * costed at its reservation-sized estimate: over-counting is the safe side of a budget.
+   * Stamps the cost, and settles the call's reservation at it. A stream cut short before its final usage (early break,
+   * abort) is costed at its reservation-sized estimate when that is higher: over-counting is the safe side of a budget.
    */
   private price(event: UsageEvent, start: CallStart): void {
     const quote = this.prices.quote(event);
     let estimate: number | undefined;
-    if (event.partial === true && outcomeHadNoUsage(event)) {
-      estimate = start.reservation !== undefined ? toUsd(start.reservation.amountNano) : this.limits.estimateUsd(start);
+    if (event.partial === true && event.error === undefined) {
+      const reserved = start.reservation !== undefined ? toUsd(start.reservation.amountNano) : this.limits.estimateUsd(start);
+      if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
     const cost = this.stampCost(event, quote, estimate);
     if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
@@ -312,8 +313,4 @@ export class Meter implements CallSink {
   stats(): { queued: number; dropped: number } {
     return { queued: (this.queue?.size ?? 0) + (this.batcher?.inFlight ?? 0), dropped: this.queue?.dropped ?? 0 };
   }
-}
-
-function outcomeHadNoUsage(event: UsageEvent): boolean {
-  return event.input_tokens === 0 && event.output_tokens === 0 && event.total_tokens === 0;
 }
