@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, tick, until } from './helpers.js';
+import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 /** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
@@ -36,25 +36,8 @@ describe.each(MATRIX)('$label', ({ appRoot, mode }) => {
       ? new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } })
       : new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } });
 
-  afterEach(() => {
-    events.length = 0;
-    fake.reset();
-  });
-
-  /** Runs `fn`, lets events settle, and checks one event per HTTP request the fake received. */
-  async function metered(fn: () => Promise<unknown>): Promise<UsageEvent[]> {
-    await fn();
-    // On a timeout, fall through to the count assertion: its message says how many events came for how many requests.
-    await until(() => events.length >= fake.count(), 'one event per request').catch(() => undefined);
-    await tick(10);
-    expect(events.length).toBe(fake.count());
-    return [...events];
-  }
-
-  function clear(): void {
-    events.length = 0;
-    fake.reset();
-  }
+  const { metered, clear } = eventsPerRequest(events, fake);
+  afterEach(clear);
 
   /** A CallableTool: the fake answers the first round with a functionCall to it, the second with text. */
   function lookupTool() {

@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -72,4 +73,24 @@ export async function until(predicate: () => boolean, what: string, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await tick(5);
   }
+}
+
+/**
+ * The per-file harness of the provider tests: `metered(fn)` runs fn, lets events settle, and checks one event per HTTP
+ * request the fake received; `clear()` forgets both.
+ */
+export function eventsPerRequest(events: UsageEvent[], fake: { count(path?: string): number; reset(): void }) {
+  const clear = (): void => {
+    events.length = 0;
+    fake.reset();
+  };
+  const metered = async (fn: () => Promise<unknown>): Promise<UsageEvent[]> => {
+    await fn();
+    // On a timeout, fall through to the count assertion: its message says how many events came for how many requests.
+    await until(() => events.length >= fake.count(), 'one event per request').catch(() => undefined);
+    await tick(10);
+    expect(events.length).toBe(fake.count());
+    return [...events];
+  };
+  return { metered, clear };
 }

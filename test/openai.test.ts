@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until } from './helpers.js';
+import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -19,19 +19,8 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
   const { OpenAI, AzureOpenAI } = requireFrom(appRoot, 'openai');
   const client = new OpenAI({ apiKey: 'sk-test-key', baseURL: fake.openaiBaseURL, maxRetries: 0 });
 
-  afterEach(() => {
-    events.length = 0;
-    fake.reset();
-  });
-
-  /** Runs `fn`, lets events settle, and checks one event per HTTP request the fake received. */
-  async function metered(fn: () => Promise<unknown>): Promise<UsageEvent[]> {
-    await fn();
-    await until(() => events.length >= fake.count(), 'one event per request');
-    await tick(10);
-    expect(events.length).toBe(fake.count());
-    return [...events];
-  }
+  const { metered, clear } = eventsPerRequest(events, fake);
+  afterEach(clear);
 
   it('chat.completions.create: tokens, ids, tenant, cached and reasoning tokens', async () => {
     const usage = JSON.stringify({
@@ -79,8 +68,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       expect(request_id).toMatch(/^req_/);
     });
     expect(withEvent.input_tokens).toBe(11);
-    events.length = 0;
-    fake.reset();
+    clear();
     const [rawEvent] = await metered(async () => {
       const response = await client.chat.completions.create({ model: 'gpt-4o', messages }).asResponse();
       const body = await response.json();
@@ -192,8 +180,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       expect(seen[0]).toBeGreaterThan(0);
     });
     expect(teeEvent.output_tokens).toBe(7);
-    events.length = 0;
-    fake.reset();
+    clear();
     const [rsEvent] = await metered(async () => {
       const stream = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true });
       const reader = stream.toReadableStream().getReader();
@@ -212,8 +199,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       expect(parsed.choices[0].message.parsed).toEqual({});
     });
     expect(events).toHaveLength(1);
-    events.length = 0;
-    fake.reset();
+    clear();
 
     const streamed = await metered(async () => {
       const stream = client.chat.completions.stream({ model: 'gpt-4o', messages });
@@ -222,8 +208,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     });
     expect(streamed).toHaveLength(1);
     expect(streamed[0]).toMatchObject({ stream: true, total_tokens: 18 });
-    events.length = 0;
-    fake.reset();
+    clear();
 
     const rounds = await metered(async () => {
       const runner = client.chat.completions.runTools({
@@ -240,16 +225,14 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     const [plain] = await metered(() => client.responses.create({ model: 'gpt-4.1', input: 'x' }));
     expect(plain).toMatchObject({ endpoint: 'responses', input_tokens: 13, output_tokens: 9, total_tokens: 22 });
     expect(plain.event_id).toMatch(/^resp_/);
-    events.length = 0;
-    fake.reset();
+    clear();
     const streamed = await metered(async () => {
       const stream = await client.responses.create({ model: 'gpt-4.1', input: 'x', stream: true });
       for await (const _ of stream);
     });
     expect(fake.requests[0].body.stream_options).toBeUndefined();
     expect(streamed[0]).toMatchObject({ stream: true, input_tokens: 13, output_tokens: 9 });
-    events.length = 0;
-    fake.reset();
+    clear();
     const helper = await metered(async () => {
       const stream = client.responses.stream({ model: 'gpt-4.1', input: 'x' });
       await stream.finalResponse();
@@ -268,8 +251,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
   it('legacy completions, plain and streaming', async () => {
     const [plain] = await metered(() => client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'x' }));
     expect(plain).toMatchObject({ endpoint: 'completions', input_tokens: 11, output_tokens: 7 });
-    events.length = 0;
-    fake.reset();
+    clear();
     const [streamed] = await metered(async () => {
       const stream = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'x', stream: true });
       for await (const chunk of stream) expect(chunk.choices.length).toBeGreaterThan(0);
@@ -285,20 +267,17 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
   it('audio: transcriptions (tokens and duration), translations, speech', async () => {
     const [tokens] = await metered(() => client.audio.transcriptions.create({ model: 'gpt-4o-transcribe', file: audioFile() }));
     expect(tokens).toMatchObject({ endpoint: 'audio.transcriptions', input_tokens: 14, output_tokens: 3, audio_input_tokens: 14 });
-    events.length = 0;
-    fake.reset();
+    clear();
     const [seconds] = await metered(() =>
       client.audio.transcriptions.create({ model: 'whisper-1', file: audioFile(), response_format: 'verbose_json' }),
     );
     expect(seconds).toMatchObject({ model: 'whisper-1', duration_seconds: 3 });
-    events.length = 0;
-    fake.reset();
+    clear();
     const [translation] = await metered(() =>
       client.audio.translations.create({ model: 'whisper-1', file: audioFile(), response_format: 'verbose_json' }),
     );
     expect(translation).toMatchObject({ endpoint: 'audio.translations', duration_seconds: 2.5 });
-    events.length = 0;
-    fake.reset();
+    clear();
     const [speech] = await metered(async () => {
       const response = await client.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'héllo wörld 👋' });
       expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(0);
@@ -316,8 +295,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       output_image_tokens: 200,
       image_count: 2,
     });
-    events.length = 0;
-    fake.reset();
+    clear();
     const [edited] = await metered(() => client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: imageFile() }));
     expect(edited).toMatchObject({ endpoint: 'images.edit', output_tokens: 200, image_count: 1 });
   });
