@@ -4,6 +4,7 @@ import type { Enforcement } from './limit-store.js';
 import { validatePriceOverrides, type PriceOverride } from './pricing.js';
 import type { UnknownModelPolicy } from './spend-limits.js';
 import { validateTimeZone } from './windows.js';
+import type { WireFormat } from '../transport/http-sender.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
@@ -38,6 +39,16 @@ export interface MeterOptions {
   defaultMaxOutputTokens?: number;
   /** The clock for calendar windows, in ms since the epoch (for tests). */
   clock?: () => number;
+  /** Per-request timeout of a POST to the ingest, in ms (default 10000). */
+  requestTimeout?: number;
+  /** How long shutdown() and the exit paths wait for queued events to be delivered, in ms (default 5000). */
+  shutdownTimeout?: number;
+  /** 'json' (default): `{"events":[...]}`; 'cloudevents': a CloudEvents 1.0 batch. */
+  format?: WireFormat;
+  /** Append every event to this JSON Lines file (with or without `url`). */
+  file?: string;
+  /** Flush on beforeExit, SIGTERM and SIGINT (default true). */
+  handleExit?: boolean;
 }
 
 export interface ResolvedConfig {
@@ -58,11 +69,17 @@ export interface ResolvedConfig {
   timezone: string | undefined;
   defaultMaxOutputTokens: number;
   clock: () => number;
+  requestTimeout: number;
+  shutdownTimeout: number;
+  format: WireFormat;
+  file: string | undefined;
+  handleExit: boolean;
 }
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
   'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'clock',
+  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit',
 ]);
 
 function oneOf<T extends string>(options: Record<string, unknown>, field: string, allowed: readonly T[]): T {
@@ -85,6 +102,13 @@ function optionalFunction<T>(options: Record<string, unknown>, field: string): T
   if (value === undefined) return undefined;
   if (typeof value !== 'function') throw new ConfigError(`${field} must be a function, got ${describeValue(value)}`);
   return value as T;
+}
+
+function optionalPath(options: Record<string, unknown>, field: string): string | undefined {
+  const value = options[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${field} must be a file path, got ${describeValue(value)}`);
+  return value;
 }
 
 function optionalBoolean(options: Record<string, unknown>, field: string): boolean {
@@ -159,5 +183,10 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     timezone: validateTimeZone(raw.timezone),
     defaultMaxOutputTokens: positiveInteger(raw, 'defaultMaxOutputTokens', 4096),
     clock: optionalFunction<() => number>(raw, 'clock') ?? Date.now,
+    requestTimeout: positiveInteger(raw, 'requestTimeout', 10_000),
+    shutdownTimeout: positiveInteger(raw, 'shutdownTimeout', 5_000),
+    format: oneOf(raw, 'format', ['json', 'cloudevents'] as const),
+    file: optionalPath(raw, 'file'),
+    handleExit: raw.handleExit === undefined ? true : optionalBoolean(raw, 'handleExit'),
   };
 }

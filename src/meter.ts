@@ -5,13 +5,16 @@ import type { RequestFacts } from '../patches/provider.js';
 import { interceptCall } from '../patches/intercept.js';
 import { objectAt, type ProviderPatch } from '../patches/provider.js';
 import { unwrapMethod, wrapMethod, type WrappedMethod } from '../patches/wrap-method.js';
-import { Batcher } from '../transport/batcher.js';
+import { hostname } from 'node:os';
+import { Batcher, type BatchSender } from '../transport/batcher.js';
+import { FileSender } from '../transport/file-sender.js';
 import { HttpSender } from '../transport/http-sender.js';
 import { BoundedQueue } from '../transport/queue.js';
 import { displayUrl, resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
 import { AgentLog, describeError } from './log.js';
+import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
 import { MemoryLimitStore } from './memory-limit-store.js';
 import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
 import { toUsd } from './limit-store.js';
@@ -32,8 +35,11 @@ export class Meter implements CallSink {
   private readonly log: AgentLog;
   private readonly prices: PriceBook;
   private readonly limits: SpendLimits;
-  private readonly queue: BoundedQueue<UsageEvent> | undefined;
-  private readonly batcher: Batcher<UsageEvent> | undefined;
+  /** Where events go: the ingest (when `url` is set) and the usage file (when `file` is set). */
+  private readonly deliveries: Batcher<UsageEvent>[] = [];
+  private readonly usageFile: { sender: FileSender; batcher: Batcher<UsageEvent> } | undefined;
+  private readonly exitParticipant: ExitParticipant;
+  private recordedEvents = 0;
   private readonly wrapped = new Map<string, WrappedMethod[]>();
   private readonly enabledProviders = new Set<string>();
   private stopListening: (() => void) | undefined;
@@ -51,19 +57,40 @@ export class Meter implements CallSink {
       (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
     );
     this.limits = new SpendLimits(new MemoryLimitStore(), new WindowCalendar(this.config.timezone), this.prices, this.config);
-    const { url } = this.config;
+    const { url, file } = this.config;
     if (url !== undefined) {
-      this.queue = new BoundedQueue<UsageEvent>(this.config.maxQueueSize);
-      const sender = new HttpSender({ url, apiKey: this.config.apiKey, timeoutMs: 10_000 });
-      const batcher = new Batcher<UsageEvent>(this.queue, sender, {
-        flushInterval: this.config.flushInterval,
-        maxBatchSize: this.config.maxBatchSize,
-        onError: (err) => this.reportFlushError(err),
-      });
-      batcher.start();
-      this.batcher = batcher;
+      const source = `//llm-meter/${hostname()}/${process.pid}`;
+      this.deliver(new HttpSender({ url, apiKey: this.config.apiKey, timeoutMs: this.config.requestTimeout, format: this.config.format, source }));
       this.log.debug(`delivering to ${displayUrl(url)} every ${this.config.flushInterval} ms`);
+      if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
+        this.log.warn(`url ${displayUrl(url)} is plain http to another host: usage data and the api key travel unencrypted`);
+      }
     }
+    if (file !== undefined) {
+      const sender = new FileSender(file);
+      this.usageFile = { sender, batcher: this.deliver(sender) };
+    }
+    this.exitParticipant = {
+      undelivered: () => this.deliveries.reduce((n, d) => n + d.undelivered, 0),
+      recorded: () => this.recordedEvents,
+      drain: (deadline) => Promise.all(this.deliveries.map((d) => d.drainUntil(deadline))).then(() => undefined),
+      writeNow: () => this.usageFile?.sender.sendNow(this.usageFile.batcher.takeAll()),
+      shutdownTimeout: this.config.shutdownTimeout,
+    };
+    if (this.deliveries.length > 0 && this.config.handleExit) joinExitFlush(this.exitParticipant);
+  }
+
+  private deliver(sender: BatchSender<UsageEvent>): Batcher<UsageEvent> {
+    const batcher = new Batcher<UsageEvent>(new BoundedQueue<UsageEvent>(this.config.maxQueueSize), sender, {
+      flushInterval: this.config.flushInterval,
+      maxBatchSize: this.config.maxBatchSize,
+      maxQueueSize: this.config.maxQueueSize,
+      backoff: { baseMs: 200, maxMs: 30_000 },
+      onError: (err) => this.reportFlushError(err),
+    });
+    batcher.start();
+    this.deliveries.push(batcher);
+    return batcher;
   }
 
   // ---- patching --------------------------------------------------------------------------------------------------
@@ -253,7 +280,9 @@ export class Meter implements CallSink {
         this.fault(err);
       }
     }
-    if (!this.closed) this.batcher?.add(event);
+    if (this.closed) return;
+    this.recordedEvents++;
+    for (const delivery of this.deliveries) delivery.add(event);
   }
 
   fault(err: unknown): void {
@@ -291,26 +320,41 @@ export class Meter implements CallSink {
     }
   }
 
-  /** Sends every queued event now. */
+  /** Sends every queued event now (each batch once; a failed batch stays queued for a retry). */
   async flush(): Promise<void> {
-    await this.batcher?.flush();
+    await Promise.all(this.deliveries.map((d) => d.flush()));
   }
 
-  /** Unpatches, sends what is queued, and stops the timer. Events recorded after this are not delivered. */
+  /**
+   * Unpatches, delivers what is queued (retrying, for at most `shutdownTimeout`), and stops the timers. Events recorded
+   * after this are not delivered.
+   */
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.unpatchAll();
-    await this.flush();
+    await this.exitParticipant.drain(Date.now() + this.config.shutdownTimeout);
     this.closed = true;
-    this.batcher?.stop();
+    for (const delivery of this.deliveries) delivery.stop();
+    leaveExitFlush(this.exitParticipant);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.shutdown();
   }
 
-  /** Events not delivered yet (queued or in a POST under way), and events dropped because the queue was full. */
-  stats(): { queued: number; dropped: number } {
-    return { queued: (this.queue?.size ?? 0) + (this.batcher?.inFlight ?? 0), dropped: this.queue?.dropped ?? 0 };
+  /**
+   * Delivery so far (of the ingest, or of the usage file when there is no url): events not delivered yet (queued or in a
+   * batch being sent), sent, dropped (queue overflow, or refused for good by the server), retried POSTs, and batches
+   * given up on.
+   */
+  stats(): { queued: number; sent: number; dropped: number; retried: number; failedBatches: number } {
+    const primary = this.deliveries[0];
+    if (primary === undefined) return { queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
+    const { sent, retried, failedBatches } = primary.counts;
+    return { queued: primary.undelivered, sent, dropped: primary.dropped, retried, failedBatches };
   }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
 }

@@ -17,12 +17,7 @@ export class BoundedQueue<T> {
   }
 
   push(item: T): void {
-    if (this.count === this.capacity) {
-      this.items[this.head] = undefined;
-      this.head = (this.head + 1) % this.capacity;
-      this.count--;
-      this.dropped++;
-    }
+    if (this.count === this.capacity) this.dropOldest();
     this.items[(this.head + this.count) % this.capacity] = item;
     this.count++;
   }
@@ -40,15 +35,12 @@ export class BoundedQueue<T> {
     return out;
   }
 
-  /** Puts items back at the front (a batch that failed to send), oldest first; what does not fit is dropped and counted. */
-  requeueFront(batch: readonly T[]): void {
-    const room = this.capacity - this.count;
-    const kept = batch.length > room ? batch.slice(batch.length - room) : batch;
-    this.dropped += batch.length - kept.length;
-    for (let i = kept.length - 1; i >= 0; i--) {
-      this.head = (this.head - 1 + this.capacity) % this.capacity;
-      this.items[this.head] = kept[i];
-      this.count++;
-    }
+  /** Drops the oldest item, and counts it. */
+  dropOldest(): void {
+    if (this.count === 0) return;
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) % this.capacity;
+    this.count--;
+    this.dropped++;
   }
 }
