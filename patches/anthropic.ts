@@ -83,6 +83,7 @@ export const anthropicPatch: ProviderPatch = {
   name: 'anthropic',
   modules: ['@anthropic-ai/sdk'],
   style: 'api-promise',
+  requestMethod: 'methodRequest',
   inputExcludesCache: true,
   requestIdHeader: 'request-id',
   root: (moduleExports) => {

@@ -19,6 +19,8 @@ export class MeteredCall {
     readonly start: CallStart,
     /** Set when spend limits refuse the call: it must not be sent. */
     readonly refusal?: Error,
+    /** Set when the spend check answers asynchronously: the request must wait for it, and fail if it rejects. */
+    readonly admission?: Promise<void>,
   ) {}
 
   get done(): boolean {

@@ -4,6 +4,7 @@ import { observeResult, type Observation } from './observe.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
 import { bindStreamToCallerContext } from './context.js';
 import { refusedResult } from './refuse.js';
+import { runBehindGate } from './request-gate.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -41,6 +42,31 @@ export function interceptCall(
     return Reflect.apply(original, thisArg, args);
   }
 
+  const run = (): unknown => runAndObserve(provider, target, call, original, thisArg, callArgs, args, hideInjected);
+  const admission = call.admission;
+  if (admission === undefined) return run();
+  if (provider.style === 'promise') {
+    return admission.then(run, (refusal: unknown) => {
+      call.finish({ error: refusal });
+      throw refusal;
+    });
+  }
+  const { result, gated } = runBehindGate(admission, run);
+  if (!gated) call.fault(new Error(`${provider.name} ${target.endpoint}: no request gate; the spend check could not hold this request`));
+  return result;
+}
+
+/** Runs the SDK's own method and observes its result without changing it. */
+function runAndObserve(
+  provider: ProviderPatch,
+  target: HookTarget,
+  call: MeteredCall,
+  original: Function,
+  thisArg: unknown,
+  callArgs: unknown[],
+  args: unknown[],
+  hideInjected: boolean,
+): unknown {
   let result: unknown;
   try {
     result = Reflect.apply(original, thisArg, callArgs);

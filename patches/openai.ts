@@ -252,6 +252,7 @@ export const openaiPatch: ProviderPatch = {
   name: 'openai',
   modules: ['openai'],
   style: 'api-promise',
+  requestMethod: 'methodRequest',
   requestIdHeader: 'x-request-id',
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;

@@ -72,6 +72,11 @@ export interface ProviderPatch {
   requestIdHeader?: string;
   /** The root class (or namespace) of one loaded build of the SDK, from its module exports. */
   root(moduleExports: unknown): unknown;
+  /**
+   * The client's method every request goes through (Stainless `methodRequest`), where a request can wait for an
+   * asynchronous spend check. Patched on the root class's prototype (or a client's).
+   */
+  requestMethod?: string;
   /** True for a client instance of this SDK (any build, any copy). */
   isClient(client: unknown): boolean;
   targets: readonly HookTarget[];

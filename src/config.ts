@@ -5,6 +5,8 @@ import { validatePriceOverrides, type PriceOverride } from './pricing.js';
 import type { UnknownModelPolicy } from './spend-limits.js';
 import { validateTimeZone } from './windows.js';
 import type { WireFormat } from '../transport/http-sender.js';
+import type { Redis } from 'ioredis';
+import type { FailMode, RedisStoreOptions } from './redis-limit-store.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
@@ -49,6 +51,23 @@ export interface MeterOptions {
   file?: string;
   /** Flush on beforeExit, SIGTERM and SIGINT (default true). */
   handleExit?: boolean;
+  /** A fleet-wide ledger for spend limits (default: in this process). */
+  limits?: LimitsOptions;
+}
+
+export interface LimitsOptions {
+  /** A redis:// url (the agent opens its own connection), or an ioredis client of the app's. */
+  redis: string | Redis;
+  /** Default 'llm-meter:'. */
+  keyPrefix?: string;
+  /** Redis down: 'open' (default) admits calls and replays their spend later; 'closed' refuses limited calls. */
+  failMode?: FailMode;
+  /** ms, default 100: a Redis command slower than this counts as Redis down. */
+  commandTimeout?: number;
+  /** ms, default 5000: how long the agent leaves a failed Redis alone before trying again. */
+  retryAfter?: number;
+  /** ms, default 15 minutes: how long the reservation of a process that died mid-call stays counted. */
+  leaseMs?: number;
 }
 
 export interface ResolvedConfig {
@@ -74,13 +93,39 @@ export interface ResolvedConfig {
   format: WireFormat;
   file: string | undefined;
   handleExit: boolean;
+  limits: Omit<RedisStoreOptions, 'clock'> | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
   'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'clock',
-  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit',
+  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
 ]);
+
+const KNOWN_LIMITS_OPTIONS = new Set(['redis', 'keyPrefix', 'failMode', 'commandTimeout', 'retryAfter', 'leaseMs']);
+
+function resolveLimits(value: unknown): Omit<RedisStoreOptions, 'clock'> | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object') throw new ConfigError(`limits must be an object like { redis: 'redis://host:6379' }, got ${describeValue(value)}`);
+  const raw = value as Record<string, unknown>;
+  for (const key of Object.keys(raw)) if (!KNOWN_LIMITS_OPTIONS.has(key)) throw new ConfigError(`unknown limits option ${JSON.stringify(key)}`);
+  const redis = raw.redis;
+  if (typeof redis === 'string') {
+    if (!/^rediss?:\/\//.test(redis)) throw new ConfigError(`limits.redis must be a redis:// or rediss:// url or an ioredis client, got a string that is neither`);
+  } else if (redis === null || typeof redis !== 'object' || typeof (redis as { evalsha?: unknown }).evalsha !== 'function') {
+    throw new ConfigError(`limits.redis must be a redis:// url or an ioredis client, got ${describeValue(redis)}`);
+  }
+  const keyPrefix = raw.keyPrefix ?? 'llm-meter:';
+  if (typeof keyPrefix !== 'string') throw new ConfigError(`limits.keyPrefix must be a string, got ${describeValue(keyPrefix)}`);
+  return {
+    redis: redis as string | Redis,
+    keyPrefix,
+    failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
+    commandTimeout: positiveInteger(raw, 'commandTimeout', 100),
+    retryAfter: positiveInteger(raw, 'retryAfter', 5000),
+    leaseMs: positiveInteger(raw, 'leaseMs', 15 * 60 * 1000),
+  };
+}
 
 function oneOf<T extends string>(options: Record<string, unknown>, field: string, allowed: readonly T[]): T {
   const value = options[field] ?? allowed[0];
@@ -188,5 +233,6 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     format: oneOf(raw, 'format', ['json', 'cloudevents'] as const),
     file: optionalPath(raw, 'file'),
     handleExit: raw.handleExit === undefined ? true : optionalBoolean(raw, 'handleExit'),
+    limits: resolveLimits(raw.limits),
   };
 }

@@ -16,13 +16,16 @@ export interface Reservation {
   id: string;
   tenantId: string;
   windowKeys: string[];
+  /** When each window's record may be forgotten (epoch ms), for stores that expire them. */
+  windowEnds?: number[];
   amountNano: number;
 }
 
 export type Enforcement = 'strict' | 'lenient';
 
 export type ReserveOutcome =
-  | { admitted: true; reservation: Reservation }
+  /** No reservation when the tenant turned out to have no limit. */
+  | { admitted: true; reservation?: Reservation | undefined }
   | { admitted: false; window: SpendWindow; limitNano: number; spentNano: number };
 
 export interface WindowUsage {
@@ -35,16 +38,19 @@ export interface WindowUsage {
 
 /**
  * Where limits and spend live. The in-process store answers synchronously (a synchronous check-and-reserve is atomic
- * in one Node process); a fleet-wide store may answer with promises. Callers accept either.
+ * in one Node process); a fleet-wide store answers with promises, and the request waits for it. Callers accept either.
  */
 export interface LimitStore {
   setLimit(tenantId: string, limit: TenantLimit): void | Promise<void>;
   removeLimit(tenantId: string, frequency: LimitFrequency): void | Promise<void>;
-  /** The tenant's limits, or undefined when it has none (the common case: must be cheap). */
-  limitsOf(tenantId: string): readonly TenantLimit[] | undefined;
-  /** Checks every window of the tenant and reserves in all of them, or in none. */
+  /**
+   * The tenant's limits, or undefined when it has none: a synchronous shortcut for the common case, offered only by a
+   * store that holds limits in this process. Without it, every scoped call asks `reserve`.
+   */
+  limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
+  /** Checks every limited window of the tenant and reserves in all of them, or in none. */
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): ReserveOutcome | Promise<ReserveOutcome>;
-  /** Replaces the reservation by the actual cost. Settling twice changes nothing. */
-  settle(reservation: Reservation, actualNano: number): void | Promise<void>;
+  /** Replaces the reservation by the actual cost. Settling the same event twice changes nothing. */
+  settle(reservation: Reservation, actualNano: number, eventId: string): void | Promise<void>;
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
 }

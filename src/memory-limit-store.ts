@@ -47,6 +47,7 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   settle(reservation: Reservation, actualNano: number): void {
+    // Keyed on the reservation: one per call, so settling a call twice finds it gone.
     if (!this.open.delete(reservation.id)) return;
     const tenantCounters = this.counters.get(reservation.tenantId);
     for (const key of reservation.windowKeys) {

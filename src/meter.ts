@@ -3,8 +3,9 @@ import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/call.js';
 import type { RequestFacts } from '../patches/provider.js';
 import { interceptCall } from '../patches/intercept.js';
+import { gatedOptions } from '../patches/request-gate.js';
 import { objectAt, type ProviderPatch } from '../patches/provider.js';
-import { unwrapMethod, wrapMethod, type WrappedMethod } from '../patches/wrap-method.js';
+import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../patches/wrap-method.js';
 import { hostname } from 'node:os';
 import { Batcher, type BatchSender } from '../transport/batcher.js';
 import { FileSender } from '../transport/file-sender.js';
@@ -16,6 +17,7 @@ import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from '.
 import { AgentLog, describeError } from './log.js';
 import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
 import { MemoryLimitStore } from './memory-limit-store.js';
+import { RedisLimitStore } from './redis-limit-store.js';
 import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
 import { toUsd } from './limit-store.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
@@ -35,6 +37,7 @@ export class Meter implements CallSink {
   private readonly log: AgentLog;
   private readonly prices: PriceBook;
   private readonly limits: SpendLimits;
+  private readonly limitStore: MemoryLimitStore | RedisLimitStore;
   /** Where events go: the ingest (when `url` is set) and the usage file (when `file` is set). */
   private readonly deliveries: Batcher<UsageEvent>[] = [];
   private readonly usageFile: { sender: FileSender; batcher: Batcher<UsageEvent> } | undefined;
@@ -56,7 +59,9 @@ export class Meter implements CallSink {
       (provider) => excludesCache.has(provider),
       (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
     );
-    this.limits = new SpendLimits(new MemoryLimitStore(), new WindowCalendar(this.config.timezone), this.prices, this.config);
+    const { limits } = this.config;
+    this.limitStore = limits === undefined ? new MemoryLimitStore() : new RedisLimitStore({ ...limits, clock: this.config.clock }, this.log);
+    this.limits = new SpendLimits(this.limitStore, new WindowCalendar(this.config.timezone), this.prices, this.config);
     const { url, file } = this.config;
     if (url !== undefined) {
       const source = `//llm-meter/${hostname()}/${process.pid}`;
@@ -136,6 +141,7 @@ export class Meter implements CallSink {
     }
     this.guard(() => {
       this.enabledProviders.add(provider.name);
+      this.wrapRequestMethod(provider, Object.getPrototypeOf(client) as object);
       for (const target of provider.targets) {
         const resource = objectAt(client, target.clientPath);
         if (resource === null || typeof resource !== 'object') continue;
@@ -157,6 +163,7 @@ export class Meter implements CallSink {
     for (const provider of BUILT_IN_PATCHES) {
       if (!this.enabledProviders.has(provider.name) || !provider.modules.includes(loaded.moduleName)) continue;
       const root = provider.root(loaded.moduleExports);
+      if (typeof root === 'function') this.wrapRequestMethod(provider, root.prototype as object);
       for (const target of provider.targets) {
         const resourceClass = objectAt(root, target.classPath);
         if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
@@ -165,9 +172,21 @@ export class Meter implements CallSink {
   }
 
   private wrapTarget(provider: ProviderPatch, target: ProviderPatch['targets'][number], prototype: object): void {
-    const outcome = wrapMethod(prototype, target.method, this, (sink, original, thisArg, args) =>
-      interceptCall(provider, target, sink, original, thisArg, args),
+    this.remember(provider, wrapMethod(prototype, target.method, this, (sink, original, thisArg, args) => interceptCall(provider, target, sink, original, thisArg, args)));
+  }
+
+  /** Where a request can wait for an asynchronous spend check (see patches/request-gate.ts). */
+  private wrapRequestMethod(provider: ProviderPatch, prototype: object): void {
+    if (provider.requestMethod === undefined) return;
+    this.remember(
+      provider,
+      wrapMethod(prototype, provider.requestMethod, this, (_sink, original, thisArg, [method, path, options, ...rest]) =>
+        Reflect.apply(original, thisArg, [method, path, gatedOptions(options), ...rest]),
+      ),
     );
+  }
+
+  private remember(provider: ProviderPatch, outcome: WrapOutcome): void {
     if ('wrapped' in outcome) {
       const list = this.wrapped.get(provider.name) ?? [];
       if (!list.includes(outcome.wrapped)) list.push(outcome.wrapped);
@@ -231,9 +250,17 @@ export class Meter implements CallSink {
       maxOutputTokens: request.maxOutputTokens,
       args,
     };
-    const { reservation, refusal } = this.limits.admit(start);
-    start.reservation = reservation;
-    return new MeteredCall(this, start, refusal);
+    const admission = this.limits.admit(start);
+    if (!(admission instanceof Promise)) {
+      start.reservation = admission.reservation;
+      return new MeteredCall(this, start, admission.refusal);
+    }
+    const admitted = admission.then(({ reservation, refusal }) => {
+      if (refusal !== undefined) throw refusal;
+      start.reservation = reservation;
+    });
+    admitted.catch(() => undefined);
+    return new MeteredCall(this, start, undefined, admitted);
   }
 
   record(start: CallStart, outcome: CallOutcome): void {
@@ -258,7 +285,7 @@ export class Meter implements CallSink {
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
     const cost = this.stampCost(event, quote, estimate);
-    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
+    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost, event.event_id);
     start.args = [];
   }
 
@@ -336,6 +363,7 @@ export class Meter implements CallSink {
     this.closed = true;
     for (const delivery of this.deliveries) delivery.stop();
     leaveExitFlush(this.exitParticipant);
+    if (this.limitStore instanceof RedisLimitStore) await this.limitStore.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

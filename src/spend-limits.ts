@@ -1,7 +1,7 @@
 import { estimateInputTokens } from '../patches/estimate.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
 import type { CallStart } from './event.js';
-import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation } from './limit-store.js';
+import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './limit-store.js';
 import type { PriceBook } from './pricing.js';
 import { validateTenantId } from './tenant.js';
 import { FREQUENCIES, validateFrequency, type WindowCalendar } from './windows.js';
@@ -30,6 +30,11 @@ export interface WindowReport {
   resetsAt: Date;
 }
 
+export interface Admission {
+  reservation?: Reservation | undefined;
+  refusal?: Error | undefined;
+}
+
 export class RequireTenantError extends ConfigError {
   override name = 'RequireTenantError';
 }
@@ -46,27 +51,36 @@ export class SpendLimits {
     private readonly options: SpendLimitOptions,
   ) {}
 
-  /** Returns the reservation (undefined when the tenant has no limit), or the error that refuses the call. */
-  admit(call: CallStart): { reservation?: Reservation; refusal?: Error } {
+  /**
+   * Returns the reservation (none when the tenant has no limit) or the error that refuses the call: at once from an
+   * in-process store, as a promise from a fleet-wide one.
+   */
+  admit(call: CallStart): Admission | Promise<Admission> {
     const tenant = call.tenant;
     if (tenant === undefined) {
       return this.options.requireTenant
         ? { refusal: new RequireTenantError(`requireTenant: ${call.provider} ${call.endpoint} was called outside any tenant scope (wrap it in meter.forTenant)`) }
         : {};
     }
-    const limits = this.store.limitsOf(tenant.tenantId);
-    if (limits === undefined) return {};
+    const limits = this.store.limitsOf?.(tenant.tenantId);
+    if (this.store.limitsOf !== undefined && limits === undefined) return {};
     const estimate = this.estimateUsd(call);
-    if (estimate === undefined && this.options.unknownModel === 'block') {
-      const limit = limits[0]!;
-      return { refusal: this.limitError(tenant.tenantId, limit.frequency, limit.limitNano, 0) };
-    }
+    // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
+    const blocked = estimate === undefined && this.options.unknownModel === 'block';
     const now = this.options.clock();
-    const windows = limits.map((l) => this.calendar.window(l.frequency, now));
-    const outcome = this.store.reserve(tenant.tenantId, windows, toNano(estimate ?? 0), this.options.enforcement);
-    if (outcome instanceof Promise) throw new ConfigError('this limit store answers asynchronously, which admission does not support yet');
+    const windows = (limits?.map((l) => l.frequency) ?? FREQUENCIES).map((f) => this.calendar.window(f, now));
+    const amount = blocked ? Number.MAX_SAFE_INTEGER : toNano(estimate ?? 0);
+    const outcome = this.store.reserve(tenant.tenantId, windows, amount, blocked ? 'strict' : this.options.enforcement);
+    if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome);
+    return outcome.then(
+      (o) => this.admission(tenant.tenantId, o),
+      (err: unknown) => ({ refusal: err instanceof Error ? err : new Error(String(err)) }),
+    );
+  }
+
+  private admission(tenantId: string, outcome: ReserveOutcome): Admission {
     if (outcome.admitted) return { reservation: outcome.reservation };
-    return { refusal: this.limitError(tenant.tenantId, outcome.window.frequency, outcome.limitNano, outcome.spentNano, outcome.window.resetsAt) };
+    return { refusal: this.limitError(tenantId, outcome.window.frequency, outcome.limitNano, outcome.spentNano, outcome.window.resetsAt) };
   }
 
   /** The cost to hold for a call: its estimated input plus its maximum output. Undefined for a model without a price. */
@@ -78,8 +92,9 @@ export class SpendLimits {
     return estimateInputTokens(call.args[0]) * rates.inputPerToken + maxOutput * rates.outputPerToken;
   }
 
-  settle(reservation: Reservation, costUsd: number): void {
-    void this.store.settle(reservation, toNano(costUsd));
+  settle(reservation: Reservation, costUsd: number, eventId: string): void {
+    const settled = this.store.settle(reservation, toNano(costUsd), eventId);
+    if (settled instanceof Promise) settled.catch(() => undefined);
   }
 
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {
