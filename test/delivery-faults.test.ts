@@ -39,7 +39,7 @@ describe('delivery under faults (real sockets on 127.0.0.1)', () => {
     const ids = Array.from({ length: 30 }, (_, i) => meter.trackManually(usage(i)).event_id);
     await until(() => meter.stats().retried >= 2, 'a few failed attempts');
     const ingest = await ingestWith(undefined, port);
-    await until(() => ingest.events.length >= 30, 'delivery once the ingest is back', 10_000);
+    await until(() => ingest.events.length >= 30 && meter.stats().sent === 30, 'delivery once the ingest is back', 10_000);
     expectExactlyOnce(ingest, ids);
     expect(meter.stats()).toMatchObject({ queued: 0, sent: 30, dropped: 0, failedBatches: 0 });
     await meter.shutdown();

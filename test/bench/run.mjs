@@ -1,13 +1,17 @@
-// The llm-meter benchmark (`npm run bench`): what the agent costs an app that uses the real openai SDK.
+// The llm-meter benchmark (`npm run bench`): what the agent costs an app that uses the real provider SDKs.
 //
-// - per call: the SDK's own work with and without the agent, in one process, on canned responses (no sockets, no
-//   delivery: the Meter has no url), interleaved in rounds so drift hits both sides alike;
+// - per call: each SDK's own work with and without the agent, in one process, on canned responses (no sockets, no
+//   delivery: the Meter has no url), interleaved in rounds so drift hits both sides alike: openai (plain call and
+//   100-chunk stream), @anthropic-ai/sdk (100-delta stream) and @google/genai (100-chunk stream); the ratio is against
+//   the agent-free SDK, and for streams also against the SDK in an app that has AsyncLocalStorage on anyway;
+// - pricing and spend limits: what admission (estimate + reserve + settle) adds to a call, and what trackManually costs;
 // - at startup: wall time of `node app.mjs` that imports openai, bare, with an empty loader thread, and with
 //   `--import register.mjs`.
 //
 // Prints figures and targets; exits 1 only when the agent misbehaves (a bench of a broken agent is worthless), never
 // for a missed target. Add a bench by adding a section: `run()` returns the lines it contributes to the summary.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +26,11 @@ const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
 // As an app gets them: the CJS builds, by package name.
 const { OpenAI } = requireFromRepo('openai');
 const { VERSION: OPENAI_VERSION } = requireFromRepo('openai/version');
+const { Anthropic } = requireFromRepo('@anthropic-ai/sdk');
+const { VERSION: ANTHROPIC_VERSION } = requireFromRepo('@anthropic-ai/sdk/version');
+const { GoogleGenAI } = requireFromRepo('@google/genai');
+// @google/genai exports neither its version nor its package.json; its CJS entry is dist/node/index.cjs.
+const GENAI_VERSION = JSON.parse(readFileSync(join(dirname(requireFromRepo.resolve('@google/genai')), '..', '..', 'package.json'), 'utf8')).version;
 const { Meter } = requireFromRepo('llm-meter');
 
 const ROUNDS = 9;
@@ -30,6 +39,7 @@ const WARMUP_MS = 1500;
 const STARTUP_WARMUPS = 2;
 const STARTUP_RUNS = 15;
 const TENANT = 'bench';
+const LIMITED_TENANT = 'bench-limited';
 
 class AgentMisbehaved extends Error {}
 
@@ -40,18 +50,73 @@ class AgentMisbehaved extends Error {}
 // each unpatched batch keeps that side as an app without the agent runs; the next forTenant turns it back on.
 const tenantStore = globalThis[Symbol.for('llm-meter.tenant-store')];
 
-const tally = { events: 0, wrong: 0 };
+/** Events seen, and events not billed to a tenant the running batch expects (or partial, or with an error). */
+const tally = { events: 0, wrong: 0, tenants: [TENANT] };
 const meter = new Meter({
   onEvent(event) {
     tally.events++;
-    if (event.tenant_id !== TENANT || event.partial === true || event.error !== undefined) tally.wrong++;
+    if (!tally.tenants.includes(event.tenant_id) || event.partial === true || event.error !== undefined) tally.wrong++;
   },
 });
 
-// ---- canned OpenAI responses ---------------------------------------------------------------------------------------
+// patchAll takes milliseconds (it scans the require cache and starts imports whose tails would land in the next timed
+// batch), so it runs only when the agent is off, not before every patched batch.
+let agentPatched = false;
+
+function patchAgent() {
+  if (agentPatched) return;
+  meter.patchAll();
+  agentPatched = true;
+}
+
+/** The strict baseline: no patches, and the tenant store's promise hook off, as in an app without the agent. */
+function leaveAgentOff() {
+  meter.unpatchAll();
+  agentPatched = false;
+  tenantStore.disable();
+}
+
+// run() with a store other than the current one is what turns an AsyncLocalStorage on (run(undefined) does not).
+const STORE_ON = Object.freeze({ tenantId: 'store-on-only' });
+
+/**
+ * No patches, but the tenant store on: as an app that already uses AsyncLocalStorage (most servers do, through their
+ * framework or tracing) runs without the agent. Against this the agent is charged only for its own code.
+ */
+function leaveAgentOffStoreOn() {
+  meter.unpatchAll();
+  agentPatched = false;
+  tenantStore.run(STORE_ON, () => {});
+}
+
+// ---- canned responses ----------------------------------------------------------------------------------------------
 
 const STREAM_CHUNKS = 100;
 const CREATED = 1_730_000_000;
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'x-request-id': 'req_bench0002' };
+
+/** An SSE body: a frame per `{ event?, data }` (data JSON-encoded unless already a string), lines ended by `eol`. */
+function sseBody(frames, eol = '\n') {
+  const frame = ({ event, data }) =>
+    `${event === undefined ? '' : `event: ${event}${eol}`}data: ${typeof data === 'string' ? data : JSON.stringify(data)}${eol}${eol}`;
+  return frames.map(frame).join('');
+}
+
+/** A client's `fetch` that answers every request in-process with the same SSE body. */
+const sseFetch = (body) => async () => new Response(body, { headers: SSE_HEADERS });
+
+/**
+ * Iterates a stream to its end. Both sides must hand the caller the same items: `expected` of them for which `counts`
+ * holds (the agent may add a request option, never an item the caller sees).
+ */
+async function drain(stream, counts, expected, what) {
+  let seen = 0;
+  for await (const item of stream) if (counts(item)) seen++;
+  if (seen !== expected) throw new AgentMisbehaved(`the caller saw ${seen} ${what}, not ${expected}`);
+}
+
+// ---- openai
+
 const USAGE = {
   prompt_tokens: 412,
   completion_tokens: 118,
@@ -105,12 +170,11 @@ function streamBody(includeUsage) {
     return chunk(i, { content: ` word${i}` }, null, includeUsage);
   });
   if (includeUsage) chunks.push({ ...chunk(0, {}, null, false), choices: [], usage: USAGE });
-  return `${chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join('')}data: [DONE]\n\n`;
+  return sseBody([...chunks.map((data) => ({ data })), { data: '[DONE]' }]);
 }
 
 const STREAM_BODY = { withUsage: streamBody(true), withoutUsage: streamBody(false) };
 const JSON_HEADERS = { 'content-type': 'application/json', 'x-request-id': 'req_bench0001' };
-const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'x-request-id': 'req_bench0002' };
 
 /** The client's `fetch`: answers in-process, streaming usage only when the request asked for it (as the agent does). */
 async function fakeFetch(_url, init) {
@@ -133,13 +197,124 @@ async function plainCall() {
 
 async function streamCall() {
   const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: MESSAGES, stream: true });
-  let seen = 0;
-  for await (const c of stream) if (c.choices.length === 1) seen++;
   // The usage-only chunk the agent asked for must stay hidden, so both sides hand the caller the same 100 chunks.
-  if (seen !== STREAM_CHUNKS) throw new AgentMisbehaved(`the caller saw ${seen} stream chunks, not ${STREAM_CHUNKS}`);
+  await drain(stream, (c) => c.choices.length === 1, STREAM_CHUNKS, 'stream chunks');
 }
 
-// ---- per-call overhead ---------------------------------------------------------------------------------------------
+// ---- anthropic
+
+const ANTHROPIC_MODEL = 'claude-sonnet-4-6';
+const ANTHROPIC_USAGE = { input_tokens: 156, cache_creation_input_tokens: 0, cache_read_input_tokens: 256, output_tokens: 118 };
+
+/** A 100-delta Messages stream: usage on message_start (output provisional) and, cumulative, on message_delta. */
+function anthropicStreamBody() {
+  const message = {
+    id: 'msg_bench0003',
+    type: 'message',
+    role: 'assistant',
+    model: ANTHROPIC_MODEL,
+    content: [],
+    stop_reason: null,
+    stop_sequence: null,
+    usage: { ...ANTHROPIC_USAGE, output_tokens: 1, service_tier: 'standard' },
+  };
+  const events = [
+    { type: 'message_start', message },
+    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    ...Array.from({ length: STREAM_CHUNKS }, (_, i) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ` word${i}` } })),
+    { type: 'content_block_stop', index: 0 },
+    { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: ANTHROPIC_USAGE },
+    { type: 'message_stop' },
+  ];
+  return sseBody(events.map((data) => ({ event: data.type, data })));
+}
+
+const anthropic = new Anthropic({ apiKey: 'sk-ant-bench', fetch: sseFetch(anthropicStreamBody()), maxRetries: 0 });
+const ANTHROPIC_SYSTEM = MESSAGES[0].content;
+const ANTHROPIC_MESSAGES = MESSAGES.slice(1);
+
+async function anthropicStreamCall() {
+  const stream = await anthropic.messages.create({
+    model: ANTHROPIC_MODEL,
+    max_tokens: 1024,
+    system: ANTHROPIC_SYSTEM,
+    messages: ANTHROPIC_MESSAGES,
+    stream: true,
+  });
+  await drain(stream, (event) => event.type === 'content_block_delta', STREAM_CHUNKS, 'content_block_delta events');
+}
+
+// ---- gemini
+
+const GEMINI_MODEL = 'gemini-2.5-flash';
+const GEMINI_USAGE = { promptTokenCount: 412, candidatesTokenCount: 118, totalTokenCount: 530, cachedContentTokenCount: 256 };
+
+/** A 100-chunk streamGenerateContent body (the Gemini API frames it with CRLF); usageMetadata on the last chunk only. */
+function geminiStreamBody() {
+  const chunks = Array.from({ length: STREAM_CHUNKS }, (_, i) => {
+    const last = i === STREAM_CHUNKS - 1;
+    const candidate = { content: { role: 'model', parts: [{ text: ` word${i}` }] }, index: 0, ...(last ? { finishReason: 'STOP' } : {}) };
+    return { candidates: [candidate], ...(last ? { usageMetadata: GEMINI_USAGE } : {}), modelVersion: GEMINI_MODEL, responseId: 'resp_bench0004' };
+  });
+  return sseBody(chunks.map((data) => ({ data })), '\r\n');
+}
+
+// genai 3.x takes a `fetch` in httpOptions (it is typed there: HttpOptions.fetch), which its apiCall uses instead of
+// the global one; without it the SDK calls global fetch through an undici dispatcher of its own.
+const gemini = new GoogleGenAI({ apiKey: 'bench-key', httpOptions: { fetch: sseFetch(geminiStreamBody()) } });
+
+async function geminiStreamCall() {
+  const stream = await gemini.models.generateContentStream({ model: GEMINI_MODEL, contents: MESSAGES[1].content });
+  await drain(stream, (c) => c.candidates?.length === 1, STREAM_CHUNKS, 'stream chunks');
+}
+
+// ---- per-call measurement ------------------------------------------------------------------------------------------
+
+/**
+ * One way of making calls, batch after batch: `enter` sets the agent up before each batch; `tenants` are who each
+ * call's event may be billed to (none: no event may come); `sync` for a call that returns no promise.
+ */
+function newSide(name, fn, { enter, tenants = [], sync = false }) {
+  return { name, fn, enter, tenants, sync, calls: 0, times: [] };
+}
+
+/** The call on the agent-free SDK: unpatched, tenant store off. */
+const agentFreeSide = (call) => newSide('unpatched', call, { enter: leaveAgentOff });
+/** The call on the SDK in an app with AsyncLocalStorage on: unpatched, tenant store on. */
+const storeOnSide = (call) => newSide('unpatched, AsyncLocalStorage on', call, { enter: leaveAgentOffStoreOn });
+/** The call patched, in a tenant scope, as a metered app makes it. */
+const meteredSide = (call, tenant = TENANT) =>
+  newSide(`patched, tenant ${tenant}`, () => meter.forTenant(tenant, call), { enter: patchAgent, tenants: [tenant] });
+
+/**
+ * Two sides as one, for a difference far below the noise between batches: the calls alternate (a b b a a b ...), each
+ * on its own clock, so both meet the same load. Once warm, `samples` holds each side's ns per call.
+ */
+function alternatingSide(a, b) {
+  if (a.enter !== b.enter || a.sync !== b.sync) throw new Error(`${a.name} and ${b.name} cannot alternate`);
+  const sides = [a, b];
+  const samples = [[], []];
+  let calls = 0;
+  const next = () => ((calls >> 1) ^ calls++) & 1;
+  const record = (which, start) => {
+    if (alternating.warm) samples[which].push(Number(process.hrtime.bigint() - start));
+  };
+  const fn = a.sync
+    ? () => {
+        const which = next();
+        const start = process.hrtime.bigint();
+        sides[which].fn();
+        record(which, start);
+      }
+    : async () => {
+        const which = next();
+        const start = process.hrtime.bigint();
+        await sides[which].fn();
+        record(which, start);
+      };
+  const alternating = newSide(`${a.name} / ${b.name}`, fn, { enter: a.enter, tenants: [...a.tenants, ...b.tenants], sync: a.sync });
+  return Object.assign(alternating, { samples });
+}
 
 /** Runs `fn` n times, one call after another; returns ns per call. */
 async function timeCalls(fn, n) {
@@ -148,68 +323,190 @@ async function timeCalls(fn, n) {
   return Number(process.hrtime.bigint() - start) / n;
 }
 
-/** One timed batch on one side; checks it produced exactly one good event per call when patched and none otherwise. */
+/** timeCalls for a synchronous `fn`, without the await that would cost more than some such calls do. */
+function timeSyncCalls(fn, n) {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  return Number(process.hrtime.bigint() - start) / n;
+}
+
+/** One timed batch on one side; checks it produced exactly one good event per call when metered and none otherwise. */
 async function runBatch(side, n) {
   side.enter();
+  // Whatever entering started (patchAll's imports of the ESM builds) finishes before the clock starts.
+  await nextTurn();
+  tally.tenants = side.tenants;
   const before = { ...tally, faults: meter.faults };
-  const ns = await timeCalls(side.fn, n);
+  const ns = side.sync ? timeSyncCalls(side.fn, n) : await timeCalls(side.fn, n);
   await nextTurn();
   const events = tally.events - before.events;
-  const expected = side.patched ? n : 0;
+  const expected = side.tenants.length === 0 ? 0 : n;
   if (events !== expected || tally.wrong !== before.wrong || meter.faults !== before.faults) {
     throw new AgentMisbehaved(
       `${side.name}: ${n} calls gave ${events} events (expected ${expected}), ` +
-        `${tally.wrong - before.wrong} wrong (not tenant '${TENANT}', partial or error), ${meter.faults - before.faults} agent faults`,
+        `${tally.wrong - before.wrong} wrong (not tenant ${side.tenants.join(' or ') || 'none'}, partial or error), ${meter.faults - before.faults} agent faults`,
     );
   }
   side.calls += n;
   return ns;
 }
 
-/** Doubling batches until WARMUP_MS has passed; returns the last batch's ns per call. */
+/** Doubling batches (the last one cut to fit) until WARMUP_MS has passed; returns the last batch's ns per call. */
 async function warmUp(side) {
   const deadline = performance.now() + WARMUP_MS;
   let ns;
-  for (let n = 1; performance.now() < deadline; n *= 2) ns = await runBatch(side, n);
+  for (let n = 1; performance.now() < deadline; n *= 2) {
+    ns = await runBatch(side, n);
+    n = Math.max(1, Math.min(n, Math.round(((deadline - performance.now()) * 1e6) / ns / 2)));
+  }
   return ns;
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-function leaveAgentOff() {
-  meter.unpatchAll();
-  tenantStore.disable();
+/** Mean of the middle 90% of `values`: the worst of the load's spikes out, the agent's own garbage collection in. */
+function trimmedMean(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const cut = Math.floor(sorted.length * 0.05);
+  const kept = sorted.slice(cut, sorted.length - cut);
+  return kept.reduce((sum, ns) => sum + ns, 0) / kept.length;
 }
+const range = (values, format) => `${format(Math.min(...values))} to ${format(Math.max(...values))}`;
 
-/** Median ns per call of each side over ROUNDS interleaved batches, after warming both up. */
-async function compare(name, unpatchedFn, patchedFn, target) {
-  const unpatched = { name: 'unpatched', fn: unpatchedFn, patched: false, enter: leaveAgentOff, calls: 0, times: [] };
-  const patched = { name: 'patched', fn: patchedFn, patched: true, enter: () => meter.patchAll(), calls: 0, times: [] };
-  const perCall = Math.max(await warmUp(unpatched), await warmUp(patched));
+/**
+ * Warms every side up, then times ROUNDS batches of each (filling side.times), interleaved; leaves the agent off.
+ * Returns the calls per batch.
+ */
+async function measure(sides) {
+  let perCall = 0;
+  for (const s of sides) perCall = Math.max(perCall, await warmUp(s));
+  for (const s of sides) s.warm = true;
   const n = Math.max(10, Math.round((BATCH_MS * 1e6) / perCall));
   for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which side goes first, so neither always runs right after the other's garbage.
-    const order = round % 2 === 0 ? [unpatched, patched] : [patched, unpatched];
-    for (const side of order) side.times.push(await runBatch(side, n));
+    // Rotate which side goes first, so none always runs right after another's garbage.
+    for (let i = 0; i < sides.length; i++) {
+      const s = sides[(round + i) % sides.length];
+      s.times.push(await runBatch(s, n));
+    }
   }
   leaveAgentOff();
-  const ratios = patched.times.map((ns, round) => ns / unpatched.times[round]);
-  console.log(
-    `  ${ROUNDS} rounds x ${n} calls a side, ratio per round ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}; ` +
-      `one event for each of ${patched.calls} patched calls, none for ${unpatched.calls} unpatched: OK`,
-  );
-  return [overheadLine(name, median(unpatched.times), median(patched.times), target)];
+  return n;
 }
 
+/** Per round, subject over baseline. */
+const ratios = (subject, baseline) => subject.times.map((ns, round) => ns / baseline.times[round]);
+
 const micros = (ns) => `${(ns / 1000).toFixed(1).padStart(7)} µs`;
+const nanos = (ns) => `${Math.round(ns)} ns`;
+
+// ---- per-call overhead ---------------------------------------------------------------------------------------------
+
+/**
+ * Median ns per call of the patched call against the agent-free SDK, the main figure; with `storeOnBaseline`, also
+ * against the SDK in an app that has AsyncLocalStorage on (see leaveAgentOffStoreOn).
+ */
+async function compare(name, call, target, { storeOnBaseline = false } = {}) {
+  const agentFree = agentFreeSide(call);
+  const storeOn = storeOnBaseline ? storeOnSide(call) : undefined;
+  const patched = meteredSide(call);
+  const baselines = storeOn === undefined ? [agentFree] : [agentFree, storeOn];
+  const n = await measure([...baselines, patched]);
+  const perRound = (baseline) => range(ratios(patched, baseline), (r) => r.toFixed(2));
+  console.log(
+    `  ${ROUNDS} rounds x ${n} calls a side, ratio per round ${perRound(agentFree)} vs agent-free` +
+      `${storeOn === undefined ? '' : `, ${perRound(storeOn)} vs AsyncLocalStorage on`}; ` +
+      `one event for each of ${patched.calls} patched calls, none for ${baselines.reduce((sum, b) => sum + b.calls, 0)} unpatched: OK`,
+  );
+  const line = overheadLine(name, median(agentFree.times), median(patched.times), target);
+  if (storeOn === undefined) return [line];
+  const storeOnNs = median(storeOn.times);
+  return [
+    `${line} | ${(median(patched.times) / storeOnNs).toFixed(2)} vs SDK in an app with AsyncLocalStorage on ` +
+      `(unpatched ${micros(storeOnNs).trim()} there)`,
+  ];
+}
 
 function overheadLine(name, unpatchedNs, patchedNs, target) {
   const ratio = patchedNs / unpatchedNs;
   const verdict = ratio <= target ? 'PASS' : 'OVER';
   return (
-    `${name.padEnd(24)} unpatched ${micros(unpatchedNs)}   patched ${micros(patchedNs)}   ` +
-    `ratio ${ratio.toFixed(2)}  (target <= ${target.toFixed(2)}) ${verdict}`
+    `${name.padEnd(26)} unpatched ${micros(unpatchedNs)}   patched ${micros(patchedNs)}   ` +
+    `ratio ${ratio.toFixed(2)} vs agent-free SDK (target <= ${target.toFixed(2)}) ${verdict}`
   );
+}
+
+// ---- pricing and spend limits --------------------------------------------------------------------------------------
+
+const PRICING_TARGET_NS = 2000;
+const MANUAL_USAGE = {
+  provider: 'openai',
+  model: 'gpt-4o-2024-08-06',
+  input_tokens: 1000,
+  output_tokens: 200,
+  cached_tokens: 300,
+  tenant_id: TENANT,
+};
+// A model no price source knows: trackManually does all the same work but pricing (cached as unknown after one call).
+const UNPRICED_USAGE = { ...MANUAL_USAGE, model: 'gpt-bench-unpriced' };
+
+/** What a call of b costs over a call of a, measured alternating: difference of trimmed means, and of medians. */
+async function extraCost(a, b) {
+  const alternating = alternatingSide(a, b);
+  const n = await measure([alternating]);
+  const [aSamples, bSamples] = alternating.samples;
+  const [aNs, bNs] = [trimmedMean(aSamples), trimmedMean(bSamples)];
+  return { n, calls: aSamples.length, aNs, bNs, ns: bNs - aNs, medianNs: median(bSamples) - median(aSamples) };
+}
+
+/**
+ * Admission, through the public API: the same patched plain call for a tenant without a limit and for one with a
+ * limit it never reaches. Both sides price the call; only the limited one estimates, reserves and settles.
+ */
+async function admissionCost() {
+  await meter.setLimit(LIMITED_TENANT, { limitUsd: 1e9, frequency: 'per_month' });
+  const admission = await extraCost(meteredSide(plainCall, TENANT), meteredSide(plainCall, LIMITED_TENANT));
+  const [usage] = await meter.getUsage(LIMITED_TENANT);
+  if (usage === undefined || usage.reservedUsd !== 0 || !(usage.spentUsd > 0)) {
+    throw new AgentMisbehaved(`the limited tenant's window reads ${JSON.stringify(usage)}: every reservation should be settled at a cost`);
+  }
+  console.log(
+    `  admission: ${ROUNDS} batches x ${admission.n} calls alternating, ${admission.calls} timed a side; medians differ by ` +
+      `${nanos(admission.medianNs)}; one event per call, every reservation settled ($${usage.spentUsd.toFixed(2)} spent): OK`,
+  );
+  return admission;
+}
+
+/** Pricing, through the public API: trackManually of a known model against the same record of an unpriced one. */
+async function pricingCost() {
+  const manualSide = (usage) =>
+    newSide(`trackManually ${usage.model}`, () => meter.trackManually(usage), { enter: leaveAgentOff, tenants: [TENANT], sync: true });
+  const [unpriced, priced] = [manualSide(UNPRICED_USAGE), manualSide(MANUAL_USAGE)];
+  const [unpricedEvent, pricedEvent] = [unpriced.fn(), priced.fn()];
+  if (!(pricedEvent.cost_usd > 0) || pricedEvent.price_unknown === true || unpricedEvent.price_unknown !== true) {
+    throw new AgentMisbehaved(`trackManually priced ${MANUAL_USAGE.model} at ${pricedEvent.cost_usd} and ${UNPRICED_USAGE.model} at ${unpricedEvent.cost_usd}`);
+  }
+  const pricing = await extraCost(unpriced, priced);
+  console.log(
+    `  pricing: ${ROUNDS} batches x ${pricing.n} trackManually calls alternating, ${pricing.calls} timed a side; medians differ by ` +
+      `${nanos(pricing.medianNs)}; one event each, priced ($${pricedEvent.cost_usd}) and unknown: OK`,
+  );
+  return pricing;
+}
+
+async function pricingAndLimits() {
+  const admission = await admissionCost();
+  const pricing = await pricingCost();
+  const totalNs = admission.ns + pricing.ns;
+  const verdict = totalNs < PRICING_TARGET_NS ? 'PASS' : 'OVER';
+  const label = (text) => text.padEnd(26);
+  return [
+    `${label('admission (spend limit)')} ${nanos(admission.ns)} a call for estimate + reserve + settle: patched plain openai call ` +
+      `${micros(admission.bNs).trim()} for a tenant with a limit, ${micros(admission.aNs).trim()} without`,
+    `${label('pricing')} ${nanos(pricing.ns)} a call: trackManually ${nanos(pricing.bNs)} for a known model ` +
+      `(validates, builds, prices, emits), ${nanos(pricing.aNs)} for an unpriced one`,
+    `${label('pricing + limits')} ${nanos(totalNs)} a call  (target < ${nanos(PRICING_TARGET_NS)}) ${verdict}` +
+      `   (calls alternating, 5%-trimmed means)`,
+  ];
 }
 
 // ---- startup -------------------------------------------------------------------------------------------------------
@@ -249,24 +546,34 @@ async function startup() {
 
 // ---- main ----------------------------------------------------------------------------------------------------------
 
-/** The same call on both sides; the patched side runs it in a tenant scope, as a metered app would. */
-function overheadSection(name, call, target) {
-  return { name, run: () => compare(name, call, () => meter.forTenant(TENANT, call), target) };
+/** The same call on each side; the patched side runs it in a tenant scope, as a metered app would. */
+function overheadSection(name, call, target, options) {
+  return { name, run: () => compare(name, call, target, options) };
 }
+
+// Stream sections also report against an app with AsyncLocalStorage on: their many promises are what its hook taxes.
+const STREAM = { storeOnBaseline: true };
 
 const sections = [
   overheadSection('openai plain call', plainCall, 1.1),
-  overheadSection('openai 100-chunk stream', streamCall, 1.05),
+  overheadSection('openai 100-chunk stream', streamCall, 1.05, STREAM),
+  overheadSection('anthropic 100-delta stream', anthropicStreamCall, 1.05, STREAM),
+  overheadSection('gemini 100-chunk stream', geminiStreamCall, 1.05, STREAM),
+  { name: 'pricing + limits', run: pricingAndLimits },
   { name: 'startup', run: startup },
 ];
 
 async function main() {
-  const header = `llm-meter bench — node ${process.version}, openai ${OPENAI_VERSION}`;
+  const header =
+    `llm-meter bench — node ${process.version}, openai ${OPENAI_VERSION}, @anthropic-ai/sdk ${ANTHROPIC_VERSION}, ` +
+    `@google/genai ${GENAI_VERSION}`;
   console.log(`${header}\n`);
   const summary = [];
   for (const section of sections) {
     console.log(`${section.name} ...`);
+    const start = performance.now();
     summary.push(...(await section.run()));
+    console.log(`  (${((performance.now() - start) / 1000).toFixed(1)} s)`);
   }
   console.log(`\n${header}\n${summary.join('\n')}`);
 }
