@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { LimitFrequency } from './errors.js';
 import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './limit-store.js';
 import type { SpendWindow } from './windows.js';
@@ -14,6 +13,8 @@ export class MemoryLimitStore implements LimitStore {
   /** tenant → window key → counter; only the current window of each frequency is kept. */
   private readonly counters = new Map<string, Map<string, Counter>>();
   private readonly open = new Set<string>();
+  /** Reservation ids only need to be unique in this process. */
+  private nextId = 0;
 
   setLimit(tenantId: string, limit: TenantLimit): void {
     const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
@@ -41,7 +42,7 @@ export class MemoryLimitStore implements LimitStore {
       if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent + reserved };
     }
     for (const counter of counters) counter.reserved += amountNano;
-    const reservation: Reservation = { id: randomUUID(), tenantId, windowKeys: windows.map((w) => w.key), amountNano };
+    const reservation: Reservation = { id: `r${++this.nextId}`, tenantId, windowKeys: windows.map((w) => w.key), amountNano };
     this.open.add(reservation.id);
     return { admitted: true, reservation };
   }

@@ -36,6 +36,8 @@ const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
  */
 export class WindowCalendar {
   private readonly parts: Intl.DateTimeFormat | undefined;
+  /** The current window of each frequency, with its start: recomputed only when the clock leaves it (hot path). */
+  private readonly current = new Map<LimitFrequency, { window: SpendWindow; from: number; until: number }>();
 
   constructor(readonly timeZone: string | undefined) {
     this.parts =
@@ -45,11 +47,15 @@ export class WindowCalendar {
   }
 
   window(frequency: LimitFrequency, now: number): SpendWindow {
+    const cached = this.current.get(frequency);
+    if (cached !== undefined && now >= cached.from && now < cached.until) return cached.window;
     const { year, month, day } = this.localDate(now);
-    if (frequency === 'per_day') {
-      return { frequency, key: `d:${year}-${pad(month)}-${pad(day)}`, resetsAt: this.startOfLocalDay(year, month, day + 1) };
-    }
-    return { frequency, key: `m:${year}-${pad(month)}`, resetsAt: this.startOfLocalDay(year, month + 1, 1) };
+    const daily = frequency === 'per_day';
+    const from = daily ? this.startOfLocalDay(year, month, day) : this.startOfLocalDay(year, month, 1);
+    const resetsAt = daily ? this.startOfLocalDay(year, month, day + 1) : this.startOfLocalDay(year, month + 1, 1);
+    const window: SpendWindow = { frequency, key: daily ? `d:${year}-${pad(month)}-${pad(day)}` : `m:${year}-${pad(month)}`, resetsAt };
+    this.current.set(frequency, { window, from: from.getTime(), until: resetsAt.getTime() });
+    return window;
   }
 
   private localDate(now: number): { year: number; month: number; day: number } {
