@@ -7,6 +7,7 @@ import { validateTimeZone } from './windows.js';
 import type { WireFormat } from '../transport/http-sender.js';
 import type { Redis } from 'ioredis';
 import type { FailMode, RedisStoreOptions } from './redis-limit-store.js';
+import type { BackendStoreOptions } from './backend-limit-store.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
@@ -51,8 +52,18 @@ export interface MeterOptions {
   file?: string;
   /** Flush on beforeExit, SIGTERM and SIGINT (default true). */
   handleExit?: boolean;
-  /** A fleet-wide ledger for spend limits (default: in this process). */
-  limits?: LimitsOptions;
+  /** Where spend limits live: Redis (a fleet-wide ledger) or the app's own backend (default: in this process). */
+  limits?: LimitsOptions | BackendLimitsOptions;
+}
+
+/** The app's own backend as the limit store: see the README for its protocol. */
+export interface BackendLimitsOptions {
+  url: string;
+  apiKey?: string;
+  /** ms, default 5000: how long an answer from the backend is trusted. */
+  limitCheckCacheTtl?: number;
+  /** Backend down: 'open' (default) admits calls; 'closed' refuses limited calls. */
+  failMode?: FailMode;
 }
 
 export interface LimitsOptions {
@@ -93,7 +104,7 @@ export interface ResolvedConfig {
   format: WireFormat;
   file: string | undefined;
   handleExit: boolean;
-  limits: Omit<RedisStoreOptions, 'clock'> | undefined;
+  limits: ({ kind: 'redis' } & Omit<RedisStoreOptions, 'clock'>) | ({ kind: 'backend' } & Omit<BackendStoreOptions, 'clock'>) | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
@@ -103,11 +114,25 @@ const KNOWN_OPTIONS = new Set([
 ]);
 
 const KNOWN_LIMITS_OPTIONS = new Set(['redis', 'keyPrefix', 'failMode', 'commandTimeout', 'retryAfter', 'leaseMs']);
+const KNOWN_BACKEND_OPTIONS = new Set(['url', 'apiKey', 'limitCheckCacheTtl', 'failMode']);
 
-function resolveLimits(value: unknown): Omit<RedisStoreOptions, 'clock'> | undefined {
+function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limits'] {
   if (value === undefined) return undefined;
   if (value === null || typeof value !== 'object') throw new ConfigError(`limits must be an object like { redis: 'redis://host:6379' }, got ${describeValue(value)}`);
   const raw = value as Record<string, unknown>;
+  if ('url' in raw) {
+    for (const key of Object.keys(raw)) if (!KNOWN_BACKEND_OPTIONS.has(key)) throw new ConfigError(`unknown limits option ${JSON.stringify(key)}`);
+    if (raw.apiKey !== undefined && (typeof raw.apiKey !== 'string' || raw.apiKey === '')) throw new ConfigError('limits.apiKey must be a non-empty string');
+    const url = parseUrl(raw.url, 'limits.url');
+    return {
+      kind: 'backend',
+      url: url!,
+      apiKey: raw.apiKey as string | undefined,
+      cacheTtl: positiveInteger(raw, 'limitCheckCacheTtl', 5000),
+      failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
+      timeoutMs,
+    };
+  }
   for (const key of Object.keys(raw)) if (!KNOWN_LIMITS_OPTIONS.has(key)) throw new ConfigError(`unknown limits option ${JSON.stringify(key)}`);
   const redis = raw.redis;
   if (typeof redis === 'string') {
@@ -118,6 +143,7 @@ function resolveLimits(value: unknown): Omit<RedisStoreOptions, 'clock'> | undef
   const keyPrefix = raw.keyPrefix ?? 'llm-meter:';
   if (typeof keyPrefix !== 'string') throw new ConfigError(`limits.keyPrefix must be a string, got ${describeValue(keyPrefix)}`);
   return {
+    kind: 'redis',
     redis: redis as string | Redis,
     keyPrefix,
     failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
@@ -172,17 +198,17 @@ export function displayUrl(url: URL): string {
   return masked.href;
 }
 
-function parseUrl(value: unknown): URL | undefined {
+function parseUrl(value: unknown, field = 'url'): URL | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new ConfigError(`url must be a string, got ${describeValue(value)}`);
+  if (typeof value !== 'string') throw new ConfigError(`${field} must be a string, got ${describeValue(value)}`);
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(`url must be an absolute http(s) URL, got a value that does not parse (${value.length} characters)`);
+    throw new ConfigError(`${field} must be an absolute http(s) URL, got a value that does not parse (${value.length} characters)`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`url must use http or https, got protocol ${JSON.stringify(url.protocol)}`);
+    throw new ConfigError(`${field} must use http or https, got protocol ${JSON.stringify(url.protocol)}`);
   }
   return url;
 }
@@ -233,6 +259,6 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     format: oneOf(raw, 'format', ['json', 'cloudevents'] as const),
     file: optionalPath(raw, 'file'),
     handleExit: raw.handleExit === undefined ? true : optionalBoolean(raw, 'handleExit'),
-    limits: resolveLimits(raw.limits),
+    limits: resolveLimits(raw.limits, positiveInteger(raw, 'requestTimeout', 10_000)),
   };
 }

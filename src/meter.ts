@@ -18,6 +18,7 @@ import { AgentLog, describeError } from './log.js';
 import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
 import { MemoryLimitStore } from './memory-limit-store.js';
 import { RedisLimitStore } from './redis-limit-store.js';
+import { BackendLimitStore } from './backend-limit-store.js';
 import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
 import { toUsd } from './limit-store.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
@@ -37,7 +38,7 @@ export class Meter implements CallSink {
   private readonly log: AgentLog;
   private readonly prices: PriceBook;
   private readonly limits: SpendLimits;
-  private readonly limitStore: MemoryLimitStore | RedisLimitStore;
+  private readonly limitStore: MemoryLimitStore | RedisLimitStore | BackendLimitStore;
   /** Where events go: the ingest (when `url` is set) and the usage file (when `file` is set). */
   private readonly deliveries: Batcher<UsageEvent>[] = [];
   private readonly usageFile: { sender: FileSender; batcher: Batcher<UsageEvent> } | undefined;
@@ -52,7 +53,9 @@ export class Meter implements CallSink {
 
   constructor(options: MeterOptions = {}) {
     this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
-    this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password]);
+    const { limits: limitsConfig } = this.config;
+    const limitsKey = limitsConfig?.kind === 'backend' ? limitsConfig.apiKey : undefined;
+    this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password, limitsKey]);
     const excludesCache = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.name));
     this.prices = new PriceBook(
       this.config.prices,
@@ -60,7 +63,12 @@ export class Meter implements CallSink {
       (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
     );
     const { limits } = this.config;
-    this.limitStore = limits === undefined ? new MemoryLimitStore() : new RedisLimitStore({ ...limits, clock: this.config.clock }, this.log);
+    this.limitStore =
+      limits === undefined
+        ? new MemoryLimitStore()
+        : limits.kind === 'redis'
+          ? new RedisLimitStore({ ...limits, clock: this.config.clock }, this.log)
+          : new BackendLimitStore({ ...limits, clock: this.config.clock }, this.log);
     this.limits = new SpendLimits(this.limitStore, new WindowCalendar(this.config.timezone), this.prices, this.config);
     const { url, file } = this.config;
     if (url !== undefined) {
