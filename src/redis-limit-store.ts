@@ -66,6 +66,8 @@ export class RedisLimitStore implements LimitStore {
   private outage = false;
   private journal: JournalEntry[] = [];
   private replaying: Promise<void> | undefined;
+  /** Settlements on their way to Redis: close() waits for them. */
+  private readonly settling = new Set<Promise<unknown>>();
 
   constructor(
     private readonly options: RedisStoreOptions,
@@ -131,11 +133,12 @@ export class RedisLimitStore implements LimitStore {
       this.journal.push({ reservation, actualNano, eventId });
       return;
     }
-    try {
-      await this.command(() => this.settleInRedis({ reservation, actualNano, eventId }));
-    } catch {
+    const settled = this.command(() => this.settleInRedis({ reservation, actualNano, eventId })).catch(() => {
       this.journal.push({ reservation, actualNano, eventId });
-    }
+    });
+    this.settling.add(settled);
+    await settled;
+    this.settling.delete(settled);
   }
 
   async usage(tenantId: string, windows: readonly SpendWindow[]): Promise<WindowUsage[]> {
@@ -156,6 +159,7 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.settling]);
     await this.replaying;
     if (this.ownsClient) this.client.disconnect();
   }

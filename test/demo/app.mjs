@@ -91,9 +91,37 @@ console.log(
   `\ninitech's daily limit: $${day.limitUsd} — spent $${day.spentUsd.toFixed(6)}, ${refused.get('initech') ?? 0} call(s) refused before reaching the provider` +
     ` (resets ${day.resetsAt.toISOString()})`,
 );
+
+async function fleetDemo(redisUrl) {
+  const { spawn } = await import('node:child_process');
+  const admin = new Meter({ limits: { redis: redisUrl }, handleExit: false });
+  await admin.setLimit('fleet', { limitUsd: 0.005, frequency: 'per_day' });
+  const before = (await admin.getUsage('fleet'))[0];
+  const startAt = String(Date.now() + 1500);
+  const worker = () =>
+    new Promise((resolve, reject) => {
+      let out = '';
+      const child = spawn(process.execPath, [new URL('../apps/fleet-app.mjs', import.meta.url).pathname], {
+        env: { ...process.env, OPENAI_BASE_URL: provider.openaiBaseURL, START_AT: startAt, CALLS: '20' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      child.stdout.on('data', (d) => (out += d));
+      child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1))) : reject(new Error(`worker exited ${code}`))));
+    });
+  const reports = await Promise.all([worker(), worker()]);
+  const after = (await admin.getUsage('fleet'))[0];
+  console.log(`\nfleet: two processes, one Redis ledger, tenant "fleet" limited to $${after.limitUsd} a day (each call may cost up to $0.001)`);
+  reports.forEach((r, i) => console.log(`  process ${i + 1}: ${r.admitted} admitted, ${r.refused} refused`));
+  console.log(`  spent today: $${after.spentUsd.toFixed(6)} (was $${before.spentUsd.toFixed(6)}), reserved now $${after.reservedUsd}`);
+  await admin.shutdown();
+}
+
 const sent = ingest.events.filter((e) => e.error !== 'LimitExceededError').length;
 if (sent !== provider.count() || day.spentUsd > day.limitUsd || !refused.get('initech')) {
   console.error(`demo FAILED: ${provider.count()} provider calls, ${sent} metered calls, initech spent ${day.spentUsd}`);
   process.exitCode = 1;
 }
+
+// With REDIS_URL set: two processes share one Redis ledger, and one limit holds across both.
+if (process.env.REDIS_URL) await fleetDemo(process.env.REDIS_URL);
 await Promise.all([provider.close(), ingest.close()]);
