@@ -36,9 +36,12 @@ export interface NodeRun {
   stderr: string;
 }
 
-export function runNode(args: string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<NodeRun> {
+export function runNode(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; execPath?: string } = {},
+): Promise<NodeRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(options.execPath ?? process.execPath, args, {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
