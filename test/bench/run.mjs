@@ -5,19 +5,24 @@
 //   100-chunk stream), @anthropic-ai/sdk (100-delta stream) and @google/genai (100-chunk stream); the ratio is against
 //   the agent-free SDK, and for streams also against the SDK in an app that has AsyncLocalStorage on anyway;
 // - pricing and spend limits: what admission (estimate + reserve + settle) adds to a call, and what trackManually costs;
+// - delivery: events/s through the whole delivery path (queue, batching, JSON, gzip, HTTP POST) to a minimal ingest on
+//   127.0.0.1, and the heap after GC, in children run with --expose-gc (delivery.mjs); and the heap with the ingest
+//   down for good (test/apps/ingest-down.cjs);
+// - the fleet store: reserve + settle latency against a redis-server of the bench's own (skipped when none is installed);
 // - at startup: wall time of `node app.mjs` that imports openai, bare, with an empty loader thread, and with
 //   `--import register.mjs`.
 //
 // Prints figures and targets; exits 1 only when the agent misbehaves (a bench of a broken agent is worthless), never
 // for a missed target. Add a bench by adding a section: `run()` returns the lines it contributes to the summary.
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { supportsSyncHooks } from 'import-in-the-middle/supports-sync-hooks.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(benchDir, '..', '..');
@@ -362,7 +367,9 @@ async function warmUp(side) {
   return ns;
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+/** The value below which a fraction `p` of `values` lies (p = 1: the largest). */
+const percentile = (values, p) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+const median = (values) => percentile(values, 0.5);
 
 /** Mean of the middle 90% of `values`: the worst of the load's spikes out, the agent's own garbage collection in. */
 function trimmedMean(values) {
@@ -509,18 +516,239 @@ async function pricingAndLimits() {
   ];
 }
 
+// ---- delivery throughput and memory -------------------------------------------------------------------------------
+
+const DELIVERY_EVENTS = 200_000;
+const DELIVERY_QUEUE = 100_000;
+const DELIVERY_TARGET_PER_S = 10_000;
+/** Of heap at most per event the queue can hold. */
+const DELIVERY_TARGET_BYTES_PER_QUEUED = 1024;
+const INGEST_DOWN_EVENTS = 1_000_000;
+/** The safety test's bound on heap growth with the ingest down for good. */
+const INGEST_DOWN_TARGET_MB = 16;
+
+const count = (n) => n.toLocaleString('en-US');
+const mb = (value) => `${value.toFixed(1)} MB`;
+
+/** The least an ingest can be: reads and discards each body, answers 200, counts POSTs and bytes. */
+function startIngest() {
+  const ingest = { url: '', posts: 0, bytes: 0 };
+  const server = createServer((req, res) => {
+    req.on('data', (data) => (ingest.bytes += data.length));
+    req.on('end', () => {
+      ingest.posts++;
+      res.end();
+    });
+  });
+  ingest.close = () => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  };
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(Object.assign(ingest, { url: `http://127.0.0.1:${server.address().port}/ingest` })));
+  });
+}
+
+/**
+ * `node args` from the repo root, without blocking this process (whose ingest the child may be posting to); resolves
+ * with the JSON of the last line it prints.
+ */
+function childReport(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let [stdout, stderr] = ['', ''];
+    child.stdout.on('data', (data) => (stdout += data));
+    child.stderr.on('data', (data) => (stderr += data));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`node ${args.join(' ')} exited ${code ?? signal}: ${stderr}`));
+      resolve(JSON.parse(stdout.trim().split('\n').at(-1)));
+    });
+  });
+}
+
+/** One run of delivery.mjs against `ingest`; every event must be acknowledged, none dropped. */
+async function deliveryRun(ingest, mode = []) {
+  const [posts, bytes] = [ingest.posts, ingest.bytes];
+  const report = await childReport(['--expose-gc', join(benchDir, 'delivery.mjs'), ingest.url, String(DELIVERY_EVENTS), String(DELIVERY_QUEUE), ...mode]);
+  const { sent, dropped, queued } = report.stats;
+  if (sent !== DELIVERY_EVENTS || dropped !== 0 || queued !== 0) {
+    throw new AgentMisbehaved(`${count(DELIVERY_EVENTS)} events to a healthy ingest: ${JSON.stringify(report.stats)}, not all sent and none dropped`);
+  }
+  return { ...report, posts: ingest.posts - posts, bytes: ingest.bytes - bytes };
+}
+
+async function delivery() {
+  const ingest = await startIngest();
+  let timed, sampled;
+  try {
+    timed = await deliveryRun(ingest);
+    sampled = await deliveryRun(ingest, ['heap']);
+  } finally {
+    await ingest.close();
+  }
+  const down = await childReport(['--expose-gc', join(repoRoot, 'test', 'apps', 'ingest-down.cjs'), String(INGEST_DOWN_EVENTS)]);
+  if (down.stats.queued + down.stats.dropped !== INGEST_DOWN_EVENTS || down.stats.sent !== 0) {
+    throw new AgentMisbehaved(`${count(INGEST_DOWN_EVENTS)} events with the ingest down: ${JSON.stringify(down.stats)}, not queued + dropped = all`);
+  }
+  console.log(
+    `  ${count(DELIVERY_EVENTS)} events a run, all sent, none dropped, in ${count(timed.posts)} and ${count(sampled.posts)} POSTs: OK; ` +
+      `ingest down: ${count(down.stats.queued)} queued + ${count(down.stats.dropped)} dropped = ${count(INGEST_DOWN_EVENTS)}: OK`,
+  );
+  const perS = DELIVERY_EVENTS / (timed.ms / 1000);
+  const growthMb = sampled.peakMb - sampled.baseMb;
+  const perQueued = (growthMb * 2 ** 20) / Math.max(1, sampled.maxQueued);
+  const downGrowthMb = down.peakMb - down.baseMb;
+  const label = (text) => text.padEnd(26);
+  const verdict = (pass) => (pass ? 'PASS' : 'OVER');
+  return [
+    `${label('delivery, ingest up')} ${count(Math.round(perS))} events/s tracked → acknowledged: ${count(DELIVERY_EVENTS)} in ` +
+      `${(timed.ms / 1000).toFixed(2)} s, queue of ${count(DELIVERY_QUEUE)} + batches of 500 + JSON + gzip (${Math.round(timed.bytes / DELIVERY_EVENTS)} B an event) ` +
+      `+ POST to 127.0.0.1  (target >= ${count(DELIVERY_TARGET_PER_S)}) ${verdict(perS >= DELIVERY_TARGET_PER_S)}`,
+    `${label('delivery heap, ingest up')} peak ${mb(sampled.peakMb)} after GC: +${mb(growthMb)} over the start (${mb(sampled.baseMb)}) ` +
+      `with up to ${count(sampled.maxQueued)} queued, ${Math.round(perQueued)} B an event; ${mb(sampled.endMb)} after shutdown  ` +
+      `(target <= ${DELIVERY_TARGET_BYTES_PER_QUEUED} B an event) ${verdict(perQueued <= DELIVERY_TARGET_BYTES_PER_QUEUED)}`,
+    `${label('delivery heap, ingest down')} ${count(INGEST_DOWN_EVENTS)} events to a closed port, maxQueueSize 1000: peak ` +
+      `${mb(down.peakMb)} after GC, +${mb(downGrowthMb)} over the start  (target < +${INGEST_DOWN_TARGET_MB} MB) ` +
+      `${verdict(downGrowthMb < INGEST_DOWN_TARGET_MB)}`,
+  ];
+}
+
+// ---- fleet store latency -------------------------------------------------------------------------------------------
+
+const STORE_WARMUPS = 500;
+const STORE_OPS = 5_000;
+const STORE_TARGET_P50_MS = 0.5;
+const STORE_TENANT = 't';
+const RESERVE_NANO = 1000;
+const SETTLE_NANO = 500;
+
+const redisServerInstalled = () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
+    socket.on('data', (data) => {
+      socket.destroy();
+      resolve(data.toString().startsWith('+PONG'));
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/** A redis-server of the bench's own, on a free port, with nothing persisted (as test/redis-server.ts starts one). */
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    return exited;
+  };
+  for (let i = 0; i < 100; i++) {
+    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, stop };
+    await sleep(20);
+  }
+  await stop();
+  throw new Error(`redis-server did not answer PING on port ${port}`);
+}
+
+/** Sequential reserve + settle through the store; ms of each, and of the pair, for the timed ones. */
+async function reserveAndSettle(store, windows) {
+  const times = { reserve: [], settle: [], both: [] };
+  for (let i = 0; i < STORE_WARMUPS + STORE_OPS; i++) {
+    const start = process.hrtime.bigint();
+    const outcome = await store.reserve(STORE_TENANT, windows, RESERVE_NANO, 'strict');
+    const reserved = process.hrtime.bigint();
+    if (!outcome.admitted || outcome.reservation === undefined) throw new AgentMisbehaved(`reserve ${i} gave ${JSON.stringify(outcome)}, not a reservation`);
+    await store.settle(outcome.reservation, SETTLE_NANO, `evt-${i}`);
+    const end = process.hrtime.bigint();
+    if (i < STORE_WARMUPS) continue;
+    times.reserve.push(Number(reserved - start) / 1e6);
+    times.settle.push(Number(end - reserved) / 1e6);
+    times.both.push(Number(end - start) / 1e6);
+  }
+  return times;
+}
+
+async function fleetStore() {
+  const label = 'fleet store (Redis)'.padEnd(26);
+  if (!redisServerInstalled()) {
+    console.log('  skipped: redis-server is not installed');
+    return [`${label} skipped: redis-server is not installed  (target p50 < ${STORE_TARGET_P50_MS} ms)`];
+  }
+  const { RedisLimitStore } = requireFromRepo(join(repoRoot, 'dist', 'src', 'redis-limit-store.js'));
+  const { AgentLog } = requireFromRepo(join(repoRoot, 'dist', 'src', 'log.js'));
+  const { WindowCalendar } = requireFromRepo(join(repoRoot, 'dist', 'src', 'windows.js'));
+  const redis = await startRedis();
+  let times, usage;
+  try {
+    const options = { redis: redis.url, keyPrefix: 'bench:', failMode: 'closed', commandTimeout: 1000, retryAfter: 1000, leaseMs: 60_000, clock: Date.now };
+    const store = new RedisLimitStore(options, new AgentLog(false, []));
+    try {
+      await store.setLimit(STORE_TENANT, { frequency: 'per_month', limitNano: 1e15 });
+      const windows = ['per_day', 'per_month'].map((f) => new WindowCalendar(undefined).window(f, Date.now()));
+      times = await reserveAndSettle(store, windows);
+      usage = await store.usage(STORE_TENANT, windows);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await redis.stop();
+  }
+  const calls = STORE_WARMUPS + STORE_OPS;
+  const [month] = usage;
+  if (usage.length !== 1 || month.spentNano !== calls * SETTLE_NANO || month.reservedNano !== 0) {
+    throw new AgentMisbehaved(`after ${calls} reserve + settle the per_month window reads ${JSON.stringify(usage)}, not ${calls * SETTLE_NANO} spent, 0 reserved`);
+  }
+  console.log(`  ${STORE_WARMUPS} warm-up + ${STORE_OPS} timed reserve + settle, one after another; every call admitted, window spent = settled, nothing left reserved: OK`);
+  const ms = (value) => `${value.toFixed(3)} ms`;
+  const p50 = median(times.both);
+  return [
+    `${label} reserve + settle p50 ${ms(p50)} p99 ${ms(percentile(times.both, 0.99))} max ${ms(percentile(times.both, 1))} ` +
+      `(reserve p50 ${ms(median(times.reserve))}, settle p50 ${ms(median(times.settle))}; local redis-server)  ` +
+      `(target p50 < ${STORE_TARGET_P50_MS} ms) ${p50 < STORE_TARGET_P50_MS ? 'PASS' : 'OVER'}`,
+  ];
+}
+
 // ---- startup -------------------------------------------------------------------------------------------------------
 
 /** Wall ms of one `node [args] app.mjs` from spawn to exit. */
-function timeStartup(args) {
+function timeStartup(node, args) {
   const start = performance.now();
-  const child = spawnSync(process.execPath, [...args, join(benchDir, 'app.mjs')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnSync(node, [...args, join(benchDir, 'app.mjs')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
   const ms = performance.now() - start;
   if (child.status !== 0) throw new Error(`node ${args.join(' ')} app.mjs exited ${child.status ?? child.signal}: ${child.stderr}`);
   return ms;
 }
 
-async function startup() {
+/** The Node versions to time startup on: this one, and Node 22 (in-thread hooks) once `npm test` has fetched it. */
+function startupNodes() {
+  const node22 = join(repoRoot, 'node_modules/.cache/llm-meter-node-22/package/bin/node');
+  return existsSync(node22) && node22 !== process.execPath ? [process.execPath, node22] : [process.execPath];
+}
+
+function hooksUsedBy(node) {
+  const probe = spawnSync(node, ['--input-type=module', '-e', `import { supportsSyncHooks } from 'import-in-the-middle/supports-sync-hooks.mjs'; console.log(process.version, supportsSyncHooks())`], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
+  const [version, sync] = probe.stdout.trim().split(' ');
+  return { version, hooks: sync === 'true' ? 'in-thread sync hooks (module.registerHooks)' : 'async loader thread (module.register)' };
+}
+
+async function startupOn(node) {
   const variants = {
     none: [],
     loaderThread: ['--import', join(benchDir, 'register-noop-hooks.mjs')],
@@ -529,19 +757,25 @@ async function startup() {
   const times = { none: [], loaderThread: [], agent: [] };
   for (let run = 0; run < STARTUP_WARMUPS + STARTUP_RUNS; run++) {
     for (const [key, args] of Object.entries(variants)) {
-      const ms = timeStartup(args);
+      const ms = timeStartup(node, args);
       if (run >= STARTUP_WARMUPS) times[key].push(ms);
     }
   }
   const [none, loaderThread, agent] = [times.none, times.loaderThread, times.agent].map(median);
   const ms = (value) => `${Math.round(value)} ms`;
-  const hooks = supportsSyncHooks() ? 'in-thread sync hooks (module.registerHooks)' : 'async loader thread (module.register)';
+  const { version, hooks } = hooksUsedBy(node);
   return [
-    `startup (import openai): none ${ms(none)} | loader thread only ${ms(loaderThread)} | --import register.mjs ${ms(agent)}` +
-      ` → agent adds ${ms(agent - loaderThread)} over the loader thread`,
-    `  medians of ${STARTUP_RUNS} runs each; --import register.mjs costs ${ms(agent - none)} in all, ` +
-      `of which the loader thread ${ms(loaderThread - none)}; the agent used the ${hooks}`,
+    `startup on node ${version} (import openai): none ${ms(none)} | async loader thread only ${ms(loaderThread)} | --import register.mjs ${ms(agent)}` +
+      ` → the agent adds ${ms(agent - none)} to a bare start`,
+    `  medians of ${STARTUP_RUNS} runs each; the agent used the ${hooks}` +
+      (hooks.startsWith('async') ? `, whose thread alone costs ${ms(loaderThread - none)}: the agent adds ${ms(agent - loaderThread)} on top` : ''),
   ];
+}
+
+async function startup() {
+  const lines = [];
+  for (const node of startupNodes()) lines.push(...(await startupOn(node)));
+  return lines;
 }
 
 // ---- main ----------------------------------------------------------------------------------------------------------
@@ -560,6 +794,8 @@ const sections = [
   overheadSection('anthropic 100-delta stream', anthropicStreamCall, 1.05, STREAM),
   overheadSection('gemini 100-chunk stream', geminiStreamCall, 1.05, STREAM),
   { name: 'pricing + limits', run: pricingAndLimits },
+  { name: 'delivery throughput and memory', run: delivery },
+  { name: 'fleet store latency', run: fleetStore },
   { name: 'startup', run: startup },
 ];
 
