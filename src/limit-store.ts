@@ -53,4 +53,6 @@ export interface LimitStore {
   /** Replaces the reservation by the actual cost. Settling the same event twice changes nothing. */
   settle(reservation: Reservation, actualNano: number, eventId: string): void | Promise<void>;
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
+  /** Waits for settlements under way and lets go of connections. */
+  close?(): Promise<void>;
 }

@@ -3,6 +3,11 @@ import { ConfigError, LimitExceededError, type LimitFrequency } from './errors.j
 import type { CallStart } from './event.js';
 import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './limit-store.js';
 import type { PriceBook } from './pricing.js';
+import { BackendLimitStore } from './backend-limit-store.js';
+import type { ResolvedConfig } from './config.js';
+import type { AgentLog } from './log.js';
+import { MemoryLimitStore } from './memory-limit-store.js';
+import { RedisLimitStore } from './redis-limit-store.js';
 import { validateTenantId } from './tenant.js';
 import { FREQUENCIES, validateFrequency, type WindowCalendar } from './windows.js';
 
@@ -33,6 +38,14 @@ export interface WindowReport {
 export interface Admission {
   reservation?: Reservation | undefined;
   refusal?: Error | undefined;
+}
+
+/** The ledger the configuration asks for: in this process (default), Redis, or the app's own backend. */
+export function createLimitStore(config: ResolvedConfig, log: AgentLog): LimitStore {
+  const { limits } = config;
+  if (limits === undefined) return new MemoryLimitStore();
+  if (limits.kind === 'redis') return new RedisLimitStore({ ...limits, clock: config.clock }, log);
+  return new BackendLimitStore({ ...limits, clock: config.clock }, log);
 }
 
 export class RequireTenantError extends ConfigError {
@@ -95,6 +108,10 @@ export class SpendLimits {
   settle(reservation: Reservation, costUsd: number, eventId: string): void {
     const settled = this.store.settle(reservation, toNano(costUsd), eventId);
     if (settled instanceof Promise) settled.catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close?.();
   }
 
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {

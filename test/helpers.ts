@@ -97,3 +97,19 @@ export function eventsPerRequest(events: UsageEvent[], fake: { count(path?: stri
   };
   return { metered, clear };
 }
+
+/** Captures what the process writes to stderr while `fn` runs (the agent's warnings and debug lines). */
+export async function stderrOf(fn: () => Promise<void>): Promise<string> {
+  const write = process.stderr.write.bind(process.stderr);
+  let out = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    out += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await fn();
+  } finally {
+    process.stderr.write = write;
+  }
+  return out;
+}

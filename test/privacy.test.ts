@@ -2,28 +2,12 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startFakeIngest } from './fixtures/fake-ingest.mjs';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { LimitExceededError, Meter, repoRoot, requireFrom, tick } from './helpers.js';
+import { LimitExceededError, Meter, repoRoot, requireFrom, stderrOf, tick } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
 const ingest = await startFakeIngest();
 afterAll(() => Promise.all([fake.close(), ingest.close()]));
-
-/** Captures what the agent writes to stderr while `fn` runs. */
-async function stderrOf(fn: () => Promise<void>): Promise<string> {
-  const write = process.stderr.write.bind(process.stderr);
-  let out = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    out += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    await fn();
-  } finally {
-    process.stderr.write = write;
-  }
-  return out;
-}
 
 describe('privacy: no prompt or completion text, no key, anywhere the agent writes', () => {
   const { OpenAI } = requireFrom(repoRoot, 'openai');

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { join } from 'node:path';
-import { Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { Meter, repoRoot, requireFrom, requireFromRepo, runNode, stderrOf, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -11,22 +11,6 @@ afterEach(() => fake.reset());
 
 const { BUILT_IN_PATCHES } = requireFromRepo('./dist/patches/index.js');
 const { buildEvent, USAGE_FIELDS } = requireFromRepo('./dist/src/event.js');
-
-/** Captures what the agent writes to stderr while `fn` runs. */
-async function stderrOf(fn: () => Promise<void>): Promise<string> {
-  const write = process.stderr.write.bind(process.stderr);
-  let out = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    out += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    await fn();
-  } finally {
-    process.stderr.write = write;
-  }
-  return out;
-}
 
 const start = { provider: 'p', endpoint: 'e', requestedModel: 'm', stream: false, tenant: undefined, startedAt: 0, startedAtWall: 0, maxOutputTokens: undefined, args: [] };
 
