@@ -1,6 +1,6 @@
 import type { MeteredCall } from './call.js';
 import type { HookTarget } from './provider.js';
-import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, type StreamItemReader } from './stream.js';
+import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace } from './stream.js';
 
 /** Everything needed to read one call's result. */
 export interface Observation {
@@ -42,12 +42,11 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   }
   const readItem = o.target.readStreamItem;
   if (readItem !== undefined) {
-    const read: StreamItemReader = (item, facts) => readItem(item, facts, o.hideInjected);
     if (hasIteratorProperty(data)) {
-      meterStreamInPlace(data, o.call, read, requestId);
+      meterStreamInPlace(data, o.call, readItem, o.hideInjected, requestId);
       return data;
     }
-    if (isAsyncIterable(data)) return new MeteredIterator(data[Symbol.asyncIterator](), o.call, read, requestId);
+    if (isAsyncIterable(data)) return new MeteredIterator(data[Symbol.asyncIterator](), o.call, readItem, o.hideInjected, requestId);
   }
   o.call.finish({ ...o.target.readResponse(data, o.args), requestId });
   return data;

@@ -1,7 +1,8 @@
 import type { MeteredCall } from './call.js';
 import type { ResponseFacts } from './provider.js';
 
-export type StreamItemReader = (item: unknown, facts: ResponseFacts) => boolean;
+/** Reads one item into `facts`; true when the item was asked for by the agent and must be hidden from the caller. */
+export type StreamItemReader = (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean;
 
 /**
  * Passes a stream's items through unchanged (except items the agent asked for itself, which it hides), reads usage off
@@ -9,11 +10,15 @@ export type StreamItemReader = (item: unknown, facts: ResponseFacts) => boolean;
  */
 export class MeteredIterator<T> implements AsyncIterableIterator<T> {
   readonly facts: ResponseFacts = {};
+  // Bound once: next() runs per item, on the hot path of every stream.
+  private readonly onResultBound = (result: IteratorResult<T>) => this.onResult(result);
+  private readonly onErrorBound = (err: unknown) => this.onError(err);
 
   constructor(
     private readonly inner: AsyncIterator<T>,
     private readonly call: MeteredCall,
     private readonly readItem: StreamItemReader,
+    private readonly hideInjected: boolean,
     private readonly requestId: string | undefined,
     /** The SDK's own abort signal: an aborted stream ends its loop normally, but it did not complete. */
     private readonly abortSignal?: AbortSignal,
@@ -24,10 +29,7 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
-    return this.inner.next().then(
-      (result) => this.onResult(result),
-      (err: unknown) => this.onError(err),
-    );
+    return this.inner.next().then(this.onResultBound, this.onErrorBound);
   }
 
   return(value?: unknown): Promise<IteratorResult<T>> {
@@ -48,7 +50,7 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
     }
     let hide = false;
     try {
-      hide = this.readItem(result.value, this.facts);
+      hide = this.readItem(result.value, this.facts, this.hideInjected);
     } catch (fault) {
       this.call.fault(fault);
     }
@@ -82,10 +84,10 @@ export function hasIteratorProperty(value: unknown): value is IteratorHolder {
  * Meters a Stainless `Stream` in place: its `iterator` property feeds `[Symbol.asyncIterator]`, `tee()` and
  * `toReadableStream()`, so wrapping it covers them all while the caller keeps the SDK's own object (and its controller).
  */
-export function meterStreamInPlace(stream: IteratorHolder, call: MeteredCall, readItem: StreamItemReader, requestId: string | undefined): void {
+export function meterStreamInPlace(stream: IteratorHolder, call: MeteredCall, readItem: StreamItemReader, hideInjected: boolean, requestId: string | undefined): void {
   const inner = stream.iterator;
   stream.iterator = function meteredIterator(this: unknown, ...args: unknown[]) {
-    return new MeteredIterator(inner.apply(this, args), call, readItem, requestId, stream.controller?.signal);
+    return new MeteredIterator(inner.apply(this, args), call, readItem, hideInjected, requestId, stream.controller?.signal);
   };
 }
 
