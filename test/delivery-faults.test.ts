@@ -1,13 +1,13 @@
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startFakeIngest } from './fixtures/fake-ingest.mjs';
+import { startFakeIngest, type IngestFault, type IngestRequest } from './fixtures/fake-ingest.mjs';
 import { Meter, repoRoot, runNode, until } from './helpers.js';
 
 type Ingest = Awaited<ReturnType<typeof startFakeIngest>>;
 const ingests: Ingest[] = [];
 afterAll(() => Promise.all(ingests.map((i) => i.close())));
 
-async function ingestWith(respondWith?: (req: { attempt: number; index: number }) => unknown, port?: number): Promise<Ingest> {
+async function ingestWith(respondWith?: (req: IngestRequest) => IngestFault | undefined, port?: number): Promise<Ingest> {
   const ingest = await startFakeIngest({ respondWith, port });
   ingests.push(ingest);
   return ingest;

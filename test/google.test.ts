@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
-import type { UsageEvent } from 'llm-meter';
 
 /** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
 const GENAI_VERSIONS = {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { ConfigError, LimitExceededError, Meter, repoRoot, requireFrom, tick, until } from './helpers.js';
+import { LimitExceededError, Meter, repoRoot, requireFrom, tick, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -32,7 +32,7 @@ describe('refusal before any traffic', () => {
     const err = await call('broke').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LimitExceededError);
     expect(err).toMatchObject({ tenantId: 'broke', frequency: 'per_day', limitUsd: 0.0005, spentUsd: 0 });
-    expect((err as LimitExceededError).resetsAt.toISOString()).toBe('2026-11-24T00:00:00.000Z');
+    expect((err as InstanceType<typeof LimitExceededError>).resetsAt.toISOString()).toBe('2026-11-24T00:00:00.000Z');
     expect(fake.count()).toBe(0);
   });
 

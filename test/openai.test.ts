@@ -1,7 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
-import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
