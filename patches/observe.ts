@@ -1,6 +1,6 @@
 import type { MeteredCall } from './call.js';
 import type { HookTarget } from './provider.js';
-import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace } from './stream.js';
+import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned } from './stream.js';
 
 /** Everything needed to read one call's result. */
 export interface Observation {
@@ -44,9 +44,14 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   if (readItem !== undefined) {
     if (hasIteratorProperty(data)) {
       meterStreamInPlace(data, o.call, readItem, o.hideInjected, requestId);
+      settleWhenAbandoned(data, o.call, requestId);
       return data;
     }
-    if (isAsyncIterable(data)) return new MeteredIterator(data[Symbol.asyncIterator](), o.call, readItem, o.hideInjected, requestId);
+    if (isAsyncIterable(data)) {
+      const stream = new MeteredIterator(data[Symbol.asyncIterator](), o.call, readItem, o.hideInjected, requestId);
+      settleWhenAbandoned(stream, o.call, requestId);
+      return stream;
+    }
   }
   o.call.finish({ ...o.target.readResponse(data, o.args), requestId });
   return data;

@@ -121,3 +121,15 @@ export class ItemEventIterator<T> implements AsyncIterableIterator<T> {
     return this.inner.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T });
   }
 }
+
+/**
+ * A stream the caller drops without reading it to the end (or at all) was still sent, and billed: when it is garbage
+ * collected, its call is recorded as partial. (A stream read to the end, broken out of or failed is recorded then.)
+ */
+const abandonedStreams = new FinalizationRegistry<{ call: MeteredCall; requestId: string | undefined }>(({ call, requestId }) => {
+  if (!call.done) call.finish({ requestId, partial: true });
+});
+
+export function settleWhenAbandoned(stream: object, call: MeteredCall, requestId: string | undefined): void {
+  abandonedStreams.register(stream, { call, requestId });
+}
