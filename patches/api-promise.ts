@@ -51,7 +51,7 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
 
   // Watching the request settles the call on a provider or network error whoever consumes it. The handler resolves, so
   // it never creates an unhandled rejection of its own; the caller still gets the SDK's own rejection.
-  promise.responsePromise.then(undefined, (err: unknown) => o.call.finish({ error: err }));
+  promise.responsePromise.then(undefined, (err: unknown) => o.call.finishInBackground({ error: err }));
 
   const parse = promise.parseResponse;
   promise.parseResponse = function meteredParse(this: unknown, client, props) {

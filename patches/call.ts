@@ -33,6 +33,18 @@ export class MeteredCall {
     this.sink.record(this.start, outcome);
   }
 
+  /**
+   * For paths no caller is waiting on (a watcher of the request, a clone being read, a collected stream): a fault the
+   * sink rethrows under raiseOnError has nobody to reach there, and must not become an unhandled rejection.
+   */
+  finishInBackground(outcome: CallOutcome): void {
+    try {
+      this.finish(outcome);
+    } catch {
+      // Already counted and logged by the sink.
+    }
+  }
+
   /** Records one billed unit of a call that returns several (batch results), sharing the call's tenant and endpoint. */
   recordItem(outcome: CallOutcome): void {
     this.sink.record(this.start, outcome);

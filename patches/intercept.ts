@@ -24,22 +24,27 @@ export function interceptCall(
 ): unknown {
   if (target.bindsCallerContext === true) return bindStreamToCallerContext(Reflect.apply(original, thisArg, args));
   let call: MeteredCall;
+  try {
+    call = sink.begin(provider.name, target.endpoint, target.readRequest(args), args);
+  } catch (fault) {
+    sink.fault(fault);
+    return Reflect.apply(original, thisArg, args);
+  }
+  // A refused call must never fall through to the SDK, whatever happens below.
+  if (call.refusal !== undefined) {
+    call.finish({ error: call.refusal });
+    return refusedResult(provider.style, thisArg, call.refusal);
+  }
   let callArgs: unknown[] = args;
   let hideInjected = false;
   try {
-    call = sink.begin(provider.name, target.endpoint, target.readRequest(args), args);
-    if (call.refusal !== undefined) {
-      call.finish({ error: call.refusal });
-      return refusedResult(provider.style, thisArg, call.refusal);
-    }
     const prepared = target.prepare?.(args, thisArg);
     if (prepared !== undefined) {
       callArgs = prepared.args;
       hideInjected = prepared.hideInjected;
     }
   } catch (fault) {
-    sink.fault(fault);
-    return Reflect.apply(original, thisArg, args);
+    call.fault(fault);
   }
 
   const run = (): unknown => runAndObserve(provider, target, call, original, thisArg, callArgs, args, hideInjected);

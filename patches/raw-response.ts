@@ -50,7 +50,7 @@ export function readRawResponse(response: Response, o: Observation): void {
     return;
   }
   readFacts(clone, o).then(
-    (facts) => o.call.finish({ ...facts, requestId, partial: facts.usage === undefined }),
-    () => o.call.finish({ requestId, partial: true }),
+    (facts) => o.call.finishInBackground({ ...facts, requestId, partial: facts.usage === undefined }),
+    () => o.call.finishInBackground({ requestId, partial: true }),
   );
 }

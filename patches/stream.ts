@@ -127,7 +127,7 @@ export class ItemEventIterator<T> implements AsyncIterableIterator<T> {
  * collected, its call is recorded as partial. (A stream read to the end, broken out of or failed is recorded then.)
  */
 const abandonedStreams = new FinalizationRegistry<{ call: MeteredCall; requestId: string | undefined }>(({ call, requestId }) => {
-  if (!call.done) call.finish({ requestId, partial: true });
+  if (!call.done) call.finishInBackground({ requestId, partial: true });
 });
 
 export function settleWhenAbandoned(stream: object, call: MeteredCall, requestId: string | undefined): void {

@@ -32,6 +32,7 @@ export class Meter implements CallSink {
   private readonly delivery: Delivery;
   private readonly patcher: Patcher;
   private closed = false;
+  private readonly rethrown = new WeakSet<object>();
   /** Faults inside the agent, swallowed (unless raiseOnError) and counted. */
   faults = 0;
 
@@ -197,8 +198,11 @@ export class Meter implements CallSink {
   // ---- faults ----------------------------------------------------------------------------------------------------
 
   fault(err: unknown): void {
-    this.noteFault(err);
-    if (this.config.raiseOnError) throw err;
+    // Under raiseOnError a fault travels up through the agent's own layers: count and log it once.
+    if (!(err !== null && typeof err === 'object' && this.rethrown.has(err))) this.noteFault(err);
+    if (!this.config.raiseOnError) return;
+    if (err !== null && typeof err === 'object') this.rethrown.add(err);
+    throw err;
   }
 
   /** Counts and logs a fault without ever throwing: for background work that has no caller to throw to. */

@@ -64,6 +64,23 @@ describe('a fault in the agent never reaches the app', () => {
     meter.unpatchAll();
   });
 
+  it('raiseOnError: a fault on a path no caller waits on never becomes an unhandled rejection', async () => {
+    const meter = new Meter({ raiseOnError: true, onEvent: () => { throw new Error('boom'); }, handleExit: false });
+    const client = meter.instrument(new OpenAI({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
+    try {
+      await stderrOf(async () => {
+        const err = await client.chat.completions.create({ model: 'gpt-4o', messages }, { headers: { 'x-fake-status': '500' } }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(OpenAI.APIError);
+        // The parse path has a caller: there the agent's fault does reach the app, as raiseOnError asks.
+        await expect(client.chat.completions.create({ model: 'gpt-4o', messages })).rejects.toThrow('boom');
+        await new Promise((r) => setTimeout(r, 50));
+      });
+      expect(meter.faults).toBe(2);
+    } finally {
+      meter.unpatchAll();
+    }
+  });
+
   it('a response with usage of the wrong shape reaches the caller untouched; the event is flagged', async () => {
     const events: UsageEvent[] = [];
     const meter = new Meter({ onEvent: (e) => events.push(e), handleExit: false });
