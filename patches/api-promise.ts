@@ -31,6 +31,20 @@ function replaceOnInstance(target: object, key: string, value: Function): void {
   Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
 }
 
+/** A caller who takes the raw `Response` (`asResponse()`) is metered from a clone of the body. */
+function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
+  const asResponse = promise.asResponse;
+  replaceOnInstance(promise, 'asResponse', function meteredAsResponse(this: ApiPromiseLike) {
+    const raw = asResponse.call(this);
+    // withResponse() parses too: the parse path meters it, the raw path must not count it again.
+    if (this.parsedPromise !== undefined) return raw;
+    return raw.then((response) => {
+      if (!o.call.done) readRawResponse(response, o);
+      return response;
+    });
+  });
+}
+
 /**
  * Observes an APIPromise without changing what the caller gets: the same object comes back, its body is parsed only
  * when the caller (or an SDK helper chained on it) asks, errors reach the caller unchanged, and a caller who reads the
@@ -69,20 +83,14 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   const thenUnwrap = promise._thenUnwrap;
   if (typeof thenUnwrap === 'function') {
     replaceOnInstance(promise, '_thenUnwrap', function meteredThenUnwrap(this: unknown, transform: Transform) {
-      return thenUnwrap.call(this, (data: unknown, props: ParseProps) => transform(observeOnce(data, props.response), props));
+      const chained = thenUnwrap.call(this, (data: unknown, props: ParseProps) => transform(observeOnce(data, props.response), props));
+      // A helper's own promise can be read raw too (`chat.completions.parse(...).asResponse()`).
+      if (isApiPromise(chained)) meterRawAccess(chained, o);
+      return chained;
     });
   }
 
-  const asResponse = promise.asResponse;
-  replaceOnInstance(promise, 'asResponse', function meteredAsResponse(this: ApiPromiseLike) {
-    const raw = asResponse.call(this);
-    // withResponse() parses too: the parse path meters it, the raw path must not count it again.
-    if (this.parsedPromise !== undefined) return raw;
-    return raw.then((response) => {
-      if (!o.call.done) readRawResponse(response, o);
-      return response;
-    });
-  });
+  meterRawAccess(promise, o);
 
   // Anthropic's message threads take the raw response props of a streaming create() and parse them with a promise of
   // their own: the body is then read from a clone, as for asResponse().

@@ -76,6 +76,14 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     expect(rawEvent).toMatchObject({ input_tokens: 11, output_tokens: 7 });
   });
 
+  it('asResponse on a helper promise (parse) is metered once', async () => {
+    const [event] = await metered(async () => {
+      const response = await client.chat.completions.parse({ model: 'gpt-4o', messages }).asResponse();
+      expect((await response.json()).object).toBe('chat.completion');
+    });
+    expect(event).toMatchObject({ input_tokens: 11, output_tokens: 7 });
+  });
+
   it('asResponse of a stream: the caller reads the raw body, usage is still read', async () => {
     const [event] = await metered(async () => {
       const response = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true }).asResponse();
