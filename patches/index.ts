@@ -9,7 +9,3 @@ export const BUILT_IN_PATCH_NAMES: readonly string[] = BUILT_IN_PATCHES.map((p) 
 
 /** Every module name the load hooks watch: nothing else is ever wrapped. */
 export const HOOKED_MODULE_NAMES: readonly string[] = BUILT_IN_PATCHES.flatMap((p) => p.modules);
-
-export function patchForModule(moduleName: string): ProviderPatch | undefined {
-  return BUILT_IN_PATCHES.find((p) => p.modules.includes(moduleName));
-}
