@@ -3,7 +3,7 @@ import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, typ
 import type { AgentLog } from './log.js';
 import { LimitStoreUnavailableError, type FailMode } from './redis-limit-store.js';
 import { validateFrequency, type SpendWindow } from './windows.js';
-import { requestJson } from '../transport/http-json.js';
+import { sendRequest } from '../transport/http-request.js';
 
 export interface BackendStoreOptions {
   url: URL;
@@ -50,6 +50,22 @@ export class BackendLimitStore implements LimitStore {
     private readonly log: AgentLog,
   ) {}
 
+  /** One JSON request to the backend: its status and parsed body (undefined when empty or not JSON). */
+  private async call(method: string, url: URL, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const answer = await sendRequest(url, { method, headers, timeoutMs: this.options.timeoutMs, ...(payload === undefined ? {} : { body: payload }) });
+    let parsed: unknown;
+    try {
+      parsed = answer.text === '' ? undefined : JSON.parse(answer.text);
+    } catch {
+      parsed = undefined;
+    }
+    return { status: answer.status, body: parsed };
+  }
+
   private limitUrl(tenantId: string, query = ''): URL {
     const base = this.options.url.href.replace(/\/+$/, '');
     return new URL(`${base}/limits/${encodeURIComponent(tenantId)}${query}`);
@@ -58,13 +74,13 @@ export class BackendLimitStore implements LimitStore {
   async setLimit(tenantId: string, limit: TenantLimit): Promise<void> {
     this.cache.delete(tenantId);
     const body = { limit_usd: toUsd(limit.limitNano), frequency: limit.frequency };
-    const res = await requestJson('PUT', this.limitUrl(tenantId), this.options.apiKey, body, this.options.timeoutMs);
+    const res = await this.call('PUT', this.limitUrl(tenantId), body);
     if (res.status < 200 || res.status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status} to setLimit`);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
     this.cache.delete(tenantId);
-    const res = await requestJson('DELETE', this.limitUrl(tenantId, `?frequency=${frequency}`), this.options.apiKey, undefined, this.options.timeoutMs);
+    const res = await this.call('DELETE', this.limitUrl(tenantId, `?frequency=${frequency}`));
     if ((res.status < 200 || res.status >= 300) && res.status !== 404) {
       throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status} to removeLimit`);
     }
@@ -141,7 +157,7 @@ export class BackendLimitStore implements LimitStore {
   }
 
   private async fetchLimits(tenantId: string): Promise<CachedLimit[]> {
-    const res = await requestJson('GET', this.limitUrl(tenantId), this.options.apiKey, undefined, this.options.timeoutMs);
+    const res = await this.call('GET', this.limitUrl(tenantId));
     if (res.status === 404) return [];
     if (res.status < 200 || res.status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status}`);
     const answers = Array.isArray(res.body) ? res.body : [res.body];

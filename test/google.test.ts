@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
+import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
 
 /** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
 const GENAI_VERSIONS = {
@@ -398,12 +398,6 @@ describe.each(MATRIX)('$label', ({ appRoot, mode }) => {
         return { tenant, i, id };
       });
     });
-    const results = await Promise.all(calls);
-    await until(() => events.length === 200, '200 events');
-    const byId = new Map(events.map((e) => [e.event_id, e]));
-    expect(byId.size).toBe(200);
-    for (const { tenant, i, id } of results) {
-      expect(byId.get(id)).toMatchObject({ tenant_id: tenant, input_tokens: i, total_tokens: i + 5, stream: i % 2 === 1 });
-    }
+    await expectEventPerCall(events, await Promise.all(calls), ({ i }) => ({ input_tokens: i, total_tokens: i + 5, stream: i % 2 === 1 }));
   });
 });

@@ -113,3 +113,18 @@ export async function stderrOf(fn: () => Promise<void>): Promise<string> {
   }
   return out;
 }
+
+/**
+ * The concurrency tests' check: once `results.length` events have arrived, each call's event (found by the id the
+ * caller saw) carries the caller's tenant and what `expected` says of that call.
+ */
+export async function expectEventPerCall<R extends { id: string; tenant: string }>(
+  events: UsageEvent[],
+  results: R[],
+  expected: (result: R) => Partial<UsageEvent>,
+): Promise<void> {
+  await until(() => events.length === results.length, `${results.length} events`);
+  const byId = new Map(events.map((e) => [e.event_id, e]));
+  expect(byId.size).toBe(results.length);
+  for (const result of results) expect(byId.get(result.id)).toMatchObject({ tenant_id: result.tenant, ...expected(result) });
+}

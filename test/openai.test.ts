@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until, eventsPerRequest } from './helpers.js';
+import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
 
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
@@ -339,16 +339,9 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       return meter.forTenant(tenant, async () => {
         await tick(i % 7);
         const r = await client.chat.completions.create({ model: 'gpt-4o', messages }, { headers: { 'x-fake-usage': JSON.stringify({ prompt_tokens: i }) } });
-        return { tenant, id: r.id };
+        return { tenant, i, id: r.id };
       });
     });
-    const results = await Promise.all(calls);
-    await until(() => events.length === 1000, '1000 events');
-    const byId = new Map(events.map((e) => [e.event_id, e]));
-    expect(byId.size).toBe(1000);
-    for (const [i, { tenant, id }] of results.entries()) {
-      expect(byId.get(id)?.tenant_id).toBe(tenant);
-      expect(byId.get(id)?.input_tokens).toBe(i);
-    }
+    await expectEventPerCall(events, await Promise.all(calls), ({ i }) => ({ input_tokens: i }));
   });
 });

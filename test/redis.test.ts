@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { startRedisServer } from './redis-server.js';
+import { startRedisServer } from './fixtures/redis-server.mjs';
 import { LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, tick, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 

@@ -1,7 +1,6 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
+import { sendRequest } from './http-request.js';
 import { DeliveryError, isRetryableStatus, parseRetryAfter } from './retry.js';
 
 const gzipAsync = promisify(gzip);
@@ -25,8 +24,7 @@ interface WireEvent {
 
 /**
  * POSTs one batch as gzip JSON: `{"events":[...]}`, or a CloudEvents 1.0 batch. Compression runs on libuv's thread
- * pool, off the event loop. Uses node:http rather than global fetch, so an app that patches or mocks fetch never sees
- * (or breaks) the agent's own traffic. Failures become a DeliveryError that says whether a retry can help.
+ * pool, off the event loop. Failures become a DeliveryError that says whether a retry can help.
  */
 export class HttpSender {
   constructor(private readonly options: HttpSenderOptions) {}
@@ -38,27 +36,19 @@ export class HttpSender {
     const headers: Record<string, string | number> = {
       'content-type': format === 'cloudevents' ? 'application/cloudevents-batch+json' : 'application/json',
       'content-encoding': 'gzip',
-      'content-length': body.length,
       'idempotency-key': idempotencyKey,
-      'user-agent': 'llm-meter',
     };
     if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    await new Promise<void>((resolve, reject) => {
-      const req = send(url, { method: 'POST', headers, timeout: timeoutMs }, (res) => {
-        res.resume();
-        res.on('error', (err) => reject(new DeliveryError(`ingest response failed: ${err.message}`, true)));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          if (status >= 200 && status < 300) return resolve();
-          const retryAfter = parseRetryAfter(res.headers['retry-after'] as string | undefined);
-          reject(new DeliveryError(`ingest answered HTTP ${status}`, isRetryableStatus(status), status, retryAfter));
-        });
-      });
-      req.on('timeout', () => req.destroy(new DeliveryError(`ingest did not answer within ${timeoutMs} ms`, true)));
-      req.on('error', (err) => reject(err instanceof DeliveryError ? err : new DeliveryError(`ingest request failed: ${err.message}`, true)));
-      req.end(body);
-    });
+    let answer;
+    try {
+      answer = await sendRequest(url, { method: 'POST', headers, body, timeoutMs });
+    } catch (err) {
+      throw new DeliveryError(`ingest request failed: ${(err as Error).message}`, true);
+    }
+    const { status } = answer;
+    if (status >= 200 && status < 300) return;
+    const retryAfter = parseRetryAfter(answer.headers['retry-after'] as string | undefined);
+    throw new DeliveryError(`ingest answered HTTP ${status}`, isRetryableStatus(status), status, retryAfter);
   }
 
   private cloudEvent(event: WireEvent): Record<string, unknown> {

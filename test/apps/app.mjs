@@ -3,22 +3,15 @@
 import { createRequire } from 'node:module';
 import { Meter } from 'llm-meter';
 
+const require = createRequire(import.meta.url);
+const { openaiCalls } = require('./calls.cjs');
 const meter = new Meter({ onEvent: (e) => console.log(`EVENT ${JSON.stringify(e)}`) });
 if (process.env.LLM_PATCH === 'before') meter.patchAll();
 const { default: OpenAI } = await import('openai');
 if (process.env.LLM_PATCH === 'after') meter.patchAll();
 if (process.env.LLM_SETTLE_MS) await new Promise((r) => setTimeout(r, Number(process.env.LLM_SETTLE_MS)));
 
-const messages = [{ role: 'user', content: 'hello' }];
-async function exercise(OpenAIClass, tenant) {
-  const client = new OpenAIClass({ apiKey: 'sk-app', maxRetries: 0 });
-  await meter.forTenant(tenant, async () => {
-    await client.chat.completions.create({ model: 'gpt-4o', messages });
-    const stream = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true });
-    for await (const _ of stream);
-  });
-}
-await exercise(OpenAI, 'esm');
-if (process.env.LLM_BOTH_FORMATS) await exercise(createRequire(import.meta.url)('openai').OpenAI, 'cjs');
+await openaiCalls(meter, OpenAI, 'esm');
+if (process.env.LLM_BOTH_FORMATS) await openaiCalls(meter, require('openai').OpenAI, 'cjs');
 await meter.shutdown();
 console.log('DONE');

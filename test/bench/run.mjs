@@ -18,11 +18,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { connect, createServer as createTcpServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { redisServerInstalled, startRedisServer } from '../fixtures/redis-server.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(benchDir, '..', '..');
@@ -624,46 +624,6 @@ const STORE_TENANT = 't';
 const RESERVE_NANO = 1000;
 const SETTLE_NANO = 500;
 
-const redisServerInstalled = () => spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).error === undefined;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createTcpServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'));
-    socket.on('data', (data) => {
-      socket.destroy();
-      resolve(data.toString().startsWith('+PONG'));
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
-
-/** A redis-server of the bench's own, on a free port, with nothing persisted (as test/redis-server.ts starts one). */
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  const stop = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    return exited;
-  };
-  for (let i = 0; i < 100; i++) {
-    if (await ping(port)) return { url: `redis://127.0.0.1:${port}`, stop };
-    await sleep(20);
-  }
-  await stop();
-  throw new Error(`redis-server did not answer PING on port ${port}`);
-}
-
 /** Sequential reserve + settle through the store; ms of each, and of the pair, for the timed ones. */
 async function reserveAndSettle(store, windows) {
   const times = { reserve: [], settle: [], both: [] };
@@ -691,7 +651,7 @@ async function fleetStore() {
   const { RedisLimitStore } = requireFromRepo(join(repoRoot, 'dist', 'src', 'redis-limit-store.js'));
   const { AgentLog } = requireFromRepo(join(repoRoot, 'dist', 'src', 'log.js'));
   const { WindowCalendar } = requireFromRepo(join(repoRoot, 'dist', 'src', 'windows.js'));
-  const redis = await startRedis();
+  const redis = await startRedisServer();
   let times, usage;
   try {
     const options = { redis: redis.url, keyPrefix: 'bench:', failMode: 'closed', commandTimeout: 1000, retryAfter: 1000, leaseMs: 60_000, clock: Date.now };
