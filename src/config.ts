@@ -1,13 +1,13 @@
 import { ConfigError, describeValue } from './errors.js';
 import type { UsageEvent } from './event.js';
-import type { Enforcement } from './limit-store.js';
+import type { Enforcement } from './limits/store.js';
 import { validatePriceOverrides, type PriceOverride } from './pricing.js';
-import type { UnknownModelPolicy } from './spend-limits.js';
-import { validateTimeZone } from './windows.js';
+import type { UnknownModelPolicy } from './limits/spend-limits.js';
+import { validateTimeZone } from './limits/windows.js';
 import type { WireFormat } from '../transport/http-sender.js';
 import type { Redis } from 'ioredis';
-import type { FailMode, RedisStoreOptions } from './redis-limit-store.js';
-import type { BackendStoreOptions } from './backend-limit-store.js';
+import type { FailMode, RedisStoreOptions } from './limits/redis-store.js';
+import type { BackendStoreOptions } from './limits/backend-store.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */

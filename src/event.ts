@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from './log.js';
-import type { Reservation } from './limit-store.js';
+import type { Reservation } from './limits/store.js';
 import type { TenantContext } from './tenant.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */

@@ -6,14 +6,14 @@ import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.
 import { Delivery, type DeliveryStats } from './delivery.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
-import { toUsd } from './limit-store.js';
+import { toUsd } from './limits/store.js';
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 import { Patcher } from './patcher.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
-import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './spend-limits.js';
+import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenant.js';
-import { WindowCalendar } from './windows.js';
+import { WindowCalendar } from './limits/windows.js';
 
 export interface ScopeOptions {
   /** Free-form labels copied onto every event of the scope (e.g. feature, user tier). */

@@ -17,9 +17,9 @@ afterAll(async () => {
 afterEach(() => fake.reset());
 
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { RedisLimitStore, LimitStoreUnavailableError } = requireFromRepo('./dist/src/redis-limit-store.js');
+const { RedisLimitStore, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
 const { AgentLog } = requireFromRepo('./dist/src/log.js');
-const { WindowCalendar } = requireFromRepo('./dist/src/windows.js');
+const { WindowCalendar } = requireFromRepo('./dist/src/limits/windows.js');
 const messages = [{ role: 'user' as const, content: 'x' }];
 const prices = { 'openai:gpt-4o': { input_mtok: 0, output_mtok: 1 } };
 const today = () => new WindowCalendar(undefined).window('per_day', Date.now());

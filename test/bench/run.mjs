@@ -648,9 +648,9 @@ async function fleetStore() {
     console.log('  skipped: redis-server is not installed');
     return [`${label} skipped: redis-server is not installed  (target p50 < ${STORE_TARGET_P50_MS} ms)`];
   }
-  const { RedisLimitStore } = requireFromRepo(join(repoRoot, 'dist', 'src', 'redis-limit-store.js'));
+  const { RedisLimitStore } = requireFromRepo(join(repoRoot, 'dist', 'src', 'limits', 'redis-store.js'));
   const { AgentLog } = requireFromRepo(join(repoRoot, 'dist', 'src', 'log.js'));
-  const { WindowCalendar } = requireFromRepo(join(repoRoot, 'dist', 'src', 'windows.js'));
+  const { WindowCalendar } = requireFromRepo(join(repoRoot, 'dist', 'src', 'limits', 'windows.js'));
   const redis = await startRedisServer();
   let times, usage;
   try {

@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
-import { ConfigError, type LimitFrequency } from './errors.js';
-import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './limit-store.js';
-import type { AgentLog } from './log.js';
+import { ConfigError, type LimitFrequency } from '../errors.js';
+import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './store.js';
+import type { AgentLog } from '../log.js';
 import { RESERVE_SCRIPT, SETTLE_SCRIPT } from './redis-scripts.js';
 import type { SpendWindow } from './windows.js';
 

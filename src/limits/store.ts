@@ -1,4 +1,4 @@
-import type { LimitFrequency } from './errors.js';
+import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
 
 /** Money inside the agent: integer nano-dollars, so that sums never drift. */

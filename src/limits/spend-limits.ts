@@ -1,14 +1,14 @@
-import { estimateInputTokens } from '../patches/estimate.js';
-import { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
-import type { CallStart } from './event.js';
-import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './limit-store.js';
-import type { PriceBook } from './pricing.js';
-import { BackendLimitStore } from './backend-limit-store.js';
-import type { ResolvedConfig } from './config.js';
-import type { AgentLog } from './log.js';
-import { MemoryLimitStore } from './memory-limit-store.js';
-import { RedisLimitStore } from './redis-limit-store.js';
-import { validateTenantId } from './tenant.js';
+import { estimateInputTokens } from './estimate.js';
+import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
+import type { CallStart } from '../event.js';
+import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './store.js';
+import type { PriceBook } from '../pricing.js';
+import { BackendLimitStore } from './backend-store.js';
+import type { ResolvedConfig } from '../config.js';
+import type { AgentLog } from '../log.js';
+import { MemoryLimitStore } from './memory-store.js';
+import { RedisLimitStore } from './redis-store.js';
+import { validateTenantId } from '../tenant.js';
 import { FREQUENCIES, validateFrequency, type WindowCalendar } from './windows.js';
 
 export type UnknownModelPolicy = 'allow' | 'block';

@@ -1,9 +1,9 @@
-import { ConfigError, type LimitFrequency } from './errors.js';
-import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit, type WindowUsage } from './limit-store.js';
-import type { AgentLog } from './log.js';
-import { LimitStoreUnavailableError, type FailMode } from './redis-limit-store.js';
+import { ConfigError, type LimitFrequency } from '../errors.js';
+import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit, type WindowUsage } from './store.js';
+import type { AgentLog } from '../log.js';
+import { LimitStoreUnavailableError, type FailMode } from './redis-store.js';
 import { validateFrequency, type SpendWindow } from './windows.js';
-import { sendRequest } from '../transport/http-request.js';
+import { sendRequest } from '../../transport/http-request.js';
 
 export interface BackendStoreOptions {
   url: URL;

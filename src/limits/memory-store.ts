@@ -1,5 +1,5 @@
-import type { LimitFrequency } from './errors.js';
-import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './limit-store.js';
+import type { LimitFrequency } from '../errors.js';
+import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 interface Counter {

@@ -1,4 +1,4 @@
-import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
+import { ConfigError, describeValue, type LimitFrequency } from '../errors.js';
 
 export const FREQUENCIES: readonly LimitFrequency[] = ['per_day', 'per_month'];
 
