@@ -170,7 +170,7 @@ export class Meter implements CallSink {
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
     const cost = this.stampCost(event, quote, estimate);
-    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost, event.event_id);
+    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
     start.args = [];
   }
 

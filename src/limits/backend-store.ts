@@ -1,5 +1,5 @@
 import { ConfigError, type LimitFrequency } from '../errors.js';
-import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit, type WindowUsage } from './store.js';
+import { toNano, toUsd, type AdmissionMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit, type WindowUsage } from './store.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreUnavailableError, type FailMode } from './redis-store.js';
 import { validateFrequency, type SpendWindow } from './windows.js';
@@ -86,7 +86,7 @@ export class BackendLimitStore implements LimitStore {
     }
   }
 
-  async reserve(tenantId: string, _windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): Promise<ReserveOutcome> {
+  async reserve(tenantId: string, _windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
     let tenant: CachedTenant | undefined;
     try {
       tenant = await this.tenant(tenantId);
@@ -98,9 +98,15 @@ export class BackendLimitStore implements LimitStore {
     const used = tenant.localSpentNano + tenant.localReservedNano;
     for (const limit of tenant.limits) {
       const total = limit.spentNano + used;
-      const fits = enforcement === 'strict' ? total + amountNano <= limit.limitNano : total < limit.limitNano;
+      const fits = mode === 'always' || (mode === 'strict' ? total + amountNano <= limit.limitNano : total < limit.limitNano);
       if (!fits) {
-        return { admitted: false, window: { frequency: limit.frequency, key: limit.frequency, resetsAt: limit.resetsAt }, limitNano: limit.limitNano, spentNano: total };
+        return {
+          admitted: false,
+          window: { frequency: limit.frequency, key: limit.frequency, resetsAt: limit.resetsAt },
+          limitNano: limit.limitNano,
+          spentNano: limit.spentNano + tenant.localSpentNano,
+          reservedNano: tenant.localReservedNano,
+        };
       }
     }
     tenant.localReservedNano += amountNano;

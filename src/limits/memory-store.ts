@@ -1,5 +1,5 @@
 import type { LimitFrequency } from '../errors.js';
-import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './store.js';
+import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 interface Counter {
@@ -16,9 +16,10 @@ export class MemoryLimitStore implements LimitStore {
   /** Reservation ids only need to be unique in this process. */
   private nextId = 0;
 
-  setLimit(tenantId: string, limit: TenantLimit): void {
+  setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void {
     const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
     this.limits.set(tenantId, [...others, limit]);
+    if (seed !== undefined) this.counter(tenantId, seed.window).spent = seed.spentNano;
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): void {
@@ -31,15 +32,15 @@ export class MemoryLimitStore implements LimitStore {
     return this.limits.get(tenantId);
   }
 
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): ReserveOutcome {
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): ReserveOutcome {
     const limits = this.limits.get(tenantId) ?? [];
     const counters = windows.map((w) => this.counter(tenantId, w));
     for (const [i, window] of windows.entries()) {
       const limit = limits.find((l) => l.frequency === window.frequency);
       if (limit === undefined) continue;
       const { spent, reserved } = counters[i]!;
-      const fits = enforcement === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano;
-      if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent + reserved };
+      const fits = mode === 'always' || (mode === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano);
+      if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent, reservedNano: reserved };
     }
     for (const counter of counters) counter.reserved += amountNano;
     const reservation: Reservation = { id: `r${++this.nextId}`, tenantId, windowKeys: windows.map((w) => w.key), amountNano };

@@ -13,16 +13,19 @@
 export const RESERVE_SCRIPT = `
 local amount = tonumber(ARGV[1])
 local strict = ARGV[2] == '1'
+local always = ARGV[2] == '2'
 local n = tonumber(ARGV[4])
 local limited = {}
 for i = 1, n do
   local limit = redis.call('HGET', KEYS[1], ARGV[4 + i])
   if limit then
     limit = tonumber(limit)
-    local used = tonumber(redis.call('HGET', KEYS[1 + i], 'spent') or '0') + tonumber(redis.call('HGET', KEYS[1 + i], 'reserved') or '0')
+    local spent = tonumber(redis.call('HGET', KEYS[1 + i], 'spent') or '0')
+    local reserved = tonumber(redis.call('HGET', KEYS[1 + i], 'reserved') or '0')
+    local used = spent + reserved
     local fits
-    if strict then fits = used + amount <= limit else fits = used < limit end
-    if not fits then return {0, i, tostring(limit), tostring(used)} end
+    if always then fits = true elseif strict then fits = used + amount <= limit else fits = used < limit end
+    if not fits then return {0, i, tostring(limit), tostring(spent), tostring(reserved)} end
     limited[#limited + 1] = i
   end
 end

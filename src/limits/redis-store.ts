@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
 import { ConfigError, type LimitFrequency } from '../errors.js';
-import type { Enforcement, LimitStore, Reservation, ReserveOutcome, TenantLimit, WindowUsage } from './store.js';
+import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { AgentLog } from '../log.js';
 import { RESERVE_SCRIPT, SETTLE_SCRIPT } from './redis-scripts.js';
 import type { SpendWindow } from './windows.js';
@@ -31,7 +31,6 @@ export class LimitStoreUnavailableError extends Error {
 interface JournalEntry {
   reservation: Reservation;
   actualNano: number;
-  eventId: string;
 }
 
 /** Window keys outlive their window a little, so that a call settling just after midnight still finds its window. */
@@ -96,20 +95,24 @@ export class RedisLimitStore implements LimitStore {
     return `${this.options.keyPrefix}{${tenantId.replace(/[{}]/g, (c) => (c === '{' ? '%7B' : '%7D'))}}:${suffix}`;
   }
 
-  async setLimit(tenantId: string, limit: TenantLimit): Promise<void> {
+  async setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): Promise<void> {
     await this.command(() => this.client.hset(this.key(tenantId, 'limits'), limit.frequency, String(limit.limitNano)));
+    if (seed !== undefined) {
+      const key = this.key(tenantId, seed.window.key);
+      await this.command(() => this.client.multi().hset(key, 'spent', String(seed.spentNano)).pexpireat(key, seed.window.resetsAt.getTime() + WINDOW_GRACE_MS).exec());
+    }
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
     await this.command(() => this.client.hdel(this.key(tenantId, 'limits'), frequency));
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): Promise<ReserveOutcome> {
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
     if (this.isDown()) return this.whileDown(tenantId, windows);
     const id = randomUUID();
     const keys = [this.key(tenantId, 'limits'), ...windows.map((w) => this.key(tenantId, w.key)), this.key(tenantId, `r:${id}`)];
     const expiries = windows.map((w) => String(w.resetsAt.getTime() + WINDOW_GRACE_MS));
-    const args = [String(amountNano), enforcement === 'strict' ? '1' : '0', String(this.options.leaseMs), String(windows.length), ...windows.map((w) => w.frequency), ...expiries];
+    const args = [String(amountNano), mode === 'strict' ? '1' : mode === 'always' ? '2' : '0', String(this.options.leaseMs), String(windows.length), ...windows.map((w) => w.frequency), ...expiries];
     let reply: Array<number | string>;
     try {
       reply = (await this.command(() => this.script(this.reserveSha, RESERVE_SCRIPT, keys, args))) as Array<number | string>;
@@ -118,7 +121,7 @@ export class RedisLimitStore implements LimitStore {
       throw err;
     }
     if (Number(reply[0]) === 0) {
-      return { admitted: false, window: windows[Number(reply[1]) - 1]!, limitNano: Number(reply[2]), spentNano: Number(reply[3]) };
+      return { admitted: false, window: windows[Number(reply[1]) - 1]!, limitNano: Number(reply[2]), spentNano: Number(reply[3]), reservedNano: Number(reply[4]) };
     }
     const reserved = reply.slice(1).map((i) => windows[Number(i) - 1]!);
     if (reserved.length === 0) return { admitted: true };
@@ -128,13 +131,13 @@ export class RedisLimitStore implements LimitStore {
     };
   }
 
-  async settle(reservation: Reservation, actualNano: number, eventId: string): Promise<void> {
-    if (this.isDown()) {
-      this.journal.push({ reservation, actualNano, eventId });
+  async settle(reservation: Reservation, actualNano: number): Promise<void> {
+    if (this.isDownQuietly()) {
+      this.journal.push({ reservation, actualNano });
       return;
     }
-    const settled = this.command(() => this.settleInRedis({ reservation, actualNano, eventId })).catch(() => {
-      this.journal.push({ reservation, actualNano, eventId });
+    const settled = this.command(() => this.settleInRedis({ reservation, actualNano })).catch(() => {
+      this.journal.push({ reservation, actualNano });
     });
     this.settling.add(settled);
     await settled;
@@ -164,9 +167,9 @@ export class RedisLimitStore implements LimitStore {
     if (this.ownsClient) this.client.disconnect();
   }
 
-  private settleInRedis({ reservation, actualNano, eventId }: JournalEntry): Promise<unknown> {
+  private settleInRedis({ reservation, actualNano }: JournalEntry): Promise<unknown> {
     const { tenantId } = reservation;
-    const keys = [this.key(tenantId, `settled:${eventId}`), this.key(tenantId, `r:${reservation.id}`), ...reservation.windowKeys.map((k) => this.key(tenantId, k))];
+    const keys = [this.key(tenantId, `settled:${reservation.id}`), this.key(tenantId, `r:${reservation.id}`), ...reservation.windowKeys.map((k) => this.key(tenantId, k))];
     // Amounts go to HINCRBY as the strings JS makes of them: a Lua number can print as -0 or 1e+15, which Redis refuses.
     const args = [String(-reservation.amountNano), String(actualNano), String(SETTLED_MARKER_TTL_MS), String(this.options.clock()), ...(reservation.windowEnds ?? []).map(String)];
     return this.script(this.settleSha, SETTLE_SCRIPT, keys, args);
@@ -179,6 +182,10 @@ export class RedisLimitStore implements LimitStore {
       admitted: true,
       reservation: { id: randomUUID(), tenantId, windowKeys: windows.map((w) => w.key), windowEnds: windows.map((w) => w.resetsAt.getTime() + WINDOW_GRACE_MS), amountNano: 0 },
     };
+  }
+
+  private isDownQuietly(): boolean {
+    return this.options.clock() < this.unavailableUntil;
   }
 
   private isDown(): boolean {

@@ -105,8 +105,8 @@ export class SpendLimits {
     return estimateInputTokens(call.args[0]) * rates.inputPerToken + maxOutput * rates.outputPerToken;
   }
 
-  settle(reservation: Reservation, costUsd: number, eventId: string): void {
-    const settled = this.store.settle(reservation, toNano(costUsd), eventId);
+  settle(reservation: Reservation, costUsd: number): void {
+    const settled = this.store.settle(reservation, toNano(costUsd));
     if (settled instanceof Promise) settled.catch(() => undefined);
   }
 

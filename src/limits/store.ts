@@ -23,10 +23,23 @@ export interface Reservation {
 
 export type Enforcement = 'strict' | 'lenient';
 
+/**
+ * How a reservation is admitted: 'strict' when spent + held + this amount fits the limit, 'lenient' while spent + held
+ * is under it, 'always' for spend that has already happened at the provider (batch results): never refused, but counted.
+ */
+export type AdmissionMode = Enforcement | 'always';
+
 export type ReserveOutcome =
   /** No reservation when the tenant turned out to have no limit. */
   | { admitted: true; reservation?: Reservation | undefined }
-  | { admitted: false; window: SpendWindow; limitNano: number; spentNano: number };
+  /** Refused: the window that is full, its limit, its settled spend, and what calls in flight hold in it. */
+  | { admitted: false; window: SpendWindow; limitNano: number; spentNano: number; reservedNano: number };
+
+/** What the billing system says a tenant already spent in the current window, when a limit is adopted mid-window. */
+export interface SpendSeed {
+  window: SpendWindow;
+  spentNano: number;
+}
 
 export interface WindowUsage {
   frequency: LimitFrequency;
@@ -41,7 +54,8 @@ export interface WindowUsage {
  * in one Node process); a fleet-wide store answers with promises, and the request waits for it. Callers accept either.
  */
 export interface LimitStore {
-  setLimit(tenantId: string, limit: TenantLimit): void | Promise<void>;
+  /** Sets a limit; with a seed, the window's settled spend becomes the seed's (calls in flight keep their holds). */
+  setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void | Promise<void>;
   removeLimit(tenantId: string, frequency: LimitFrequency): void | Promise<void>;
   /**
    * The tenant's limits, or undefined when it has none: a synchronous shortcut for the common case, offered only by a
@@ -49,9 +63,12 @@ export interface LimitStore {
    */
   limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
   /** Checks every limited window of the tenant and reserves in all of them, or in none. */
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, enforcement: Enforcement): ReserveOutcome | Promise<ReserveOutcome>;
-  /** Replaces the reservation by the actual cost. Settling the same event twice changes nothing. */
-  settle(reservation: Reservation, actualNano: number, eventId: string): void | Promise<void>;
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): ReserveOutcome | Promise<ReserveOutcome>;
+  /**
+   * Replaces the reservation by the actual cost (0 releases it). Keyed on the reservation's own id: settling it twice
+   * changes nothing. Never rejects: a settlement that cannot be written now is kept and written later.
+   */
+  settle(reservation: Reservation, actualNano: number): void | Promise<void>;
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
   /** Waits for settlements under way and lets go of connections. */
   close?(): Promise<void>;
