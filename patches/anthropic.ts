@@ -1,9 +1,27 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, numberField, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import type { InputPart } from '../src/limits/estimate.js';
+import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
-  return { model: stringField(params, 'model'), stream: params?.stream === true, maxOutputTokens: numberField(params, 'max_tokens') };
+  return { model: stringField(params, 'model'), stream: params?.stream === true };
+}
+
+/** Server tools whose results enter the model's input, billed as input tokens. */
+const SERVER_TOOLS = /^(web_search|web_fetch|code_execution|tool_search|memory)_/;
+
+function classifyInput(part: Record<string, unknown>): InputPart {
+  const type = part.type;
+  if (type === 'image') return 'image';
+  if (type === 'document') {
+    // Plain-text and content documents are measured as the text they carry.
+    const sourceType = asRecord(part.source)?.type;
+    return sourceType === 'text' || sourceType === 'content' ? undefined : 'document';
+  }
+  if (type === 'container_upload') return 'document';
+  if (typeof type === 'string' && SERVER_TOOLS.test(type)) return 'unbounded';
+  if (Array.isArray(part.mcp_servers) && part.mcp_servers.length > 0) return 'unbounded';
+  return undefined;
 }
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
@@ -61,6 +79,7 @@ const messages: HookTarget = {
   clientPath: ['messages'],
   method: 'create',
   readRequest: readParams,
+  outputCap: [['max_tokens']],
   readResponse: (data) => messageFacts(asRecord(data)),
   readStreamItem: readStreamEvent,
 };
@@ -72,6 +91,7 @@ const batchResults: HookTarget = {
   clientPath: ['messages', 'batches'],
   method: 'results',
   readRequest: () => ({ model: undefined, stream: false }),
+  paidEarlier: true,
   readResponse: () => ({}),
   readEachItem: (item) => {
     const result = asRecord(asRecord(item)?.result);
@@ -86,6 +106,7 @@ export const anthropicPatch: ProviderPatch = {
   requestMethod: 'methodRequest',
   inputExcludesCache: true,
   requestIdHeader: 'request-id',
+  classifyInput,
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;
     return ns.Anthropic ?? ns.default ?? moduleExports;

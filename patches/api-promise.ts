@@ -1,5 +1,6 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
 import { readRawResponse } from './raw-response.js';
+import { settleWhenAbandoned, stopWatchingForAbandon } from './stream.js';
 
 type ParseProps = { response: Response };
 type Transform = (data: unknown, props: ParseProps) => unknown;
@@ -38,6 +39,7 @@ function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
     const raw = asResponse.call(this);
     // withResponse() parses too: the parse path meters it, the raw path must not count it again.
     if (this.parsedPromise !== undefined) return raw;
+    stopWatchingForAbandon(o.call);
     return raw.then((response) => {
       if (!o.call.done) readRawResponse(response, o);
       return response;
@@ -62,6 +64,9 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
       return data;
     }
   };
+
+  // A promise never awaited still sent its request: it is recorded when collected, at the latest.
+  settleWhenAbandoned(promise, o.call, undefined);
 
   // Watching the request settles the call on a provider or network error whoever consumes it. The handler resolves, so
   // it never creates an unhandled rejection of its own; the caller still gets the SDK's own rejection.
@@ -98,7 +103,10 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   if (typeof responseProps === 'function') {
     replaceOnInstance(promise, '_responseProps', function meteredResponseProps(this: ApiPromiseLike) {
       return responseProps.call(this).then((props) => {
-        if (!o.call.done && props.options?.stream === true) readRawResponse(props.response, o);
+        if (!o.call.done && props.options?.stream === true) {
+          stopWatchingForAbandon(o.call);
+          readRawResponse(props.response, o);
+        }
         return props;
       });
     });

@@ -1,11 +1,13 @@
 import type { CallOutcome, CallStart } from '../src/event.js';
-import type { RequestFacts } from './provider.js';
+import type { HookTarget, ProviderPatch } from './provider.js';
 
 /** What a wrapper reports to: implemented by the Meter that installed it. */
 export interface CallSink {
   /** Starts a call: tenant and clock captured now, spend limits checked (a refused call carries its refusal). */
-  begin(provider: string, endpoint: string, request: RequestFacts, args: readonly unknown[]): MeteredCall;
+  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[]): MeteredCall;
   record(start: CallStart, outcome: CallOutcome): void;
+  /** The request never left: its reservation (now, or when its admission answers) is released. */
+  release(start: CallStart): void;
   /** A fault inside the agent: counted and logged; rethrown only with raiseOnError. */
   fault(err: unknown): void;
 }
@@ -19,8 +21,13 @@ export class MeteredCall {
     readonly start: CallStart,
     /** Set when spend limits refuse the call: it must not be sent. */
     readonly refusal?: Error,
-    /** Set when the spend check answers asynchronously: the request must wait for it, and fail if it rejects. */
-    readonly admission?: Promise<void>,
+    /**
+     * Set when the spend check answers asynchronously: the request must wait for it, and fail if it rejects. It resolves
+     * to the output cap strict mode sends with the request, if any.
+     */
+    readonly admission?: Promise<number | undefined>,
+    /** The output cap strict mode sends with a request that set none (known at once from an in-process check). */
+    readonly sendOutputCap?: number,
   ) {}
 
   get done(): boolean {
@@ -52,7 +59,9 @@ export class MeteredCall {
 
   /** The request never left (the SDK threw before sending), or it is billed per item: no event for the call itself. */
   abandon(): void {
+    if (this.settled) return;
     this.settled = true;
+    this.sink.release(this.start);
   }
 
   fault(err: unknown): void {

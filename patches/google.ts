@@ -1,5 +1,6 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, numberField, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
+import { mediaKindOf, type InputPart } from '../src/limits/estimate.js';
+import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
@@ -53,7 +54,18 @@ function embeddingFacts(data: unknown): ResponseFacts {
 }
 
 const requestedModel = (args: readonly unknown[]): string | undefined => stringField(args[0], 'model');
-const maxOutputTokens = (args: readonly unknown[]): number | undefined => numberField(asRecord(args[0])?.config, 'maxOutputTokens');
+
+/** Tools whose findings enter the model's input. */
+const SERVER_TOOLS = ['googleSearch', 'googleSearchRetrieval', 'urlContext', 'codeExecution', 'fileSearch', 'retrieval', 'googleMaps'];
+
+function classifyInput(part: Record<string, unknown>): InputPart {
+  if (part.inlineData !== undefined) return mediaKindOf(asRecord(part.inlineData)?.mimeType);
+  if (part.fileData !== undefined) return mediaKindOf(asRecord(part.fileData)?.mimeType);
+  // A context cache: its tokens are billed on every call that uses it.
+  if (typeof part.cachedContent === 'string') return 'unbounded';
+  if (SERVER_TOOLS.some((tool) => part[tool] !== undefined)) return 'unbounded';
+  return undefined;
+}
 
 // The public generateContent / generateContentStream / embedContent are arrow functions set on each instance: a
 // prototype patch of them does nothing. The *Internal prototype methods they call run once per HTTP call (each round
@@ -63,7 +75,9 @@ const generateContent: HookTarget = {
   classPath: ['Models'],
   clientPath: ['models'],
   method: 'generateContentInternal',
-  readRequest: (args) => ({ model: requestedModel(args), stream: false, maxOutputTokens: maxOutputTokens(args) }),
+  readRequest: (args) => ({ model: requestedModel(args), stream: false }),
+  outputCap: [['config', 'maxOutputTokens']],
+  completions: [['config', 'candidateCount']],
   readResponse: responseFacts,
 };
 
@@ -71,6 +85,7 @@ export const googlePatch: ProviderPatch = {
   name: 'google',
   modules: ['@google/genai'],
   style: 'promise',
+  classifyInput,
   root: (moduleExports) => moduleExports,
   isClient: (client) => typeof objectAt(client, ['models', 'generateContentInternal']) === 'function',
   targets: [
@@ -79,7 +94,7 @@ export const googlePatch: ProviderPatch = {
       ...generateContent,
       endpoint: 'streamGenerateContent',
       method: 'generateContentStreamInternal',
-      readRequest: (args) => ({ model: requestedModel(args), stream: true, maxOutputTokens: maxOutputTokens(args) }),
+      readRequest: (args) => ({ model: requestedModel(args), stream: true }),
       readStreamItem: readStreamChunk,
     },
     ...['processAfcStream', 'generateContentStreamWithContinuation'].map(
@@ -89,6 +104,8 @@ export const googlePatch: ProviderPatch = {
       ...generateContent,
       endpoint: 'embedContent',
       method: 'embedContentInternal',
+      outputCap: undefined,
+      completions: undefined,
       readResponse: embeddingFacts,
     },
   ],

@@ -3,8 +3,9 @@ import { isApiPromise, observeApiPromise } from './api-promise.js';
 import { observeResult, type Observation } from './observe.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
 import { bindStreamToCallerContext } from './context.js';
+import { withValueAt } from './output-bound.js';
 import { refusedResult } from './refuse.js';
-import { runBehindGate } from './request-gate.js';
+import { runBehindGate, type OptionsRewrite } from './request-gate.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -25,7 +26,7 @@ export function interceptCall(
   if (target.bindsCallerContext === true) return bindStreamToCallerContext(Reflect.apply(original, thisArg, args));
   let call: MeteredCall;
   try {
-    call = sink.begin(provider.name, target.endpoint, target.readRequest(args), args);
+    call = sink.begin(provider, target, args);
   } catch (fault) {
     sink.fault(fault);
     return Reflect.apply(original, thisArg, args);
@@ -47,16 +48,25 @@ export function interceptCall(
     call.fault(fault);
   }
 
-  const run = (): unknown => runAndObserve(provider, target, call, original, thisArg, callArgs, args, hideInjected);
+  const capPath = call.start.output.capPath;
+  const run = (outputCap: number | undefined): unknown => {
+    const sentArgs = outputCap === undefined || capPath === undefined ? callArgs : [withValueAt(callArgs[0], capPath, outputCap), ...callArgs.slice(1)];
+    return runAndObserve(provider, target, call, original, thisArg, sentArgs, args, hideInjected);
+  };
   const admission = call.admission;
-  if (admission === undefined) return run();
+  if (admission === undefined) return run(call.sendOutputCap);
   if (provider.style === 'promise') {
     return admission.then(run, (refusal: unknown) => {
       call.finish({ error: refusal });
       throw refusal;
     });
   }
-  const { result, gated } = runBehindGate(admission, run);
+  // A Stainless request is already built when the admission answers: the cap goes into the body of its options.
+  const gate = admission.then((outputCap): OptionsRewrite => {
+    if (outputCap === undefined || capPath === undefined) return undefined;
+    return (options) => ({ ...options, body: withValueAt(options.body, capPath, outputCap) });
+  });
+  const { result, gated } = runBehindGate(gate, () => run(undefined));
   if (!gated) call.fault(new Error(`${provider.name} ${target.endpoint}: no request gate; the spend check could not hold this request`));
   return result;
 }

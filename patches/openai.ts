@@ -1,15 +1,27 @@
 import type { RawUsage } from '../src/event.js';
-import { asRecord, numberField, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import type { InputPart } from '../src/limits/estimate.js';
+import { asRecord, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 // ---- reading the request -------------------------------------------------------------------------------------------
 
 function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
-  return {
-    model: stringField(params, 'model'),
-    stream: params?.stream === true,
-    maxOutputTokens: numberField(params, 'max_completion_tokens') ?? numberField(params, 'max_tokens') ?? numberField(params, 'max_output_tokens'),
-  };
+  return { model: stringField(params, 'model'), stream: params?.stream === true };
+}
+
+/** Tools that run at the provider and feed what they find back into the model's input. */
+const SERVER_TOOLS = /^(web_search|file_search|code_interpreter|mcp|image_generation|computer_use|local_shell|shell)/;
+
+function classifyInput(part: Record<string, unknown>): InputPart {
+  const type = part.type;
+  if (type === 'image_url' || type === 'input_image') return 'image';
+  if (type === 'input_audio') return 'audio';
+  if (type === 'file' || type === 'input_file') return 'document';
+  if (typeof type === 'string' && SERVER_TOOLS.test(type)) return 'unbounded';
+  // Server-side conversation state: the input the request carries is only the newest part of what is billed.
+  if (typeof part.previous_response_id === 'string' || (part.conversation !== undefined && part.conversation !== null)) return 'unbounded';
+  if (typeof asRecord(part.prompt)?.id === 'string') return 'unbounded';
+  return undefined;
 }
 
 /** Azure api-versions before 2024-09-01 reject `stream_options`. */
@@ -179,6 +191,8 @@ const chatCompletions: HookTarget = {
   clientPath: ['chat', 'completions'],
   method: 'create',
   readRequest: readParams,
+  outputCap: [['max_completion_tokens'], ['max_tokens']],
+  completions: [['n']],
   prepare: requestStreamUsage,
   readResponse: (data) => ({ ...identity(asRecord(data)), usage: chatUsage(asRecord(data)?.usage) }),
   readStreamItem: readCompletionChunk,
@@ -186,13 +200,15 @@ const chatCompletions: HookTarget = {
 
 const targets: HookTarget[] = [
   chatCompletions,
-  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'] },
+  // Legacy completions stop at 16 tokens when the request sets no max_tokens.
+  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'], outputCap: [['max_tokens']], defaultOutputCap: 16, completions: [['n'], ['best_of']] },
   {
     endpoint: 'responses',
     classPath: ['Responses'],
     clientPath: ['responses'],
     method: 'create',
     readRequest: readParams,
+    outputCap: [['max_output_tokens']],
     readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)?.usage) }),
     readStreamItem: readResponsesEvent,
   },
@@ -239,6 +255,7 @@ const targets: HookTarget[] = [
       clientPath: ['images'],
       method,
       readRequest: readParams,
+      completions: [['n']],
       readResponse: (data) => {
         const body = asRecord(data);
         return { usage: imagesUsage(body?.usage, Array.isArray(body?.data) ? body.data.length : undefined) };
@@ -254,6 +271,7 @@ export const openaiPatch: ProviderPatch = {
   style: 'api-promise',
   requestMethod: 'methodRequest',
   requestIdHeader: 'x-request-id',
+  classifyInput,
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;
     return ns.OpenAI ?? ns.default ?? moduleExports;

@@ -1,4 +1,5 @@
 import type { RawUsage } from '../src/event.js';
+import type { InputClassifier } from '../src/limits/estimate.js';
 
 /** What a response (or the items of a stream, read so far) says about the call. */
 export interface ResponseFacts {
@@ -15,9 +16,10 @@ export interface ResponseFacts {
 export interface RequestFacts {
   model: string | undefined;
   stream: boolean;
-  /** The most output the request allows (max_tokens and kin), for sizing a spend reservation. */
-  maxOutputTokens?: number | undefined;
 }
+
+/** A property path inside a request's params, e.g. ['config', 'maxOutputTokens']. */
+export type ParamPath = readonly string[];
 
 /** The arguments a call is sent with, when the patch had to change them (a copy; the caller's objects are never touched). */
 export interface PreparedCall {
@@ -36,6 +38,17 @@ export interface HookTarget {
   clientPath: readonly string[];
   method: string;
   readRequest(args: readonly unknown[]): RequestFacts;
+  /**
+   * Where the request's output cap may be, the one strict mode sends (when the request has none) first. Absent: the
+   * request cannot cap its output, which is then bounded by defaultMaxOutputTokens.
+   */
+  outputCap?: readonly ParamPath[];
+  /** The cap the provider applies itself when the request sets none (then strict mode need not send one). */
+  defaultOutputCap?: number;
+  /** Where the request asks for several completions (n, best_of, candidateCount): each may run to the cap. */
+  completions?: readonly ParamPath[];
+  /** Spend already made at the provider (batch results): recorded and counted, never refused. */
+  paidEarlier?: true;
   prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
   readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
   /** Reads one stream item into `facts`; returns true when the item must be hidden from the caller. */
@@ -77,6 +90,8 @@ export interface ProviderPatch {
    * asynchronous spend check. Patched on the root class's prototype (or a client's).
    */
   requestMethod?: string;
+  /** Reads the parts of a request's params that are not plain text (media, server-side state), for sizing a reservation. */
+  classifyInput: InputClassifier;
   /** True for a client instance of this SDK (any build, any copy). */
   isClient(client: unknown): boolean;
   targets: readonly HookTarget[];

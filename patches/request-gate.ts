@@ -7,9 +7,11 @@
  * The hooked method calls `methodRequest` synchronously, so the gate is handed over through a variable set only for
  * the duration of that synchronous call.
  */
-let pendingGate: Promise<unknown> | undefined;
+/** A gate resolves once the request may go, with a rewrite of its options when the request must change (an output cap). */
+export type OptionsRewrite = ((options: Record<string, unknown>) => Record<string, unknown>) | undefined;
+let pendingGate: Promise<OptionsRewrite> | undefined;
 
-export function runBehindGate<R>(gate: Promise<unknown>, run: () => R): { result: R; gated: boolean } {
+export function runBehindGate<R>(gate: Promise<OptionsRewrite>, run: () => R): { result: R; gated: boolean } {
   pendingGate = gate;
   try {
     const result = run();
@@ -24,5 +26,5 @@ export function gatedOptions(options: unknown): unknown {
   const gate = pendingGate;
   if (gate === undefined) return options;
   pendingGate = undefined;
-  return gate.then(() => options);
+  return gate.then((rewrite) => (rewrite === undefined ? options : Promise.resolve(options as Record<string, unknown>).then(rewrite)));
 }

@@ -123,13 +123,21 @@ export class ItemEventIterator<T> implements AsyncIterableIterator<T> {
 }
 
 /**
- * A stream the caller drops without reading it to the end (or at all) was still sent, and billed: when it is garbage
- * collected, its call is recorded as partial. (A stream read to the end, broken out of or failed is recorded then.)
+ * A call whose result the caller drops without reading it — a promise never awaited, a stream not read to the end —
+ * was still sent, and billed: when that object is garbage collected, the call is recorded as partial (at its
+ * reservation). A call read to the end, broken out of or failed is recorded then. The call is the unregister token: the
+ * promise's watch is handed over to the stream it resolves to.
  */
-const abandonedStreams = new FinalizationRegistry<{ call: MeteredCall; requestId: string | undefined }>(({ call, requestId }) => {
+const abandoned = new FinalizationRegistry<{ call: MeteredCall; requestId: string | undefined }>(({ call, requestId }) => {
   if (!call.done) call.finishInBackground({ requestId, partial: true });
 });
 
-export function settleWhenAbandoned(stream: object, call: MeteredCall, requestId: string | undefined): void {
-  abandonedStreams.register(stream, { call, requestId });
+export function settleWhenAbandoned(result: object, call: MeteredCall, requestId: string | undefined): void {
+  abandoned.unregister(call);
+  abandoned.register(result, { call, requestId }, call);
+}
+
+/** The caller took the raw response, whose clone is read to the end: that path records the call. */
+export function stopWatchingForAbandon(call: MeteredCall): void {
+  abandoned.unregister(call);
 }

@@ -4,6 +4,7 @@ import type { Enforcement } from './limits/store.js';
 import { validatePriceOverrides, type PriceOverride } from './pricing.js';
 import type { UnknownModelPolicy } from './limits/spend-limits.js';
 import { validateTimeZone } from './limits/windows.js';
+import { DEFAULT_MAX_INPUT_TOKENS, resolveMediaTokens, type MediaTokenCeilings } from './limits/input-ceilings.js';
 import type { WireFormat } from '../transport/http-sender.js';
 import type { Redis } from 'ioredis';
 import type { FailMode, RedisStoreOptions } from './limits/redis-store.js';
@@ -38,8 +39,15 @@ export interface MeterOptions {
   requireTenant?: boolean;
   /** IANA time zone of the calendar windows (default UTC). */
   timezone?: string;
-  /** Output tokens a reservation assumes when a request sets no maximum (default 4096). */
+  /**
+   * Output tokens a reservation assumes when a request sets no maximum (default 4096); in strict mode a limited
+   * tenant's request that sets none is sent with this cap.
+   */
   defaultMaxOutputTokens?: number;
+  /** Input tokens a call reserves when its input cannot be bounded and the model's context window is unknown (default 1,048,576). */
+  maxInputTokens?: number;
+  /** Per-item token ceilings for media in the input, per provider and kind (see the README for the defaults). */
+  mediaTokens?: MediaTokenCeilings;
   /** The clock for calendar windows, in ms since the epoch (for tests). */
   clock?: () => number;
   /** Per-request timeout of a POST to the ingest, in ms (default 10000). */
@@ -98,6 +106,8 @@ export interface ResolvedConfig {
   requireTenant: boolean;
   timezone: string | undefined;
   defaultMaxOutputTokens: number;
+  maxInputTokens: number;
+  mediaTokens: MediaTokenCeilings;
   clock: () => number;
   requestTimeout: number;
   shutdownTimeout: number;
@@ -109,7 +119,7 @@ export interface ResolvedConfig {
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
-  'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'clock',
+  'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
   'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
 ]);
 
@@ -253,6 +263,8 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     requireTenant: optionalBoolean(raw, 'requireTenant'),
     timezone: validateTimeZone(raw.timezone),
     defaultMaxOutputTokens: positiveInteger(raw, 'defaultMaxOutputTokens', 4096),
+    maxInputTokens: positiveInteger(raw, 'maxInputTokens', DEFAULT_MAX_INPUT_TOKENS),
+    mediaTokens: resolveMediaTokens(raw.mediaTokens),
     clock: optionalFunction<() => number>(raw, 'clock') ?? Date.now,
     requestTimeout: positiveInteger(raw, 'requestTimeout', 10_000),
     shutdownTimeout: positiveInteger(raw, 'shutdownTimeout', 5_000),

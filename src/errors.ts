@@ -5,6 +5,35 @@ export class ConfigError extends TypeError {
 
 export type LimitFrequency = 'per_day' | 'per_month';
 
+export interface LimitRefusal {
+  tenantId: string;
+  frequency: LimitFrequency;
+  limitUsd: number;
+  /** Settled spend in the window. */
+  spentUsd: number;
+  /** Held by the tenant's calls in flight until they settle. */
+  heldUsd: number;
+  /** This call's worst case (its reservation); undefined when its model has no known price. */
+  requestUsd: number | undefined;
+  resetsAt: Date;
+  /** The largest output cap with which this call would fit now, when a smaller cap is what would make it fit. */
+  fitsWithOutputCap?: number | undefined;
+  /** The request parameter that sets the output cap (max_tokens, max_output_tokens, config.maxOutputTokens, ...). */
+  outputCapParam?: string | undefined;
+}
+
+const usd = (value: number): string => `$${value >= 1 ? value.toFixed(2) : Number(value.toPrecision(3)).toString()}`;
+
+function refusalMessage(r: LimitRefusal): string {
+  const window = `tenant ${JSON.stringify(r.tenantId)}: this call does not fit its ${r.frequency} spend limit of ${usd(r.limitUsd)}`;
+  if (r.requestUsd === undefined) return `${window}: no price is known for its model and unknownModel is 'block'`;
+  let fix: string;
+  if (r.fitsWithOutputCap !== undefined) fix = `set ${r.outputCapParam ?? 'max_tokens'} to at most ${r.fitsWithOutputCap} to make it fit`;
+  else if (r.heldUsd > 0 && r.spentUsd + r.requestUsd <= r.limitUsd) fix = 'it fits once calls in flight settle';
+  else fix = `it fits after the window resets at ${r.resetsAt.toISOString()}`;
+  return `${window} (${usd(r.spentUsd)} spent, ${usd(r.heldUsd)} held by calls in flight, this call may cost up to ${usd(r.requestUsd)}); ${fix}`;
+}
+
 /** Thrown (or delivered through the SDK's own promise) when a call would take a tenant past its spend limit. */
 export class LimitExceededError extends Error {
   override name = 'LimitExceededError';
@@ -12,18 +41,21 @@ export class LimitExceededError extends Error {
   readonly frequency: LimitFrequency;
   readonly limitUsd: number;
   readonly spentUsd: number;
+  readonly heldUsd: number;
+  readonly requestUsd: number | undefined;
   readonly resetsAt: Date;
+  readonly fitsWithOutputCap: number | undefined;
 
-  constructor(details: { tenantId: string; frequency: LimitFrequency; limitUsd: number; spentUsd: number; resetsAt: Date }) {
-    super(
-      `tenant ${JSON.stringify(details.tenantId)} is over its ${details.frequency} spend limit ` +
-        `($${details.spentUsd.toFixed(6)} of $${details.limitUsd}); resets at ${details.resetsAt.toISOString()}`,
-    );
-    this.tenantId = details.tenantId;
-    this.frequency = details.frequency;
-    this.limitUsd = details.limitUsd;
-    this.spentUsd = details.spentUsd;
-    this.resetsAt = details.resetsAt;
+  constructor(refusal: LimitRefusal) {
+    super(refusalMessage(refusal));
+    this.tenantId = refusal.tenantId;
+    this.frequency = refusal.frequency;
+    this.limitUsd = refusal.limitUsd;
+    this.spentUsd = refusal.spentUsd;
+    this.heldUsd = refusal.heldUsd;
+    this.requestUsd = refusal.requestUsd;
+    this.resetsAt = refusal.resetsAt;
+    this.fitsWithOutputCap = refusal.fitsWithOutputCap;
   }
 }
 

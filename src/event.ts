@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from './log.js';
 import type { Reservation } from './limits/store.js';
+import type { InputClassifier } from './limits/estimate.js';
+import type { OutputBound } from '../patches/output-bound.js';
 import type { TenantContext } from './tenant.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
@@ -69,10 +71,17 @@ export interface CallStart {
   tenant: TenantContext | undefined;
   startedAt: number;
   startedAtWall: number;
-  maxOutputTokens: number | undefined;
+  /** The most output the request can produce, read when it starts. */
+  output: OutputBound;
+  /** The provider's reading of the request's media and server-side state, for sizing a reservation. */
+  classifyInput: InputClassifier;
   /** The call's arguments, kept (by reference) only until it ends, for estimating a cost the provider never reported. */
   args: readonly unknown[];
   reservation?: Reservation | undefined;
+  /** Spend already made at the provider (batch results): each item is counted, nothing is refused. */
+  paidEarlier?: boolean;
+  /** The cost the call was recorded at (0 when it never left): a reservation that arrives later settles at it. */
+  closedAtUsd?: number;
 }
 
 /** What the call produced; the provider patch fills what its response carries. */

@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/call.js';
-import type { RequestFacts } from '../patches/provider.js';
+import { readOutputBound } from '../patches/output-bound.js';
+import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { Delivery, type DeliveryStats } from './delivery.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
-import { toUsd } from './limits/store.js';
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 import { Patcher } from './patcher.js';
@@ -123,29 +123,45 @@ export class Meter implements CallSink {
     return event;
   }
 
-  begin(provider: string, endpoint: string, request: RequestFacts, args: readonly unknown[]): MeteredCall {
+  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[]): MeteredCall {
+    const request = target.readRequest(args);
     const start: CallStart = {
-      provider,
-      endpoint,
+      provider: provider.name,
+      endpoint: target.endpoint,
       requestedModel: request.model,
       stream: request.stream,
       tenant: currentTenant(),
       startedAt: performance.now(),
       startedAtWall: Date.now(),
-      maxOutputTokens: request.maxOutputTokens,
+      output: readOutputBound(target, args[0]),
+      classifyInput: provider.classifyInput,
       args,
     };
+    if (target.paidEarlier === true) start.paidEarlier = true;
     const admission = this.limits.admit(start);
     if (!(admission instanceof Promise)) {
       start.reservation = admission.reservation;
-      return new MeteredCall(this, start, admission.refusal);
+      return new MeteredCall(this, start, admission.refusal, undefined, admission.sendOutputCap);
     }
-    const admitted = admission.then(({ reservation, refusal }) => {
+    const admitted = admission.then(({ reservation, refusal, sendOutputCap }) => {
       if (refusal !== undefined) throw refusal;
+      // The call already ended (aborted, or the SDK threw before sending): its reservation settles at what it cost.
+      if (start.closedAtUsd !== undefined) {
+        if (reservation !== undefined) this.limits.settle(reservation, start.closedAtUsd);
+        return undefined;
+      }
       start.reservation = reservation;
+      return sendOutputCap;
     });
     admitted.catch(() => undefined);
     return new MeteredCall(this, start, undefined, admitted);
+  }
+
+  release(start: CallStart): void {
+    start.closedAtUsd = 0;
+    if (start.reservation !== undefined) this.limits.settle(start.reservation, 0);
+    start.reservation = undefined;
+    start.args = [];
   }
 
   record(start: CallStart, outcome: CallOutcome): void {
@@ -159,18 +175,25 @@ export class Meter implements CallSink {
   }
 
   /**
-   * Stamps the cost, and settles the call's reservation at it. A stream cut short before its final usage (early break,
-   * abort) is costed at its reservation-sized estimate when that is higher: over-counting is the safe side of a budget.
+   * Stamps the cost, and settles the call's reservation at it. A call whose usage cannot be trusted — a stream cut
+   * short before its final usage (early break, abort), or counts that arrived invalid — is costed at its reservation
+   * when that is higher: over-counting is the safe side of a budget.
    */
   private price(event: UsageEvent, start: CallStart): void {
     const quote = this.prices.quote(event);
     let estimate: number | undefined;
-    if (event.partial === true && event.error === undefined) {
-      const reserved = start.reservation !== undefined ? toUsd(start.reservation.amountNano) : this.limits.estimateUsd(start);
+    if (event.usage_invalid === true || (event.partial === true && event.error === undefined)) {
+      const reserved = this.limits.reservedUsd(start);
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
     const cost = this.stampCost(event, quote, estimate);
+    if (start.paidEarlier === true) {
+      if (start.tenant !== undefined) this.limits.recordPaid(start.tenant.tenantId, cost);
+      return;
+    }
+    start.closedAtUsd = cost;
     if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
+    start.reservation = undefined;
     start.args = [];
   }
 

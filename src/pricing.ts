@@ -21,11 +21,20 @@ export interface PriceQuote {
   inconsistent?: true;
 }
 
-/** Rates for sizing a reservation: the highest tier, so that an estimate never falls short. */
+/**
+ * Rates for sizing a reservation, each the highest that can apply (top tier; the dearest input pool, cache writes and
+ * audio included), so that an estimate never falls short.
+ */
 export interface ReservationRates {
   inputPerToken: number;
   outputPerToken: number;
+  /** A fixed price per request, where the model has one. */
+  perRequest: number;
+  /** The model's context window when the price data knows it: no call can read more input than this. */
+  contextWindow: number | undefined;
 }
+
+const isInputRate = (key: string): boolean => key.startsWith('input_') || key.startsWith('cache_write');
 
 const OVERRIDE_KEYS = ['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok'] as const;
 
@@ -70,6 +79,7 @@ interface ResolvedModel {
   /** A one-model provider for the library's calcPrice: skips the search over every provider and model. */
   libraryProvider: Provider | undefined;
   fast: boolean;
+  contextWindow: number | undefined;
 }
 
 function rateAt(rate: number | TieredPrices | undefined, inputTotal: number): number | undefined {
@@ -122,7 +132,13 @@ export class PriceBook {
     if (resolved === null) return undefined;
     const price = resolved.price ?? this.currentPrice(resolved);
     if (price === undefined) return undefined;
-    return { inputPerToken: highestRate(price.input_mtok) / 1e6, outputPerToken: highestRate(price.output_mtok) / 1e6 };
+    let input = 0;
+    let output = 0;
+    for (const [key, rate] of Object.entries(price)) {
+      if (isInputRate(key)) input = Math.max(input, highestRate(rate));
+      else if (key.startsWith('output_')) output = Math.max(output, highestRate(rate));
+    }
+    return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000, contextWindow: resolved.contextWindow };
   }
 
   private currentPrice(model: ResolvedModel): ModelPrice | undefined {
@@ -141,7 +157,7 @@ export class PriceBook {
 
   private lookup(provider: string, model: string): ResolvedModel | null {
     const override = this.overrides[`${provider}:${model}`] ?? this.overrides[`${provider}:${canonicalModelId(model)}`];
-    if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fast: true };
+    if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fast: true, contextWindow: undefined };
     const modelId = canonicalModelId(model);
     let found: { model: ModelInfo; provider: Provider } | null = null;
     try {
@@ -154,7 +170,7 @@ export class PriceBook {
     const conditional = Array.isArray(found.model.prices);
     const price = conditional ? null : (found.model.prices as ModelPrice);
     const fast = price !== null && Object.keys(price).every((k) => FAST_KEYS.has(k));
-    return { source: LIBRARY_SOURCE, price, libraryProvider, fast };
+    return { source: LIBRARY_SOURCE, price, libraryProvider, fast, contextWindow: found.model.context_window };
   }
 
   /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */

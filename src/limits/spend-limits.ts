@@ -1,4 +1,5 @@
-import { estimateInputTokens } from './estimate.js';
+import { measureInput, MEDIA_KINDS } from './estimate.js';
+import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
 import type { CallStart } from '../event.js';
 import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './store.js';
@@ -9,7 +10,7 @@ import type { AgentLog } from '../log.js';
 import { MemoryLimitStore } from './memory-store.js';
 import { RedisLimitStore } from './redis-store.js';
 import { validateTenantId } from '../tenant.js';
-import { FREQUENCIES, validateFrequency, type WindowCalendar } from './windows.js';
+import { FREQUENCIES, validateFrequency, type SpendWindow, type WindowCalendar } from './windows.js';
 
 export type UnknownModelPolicy = 'allow' | 'block';
 
@@ -19,12 +20,17 @@ export interface SpendLimitOptions {
   requireTenant: boolean;
   /** Output tokens assumed for a reservation when the request sets no maximum. */
   defaultMaxOutputTokens: number;
+  /** Input tokens reserved for input that cannot be bounded, when the model's context window is unknown. */
+  maxInputTokens: number;
+  mediaTokens: MediaTokenCeilings;
   clock: () => number;
 }
 
 export interface SetLimitInput {
   limitUsd: number;
   frequency: LimitFrequency;
+  /** What the billing system says the tenant already spent in the current window (adopting a limit mid-window). */
+  spentUsd?: number;
 }
 
 export interface WindowReport {
@@ -38,7 +44,29 @@ export interface WindowReport {
 export interface Admission {
   reservation?: Reservation | undefined;
   refusal?: Error | undefined;
+  /** Strict mode's output cap for a request that set none: sent with the request, so the reservation bounds it. */
+  sendOutputCap?: number | undefined;
 }
+
+/** A call's worst case: what its reservation holds. */
+export interface CallBound {
+  inputTokens: number;
+  /** Output tokens per completion (the cap) and how many completions. */
+  outputCap: number;
+  completions: number;
+  inputUsd: number;
+  outputUsdPerToken: number;
+  amountUsd: number;
+}
+
+/** Framing tokens an object or array of the request may add (role markers, separators). */
+const FRAMING_TOKENS = 4;
+/** The system prompt providers add for tool definitions (Anthropic documents up to a few hundred tokens). */
+const TOOLS_TOKENS = 1024;
+/** Real tokenizers average about 4 characters a token; lenient mode's estimate assumes 3. */
+const AVERAGE_CHARS_PER_TOKEN = 3;
+
+const money = (usd: number): number => (Number.isFinite(usd) && usd > 0 ? usd : 0);
 
 /** The ledger the configuration asks for: in this process (default), Redis, or the app's own backend. */
 export function createLimitStore(config: ResolvedConfig, log: AgentLog): LimitStore {
@@ -54,7 +82,7 @@ export class RequireTenantError extends ConfigError {
 
 /**
  * Spend limits per tenant and calendar window, checked before a request leaves: an admitted call holds a reservation
- * (estimated input cost + its maximum output cost) until it settles at its real cost.
+ * (in strict mode an upper bound of what it can cost) until it settles at its real cost.
  */
 export class SpendLimits {
   constructor(
@@ -70,6 +98,7 @@ export class SpendLimits {
    */
   admit(call: CallStart): Admission | Promise<Admission> {
     const tenant = call.tenant;
+    if (call.paidEarlier === true) return {};
     if (tenant === undefined) {
       return this.options.requireTenant
         ? { refusal: new RequireTenantError(`requireTenant: ${call.provider} ${call.endpoint} was called outside any tenant scope (wrap it in meter.forTenant)`) }
@@ -77,37 +106,88 @@ export class SpendLimits {
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return {};
-    const estimate = this.estimateUsd(call);
+    const bound = this.bound(call);
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
-    const blocked = estimate === undefined && this.options.unknownModel === 'block';
-    const now = this.options.clock();
-    const windows = (limits?.map((l) => l.frequency) ?? FREQUENCIES).map((f) => this.calendar.window(f, now));
-    const amount = blocked ? Number.MAX_SAFE_INTEGER : toNano(estimate ?? 0);
+    const blocked = bound === undefined && this.options.unknownModel === 'block';
+    const windows = this.windows(limits);
+    const amount = blocked ? Number.MAX_SAFE_INTEGER : toNano(bound?.amountUsd ?? 0);
     const outcome = this.store.reserve(tenant.tenantId, windows, amount, blocked ? 'strict' : this.options.enforcement);
-    if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome);
+    if (!(outcome instanceof Promise)) return this.admission(call, tenant.tenantId, outcome, bound);
     return outcome.then(
-      (o) => this.admission(tenant.tenantId, o),
+      (o) => this.admission(call, tenant.tenantId, o, bound),
       (err: unknown) => ({ refusal: err instanceof Error ? err : new Error(String(err)) }),
     );
   }
 
-  private admission(tenantId: string, outcome: ReserveOutcome): Admission {
-    if (outcome.admitted) return { reservation: outcome.reservation };
-    return { refusal: this.limitError(tenantId, outcome.window.frequency, outcome.limitNano, outcome.spentNano, outcome.window.resetsAt) };
+  private windows(limits: readonly { frequency: LimitFrequency }[] | undefined): SpendWindow[] {
+    const now = this.options.clock();
+    return (limits?.map((l) => l.frequency) ?? FREQUENCIES).map((f) => this.calendar.window(f, now));
   }
 
-  /** The cost to hold for a call: its estimated input plus its maximum output. Undefined for a model without a price. */
-  estimateUsd(call: CallStart): number | undefined {
+  private admission(call: CallStart, tenantId: string, outcome: ReserveOutcome, bound: CallBound | undefined): Admission {
+    if (outcome.admitted) {
+      const reservation = outcome.reservation;
+      const sendCap = reservation !== undefined && bound !== undefined && this.options.enforcement === 'strict' && call.output.cap === undefined && call.output.capPath !== undefined;
+      return sendCap ? { reservation, sendOutputCap: bound.outputCap } : { reservation };
+    }
+    return { refusal: this.limitError(call, tenantId, outcome, bound) };
+  }
+
+  /**
+   * What a call can cost at most: its input (bounded by its UTF-8 bytes, media ceilings and the context window; in
+   * lenient mode an average estimate) plus its output cap times its completions. Undefined for a model without a price.
+   */
+  bound(call: CallStart): CallBound | undefined {
     const model = call.requestedModel;
     const rates = model === undefined ? undefined : this.prices.reservationRates(call.provider, model);
     if (rates === undefined) return undefined;
-    const maxOutput = call.maxOutputTokens ?? this.options.defaultMaxOutputTokens;
-    return estimateInputTokens(call.args[0]) * rates.inputPerToken + maxOutput * rates.outputPerToken;
+    const inputTokens = this.inputTokens(call, rates.contextWindow ?? this.options.maxInputTokens);
+    const outputCap = call.output.cap ?? this.options.defaultMaxOutputTokens;
+    const inputUsd = money(inputTokens * rates.inputPerToken + rates.perRequest);
+    const outputUsdPerToken = money(rates.outputPerToken);
+    const amountUsd = money(inputUsd + outputCap * call.output.completions * outputUsdPerToken);
+    return { inputTokens, outputCap, completions: call.output.completions, inputUsd, outputUsdPerToken, amountUsd };
+  }
+
+  private inputTokens(call: CallStart, contextWindow: number): number {
+    const measure = measureInput(call.args[0], call.classifyInput);
+    if (measure.unbounded) return contextWindow;
+    let tokens =
+      this.options.enforcement === 'strict'
+        ? measure.bytes + measure.containers * FRAMING_TOKENS + (measure.tools ? TOOLS_TOKENS : 0)
+        : Math.ceil(measure.chars / AVERAGE_CHARS_PER_TOKEN);
+    const ceilings = this.options.mediaTokens[call.provider] ?? {};
+    for (const kind of MEDIA_KINDS) {
+      const items = measure.media[kind];
+      if (items === 0) continue;
+      const ceiling = ceilings[kind];
+      if (ceiling === undefined) return contextWindow;
+      tokens += items * ceiling;
+    }
+    return Math.min(tokens, contextWindow);
+  }
+
+  /** The cost a partial or untrustworthy call is held to: its reservation, or what one would have been. */
+  reservedUsd(call: CallStart): number | undefined {
+    return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : this.bound(call)?.amountUsd;
   }
 
   settle(reservation: Reservation, costUsd: number): void {
-    const settled = this.store.settle(reservation, toNano(costUsd));
+    const settled = this.store.settle(reservation, toNano(money(costUsd)));
     if (settled instanceof Promise) settled.catch(() => undefined);
+  }
+
+  /** Counts spend already made at the provider (a batch result row): never refused, always in the ledger. */
+  recordPaid(tenantId: string, costUsd: number): void {
+    const amount = toNano(money(costUsd));
+    const settle = (outcome: ReserveOutcome): void => {
+      if (outcome.admitted && outcome.reservation !== undefined) this.settle(outcome.reservation, costUsd);
+    };
+    const limits = this.store.limitsOf?.(tenantId);
+    if (this.store.limitsOf !== undefined && limits === undefined) return;
+    const outcome = this.store.reserve(tenantId, this.windows(limits), amount, 'always');
+    if (outcome instanceof Promise) outcome.then(settle, () => undefined);
+    else settle(outcome);
   }
 
   async close(): Promise<void> {
@@ -117,11 +197,16 @@ export class SpendLimits {
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {
     validateTenantId(tenantId);
     if (input === null || typeof input !== 'object') throw new ConfigError(`setLimit: expected { limitUsd, frequency }, got ${String(input)}`);
-    const { limitUsd } = input;
+    const { limitUsd, spentUsd } = input;
     if (typeof limitUsd !== 'number' || !Number.isFinite(limitUsd) || limitUsd < 0) {
       throw new ConfigError(`limitUsd must be a finite, non-negative number, got ${String(limitUsd)}`);
     }
-    await this.store.setLimit(tenantId, { frequency: validateFrequency(input.frequency), limitNano: toNano(limitUsd) });
+    if (spentUsd !== undefined && (typeof spentUsd !== 'number' || !Number.isFinite(spentUsd) || spentUsd < 0)) {
+      throw new ConfigError(`spentUsd must be a finite, non-negative number, got ${String(spentUsd)}`);
+    }
+    const frequency = validateFrequency(input.frequency);
+    const seed = spentUsd === undefined ? undefined : { window: this.calendar.window(frequency, this.options.clock()), spentNano: toNano(spentUsd) };
+    await this.store.setLimit(tenantId, { frequency, limitNano: toNano(limitUsd) }, seed);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
@@ -143,13 +228,26 @@ export class SpendLimits {
     }));
   }
 
-  private limitError(tenantId: string, frequency: LimitFrequency, limitNano: number, spentNano: number, resetsAt?: Date): LimitExceededError {
+  private limitError(call: CallStart, tenantId: string, outcome: Extract<ReserveOutcome, { admitted: false }>, bound: CallBound | undefined): LimitExceededError {
+    const limitUsd = toUsd(outcome.limitNano);
+    const spentUsd = toUsd(outcome.spentNano);
+    const heldUsd = toUsd(outcome.reservedNano);
+    let fitsWithOutputCap: number | undefined;
+    if (bound !== undefined && bound.outputUsdPerToken > 0 && call.output.capPath !== undefined) {
+      const room = limitUsd - spentUsd - heldUsd - bound.inputUsd;
+      const cap = Math.floor(room / (bound.outputUsdPerToken * bound.completions));
+      if (cap >= 1 && cap < bound.outputCap) fitsWithOutputCap = cap;
+    }
     return new LimitExceededError({
       tenantId,
-      frequency,
-      limitUsd: toUsd(limitNano),
-      spentUsd: toUsd(spentNano),
-      resetsAt: resetsAt ?? this.calendar.window(frequency, this.options.clock()).resetsAt,
+      frequency: outcome.window.frequency,
+      limitUsd,
+      spentUsd,
+      heldUsd,
+      requestUsd: bound?.amountUsd,
+      resetsAt: outcome.window.resetsAt ?? this.calendar.window(outcome.window.frequency, this.options.clock()).resetsAt,
+      fitsWithOutputCap,
+      outputCapParam: call.output.capPath?.join('.'),
     });
   }
 }
