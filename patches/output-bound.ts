@@ -4,8 +4,13 @@ import { asRecord, type HookTarget, type ParamPath } from './provider.js';
 export interface OutputBound {
   /** A finite positive integer the request sets, else undefined: a negative, fractional or absurd cap is not trusted. */
   cap: number | undefined;
-  /** Where a cap goes when strict mode sends one: the caller's own parameter when set (untrusted), else the endpoint's. */
+  /** The parameter that caps this request's output: the caller's own when set, else the one strict mode sends. */
   capPath: ParamPath | undefined;
+  /**
+   * The request sets a cap, trusted or not. An untrusted one is left for the provider to refuse (as it does a negative
+   * or fractional max_tokens): the reservation assumes defaultMaxOutputTokens instead.
+   */
+  capGiven: boolean;
   completions: number;
 }
 
@@ -26,10 +31,9 @@ export function readOutputBound(target: HookTarget, params: unknown): OutputBoun
   const capPaths = target.outputCap ?? [];
   for (const path of capPaths) {
     const cap = valueAt(params, path);
-    if (cap !== undefined && cap !== null) return { cap: isCount(cap) ? cap : undefined, capPath: path, completions };
+    if (cap !== undefined && cap !== null) return { cap: isCount(cap) ? cap : undefined, capPath: path, capGiven: true, completions };
   }
-  if (target.defaultOutputCap !== undefined) return { cap: target.defaultOutputCap, capPath: undefined, completions };
-  return { cap: undefined, capPath: capPaths[0], completions };
+  return { cap: target.defaultOutputCap, capPath: capPaths[0], capGiven: false, completions };
 }
 
 /** A copy of the params with `value` at `path` (each object on the path copied; the caller's objects are never touched). */

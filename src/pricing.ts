@@ -22,19 +22,18 @@ export interface PriceQuote {
 }
 
 /**
- * Rates for sizing a reservation, each the highest that can apply (top tier; the dearest input pool, cache writes and
- * audio included), so that an estimate never falls short.
+ * Rates for sizing a reservation, each the highest that can apply to a request of that much input (its tier; the
+ * dearest input pool, audio and images included; cache writes when the request asks for them), so that an estimate
+ * never falls short.
  */
 export interface ReservationRates {
   inputPerToken: number;
   outputPerToken: number;
   /** A fixed price per request, where the model has one. */
   perRequest: number;
-  /** The model's context window when the price data knows it: no call can read more input than this. */
-  contextWindow: number | undefined;
 }
 
-const isInputRate = (key: string): boolean => key.startsWith('input_') || key.startsWith('cache_write');
+const isInputRate = (key: string, cacheWrites: boolean): boolean => key.startsWith('input_') || (cacheWrites && key.startsWith('cache_write'));
 
 const OVERRIDE_KEYS = ['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok'] as const;
 
@@ -127,7 +126,13 @@ export class PriceBook {
     return { ...libraryCost(usage, event, model), source: model.source };
   }
 
-  reservationRates(provider: string, model: string): ReservationRates | undefined {
+  /** The model's context window, when known: no call reads more input than this. */
+  contextWindow(provider: string, model: string): number | undefined {
+    return this.resolve(provider, model)?.contextWindow;
+  }
+
+  /** Undefined for a model without a price. */
+  reservationRates(provider: string, model: string, inputTokens: number, cacheWrites: boolean): ReservationRates | undefined {
     const resolved = this.resolve(provider, model);
     if (resolved === null) return undefined;
     const price = resolved.price ?? this.currentPrice(resolved);
@@ -135,10 +140,10 @@ export class PriceBook {
     let input = 0;
     let output = 0;
     for (const [key, rate] of Object.entries(price)) {
-      if (isInputRate(key)) input = Math.max(input, highestRate(rate));
-      else if (key.startsWith('output_')) output = Math.max(output, highestRate(rate));
+      if (isInputRate(key, cacheWrites)) input = Math.max(input, rateAt(rate, inputTokens) ?? 0);
+      else if (key.startsWith('output_')) output = Math.max(output, rateAt(rate, inputTokens) ?? 0);
     }
-    return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000, contextWindow: resolved.contextWindow };
+    return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000 };
   }
 
   private currentPrice(model: ResolvedModel): ModelPrice | undefined {

@@ -70,9 +70,10 @@ export function eventsPrinted(stdout: string): UsageEvent[] {
 export const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `predicate` holds (events settle a tick or two after the caller's promise resolves). */
-export async function until(predicate: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+/** Waits for a condition (sync or async). The deadline only stops a test that would otherwise hang: keep it generous. */
+export async function until(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await tick(5);
   }

@@ -23,6 +23,8 @@ export interface InputMeasure {
   unbounded: boolean;
   /** Tool definitions: providers add a system prompt of their own for them. */
   tools: boolean;
+  /** The request asks for prompt caching (`cache_control`): cache writes, dearer than input, may be billed. */
+  cacheWrites: boolean;
 }
 
 /** Deeper than any real request; past it the measure gives up and calls the input unbounded. */
@@ -36,7 +38,7 @@ function isPlainData(value: object): boolean {
 }
 
 export function measureInput(params: unknown, classify: InputClassifier): InputMeasure {
-  const measure: InputMeasure = { bytes: 0, chars: 0, containers: 0, media: { image: 0, audio: 0, video: 0, document: 0 }, unbounded: false, tools: false };
+  const measure: InputMeasure = { bytes: 0, chars: 0, containers: 0, media: { image: 0, audio: 0, video: 0, document: 0 }, unbounded: false, tools: false, cacheWrites: false };
   const text = (value: string): void => {
     measure.bytes += Buffer.byteLength(value, 'utf8');
     measure.chars += value.length;
@@ -63,6 +65,7 @@ export function measureInput(params: unknown, classify: InputClassifier): InputM
     for (const key of Object.keys(value)) {
       const item = (value as Record<string, unknown>)[key];
       if (key === 'tools' && Array.isArray(item) && item.length > 0) measure.tools = true;
+      else if (key === 'cache_control') measure.cacheWrites = true;
       text(key);
       visit(item, depth + 1);
     }

@@ -1,4 +1,4 @@
-import { measureInput, MEDIA_KINDS } from './estimate.js';
+import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
 import type { CallStart } from '../event.js';
@@ -127,7 +127,7 @@ export class SpendLimits {
   private admission(call: CallStart, tenantId: string, outcome: ReserveOutcome, bound: CallBound | undefined): Admission {
     if (outcome.admitted) {
       const reservation = outcome.reservation;
-      const sendCap = reservation !== undefined && bound !== undefined && this.options.enforcement === 'strict' && call.output.cap === undefined && call.output.capPath !== undefined;
+      const sendCap = reservation !== undefined && bound !== undefined && this.options.enforcement === 'strict' && call.output.cap === undefined && !call.output.capGiven && call.output.capPath !== undefined;
       return sendCap ? { reservation, sendOutputCap: bound.outputCap } : { reservation };
     }
     return { refusal: this.limitError(call, tenantId, outcome, bound) };
@@ -139,9 +139,11 @@ export class SpendLimits {
    */
   bound(call: CallStart): CallBound | undefined {
     const model = call.requestedModel;
-    const rates = model === undefined ? undefined : this.prices.reservationRates(call.provider, model);
+    if (model === undefined) return undefined;
+    const measure = measureInput(call.args[0], call.classifyInput);
+    const inputTokens = this.inputTokens(call.provider, measure, this.prices.contextWindow(call.provider, model) ?? this.options.maxInputTokens);
+    const rates = this.prices.reservationRates(call.provider, model, inputTokens, measure.cacheWrites);
     if (rates === undefined) return undefined;
-    const inputTokens = this.inputTokens(call, rates.contextWindow ?? this.options.maxInputTokens);
     const outputCap = call.output.cap ?? this.options.defaultMaxOutputTokens;
     const inputUsd = money(inputTokens * rates.inputPerToken + rates.perRequest);
     const outputUsdPerToken = money(rates.outputPerToken);
@@ -149,14 +151,13 @@ export class SpendLimits {
     return { inputTokens, outputCap, completions: call.output.completions, inputUsd, outputUsdPerToken, amountUsd };
   }
 
-  private inputTokens(call: CallStart, contextWindow: number): number {
-    const measure = measureInput(call.args[0], call.classifyInput);
+  private inputTokens(provider: string, measure: InputMeasure, contextWindow: number): number {
     if (measure.unbounded) return contextWindow;
     let tokens =
       this.options.enforcement === 'strict'
         ? measure.bytes + measure.containers * FRAMING_TOKENS + (measure.tools ? TOOLS_TOKENS : 0)
         : Math.ceil(measure.chars / AVERAGE_CHARS_PER_TOKEN);
-    const ceilings = this.options.mediaTokens[call.provider] ?? {};
+    const ceilings = this.options.mediaTokens[provider] ?? {};
     for (const kind of MEDIA_KINDS) {
       const items = measure.media[kind];
       if (items === 0) continue;

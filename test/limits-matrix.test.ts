@@ -1,0 +1,165 @@
+// Strict means an upper bound: for each request shape that can cost more than its text suggests, a burst of 20
+// concurrent calls against a fake provider that bills the way the real ones do (fixtures/billing.mjs), in each limit
+// store, in both enforcement modes. Afterwards: in strict mode the provider's invoice and the ledger stay within the
+// limit; in both modes the ledger equals the sum of the events' cost_usd, and no reservation is left open.
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeProviders, type BilledRequest } from './fixtures/fake-providers.mjs';
+import { startRedisServer } from './fixtures/redis-server.mjs';
+import { Meter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
+import type { MeterOptions, UsageEvent } from 'llm-meter';
+
+const fake = await startFakeProviders();
+const redisServer = await startRedisServer();
+afterAll(() => Promise.all([fake.close(), redisServer.stop()]));
+
+const { OpenAI } = requireFrom(repoRoot, 'openai');
+const { Anthropic } = requireFrom(repoRoot, '@anthropic-ai/sdk');
+const { GoogleGenAI } = requireFrom(repoRoot, '@google/genai');
+const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
+
+type Clients = { openai: InstanceType<typeof OpenAI>; anthropic: InstanceType<typeof Anthropic>; google: InstanceType<typeof GoogleGenAI> };
+const bill = (mode = 'worst') => ({ headers: { 'x-fake-bill': mode } });
+const user = (content: unknown) => [{ role: 'user' as const, content }];
+const imageUrl = (i: number) => ({ type: 'image_url' as const, image_url: { url: `https://example.com/${i}.png`, detail: 'high' as const } });
+
+interface Shape {
+  name: string;
+  limitUsd: number;
+  /** The i-th call of the burst. */
+  call(c: Clients, i: number): Promise<unknown>;
+  /** Usage reported as strings: the ledger holds such a call at its reservation, above the invoice. */
+  untrustedUsage?: true;
+}
+
+const SHAPES: Shape[] = [
+  {
+    name: 'n: 8 completions',
+    limitUsd: 0.3,
+    call: (c) => c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('Tell me a story.'), max_tokens: 1000, n: 8 }, bill()),
+  },
+  {
+    name: 'Gemini candidateCount: 8',
+    limitUsd: 0.1,
+    call: (c) =>
+      c.google.models.generateContent({ model: 'gemini-2.5-flash', contents: 'Tell me a story.', config: { maxOutputTokens: 1000, candidateCount: 8, httpOptions: bill() } }),
+  },
+  {
+    name: '4 images passed by URL',
+    limitUsd: 0.05,
+    call: (c) =>
+      c.openai.chat.completions.create({ model: 'gpt-4o', messages: user([{ type: 'text', text: 'Compare these.' }, ...[0, 1, 2, 3].map(imageUrl)]), max_tokens: 100 }, bill()),
+  },
+  {
+    name: 'Anthropic images by URL',
+    limitUsd: 0.05,
+    call: (c) =>
+      c.anthropic.messages.create(
+        { model: 'claude-sonnet-4-5', max_tokens: 100, messages: user([0, 1, 2].map((i) => ({ type: 'image' as const, source: { type: 'url' as const, url: `https://example.com/${i}.png` } }))) },
+        bill(),
+      ),
+  },
+  {
+    name: 'previous_response_id (server-side conversation state)',
+    limitUsd: 1,
+    call: (c) => c.openai.responses.create({ model: 'gpt-4o', input: 'And then?', previous_response_id: 'resp_earlier', max_output_tokens: 500 }, bill()),
+  },
+  {
+    name: 'no max_tokens',
+    limitUsd: 0.2,
+    call: (c) => c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('Write as much as you like.') }, bill()),
+  },
+  {
+    name: 'a Chinese prompt',
+    limitUsd: 0.05,
+    call: (c) => c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('请详细解释'.repeat(400)), max_tokens: 100 }, bill()),
+  },
+  {
+    name: 'one call with max_tokens: -1e9 in flight',
+    limitUsd: 0.1,
+    call: (c, i) => c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('hi'), max_tokens: i === 0 ? -1e9 : 1000 }, bill()),
+  },
+  {
+    name: 'usage reported as strings',
+    limitUsd: 0.05,
+    untrustedUsage: true,
+    call: (c) => c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('hi'), max_tokens: 1000 }, bill('strings')),
+  },
+  {
+    name: 'a stream without max_tokens',
+    limitUsd: 0.2,
+    call: async (c) => {
+      const stream = await c.openai.chat.completions.create({ model: 'gpt-4o', messages: user('Go on.'), stream: true }, bill());
+      for await (const _ of stream);
+    },
+  },
+];
+
+/** What the provider charged, by its price list (the price library's own calcPrice). */
+function invoiceUsd(billed: readonly BilledRequest[], models: Map<string, string>): number {
+  let total = 0;
+  for (const { path, usage } of billed) {
+    const input = usage.prompt_tokens ?? usage.input_tokens ?? usage.promptTokenCount ?? 0;
+    const output = usage.completion_tokens ?? usage.output_tokens ?? usage.candidatesTokenCount ?? 0;
+    const provider = path.includes('generateContent') ? 'google' : path.endsWith('/v1/messages') ? 'anthropic' : 'openai';
+    const model = models.get(provider)!;
+    total += calcPrice({ input_tokens: input, output_tokens: output }, model, { providerId: provider })!.total_price;
+  }
+  return total;
+}
+
+const MODELS = new Map([
+  ['openai', 'gpt-4o'],
+  ['anthropic', 'claude-sonnet-4-5'],
+  ['google', 'gemini-2.5-flash'],
+]);
+
+const STORES: Record<string, () => MeterOptions['limits']> = {
+  'in-process': () => undefined,
+  Redis: () => ({ redis: redisServer.url, keyPrefix: `matrix-${randomUUID()}:` }),
+};
+
+const nano = (usd: number) => Math.round(usd * 1e9);
+
+for (const [storeName, limits] of Object.entries(STORES)) {
+  for (const enforcement of ['strict', 'lenient'] as const) {
+    describe(`${storeName} store, ${enforcement}`, () => {
+      for (const shape of SHAPES) {
+        it(`${shape.name}: ${enforcement === 'strict' ? 'the invoice stays within the limit; ' : ''}the ledger equals the events`, async () => {
+          fake.reset();
+          const events: UsageEvent[] = [];
+          const meter = new Meter({ enforcement, limits: limits(), handleExit: false, onEvent: (e) => events.push(e) });
+          const clients: Clients = {
+            openai: meter.instrument(new OpenAI({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 })),
+            anthropic: meter.instrument(new Anthropic({ apiKey: 'k', baseURL: fake.anthropicBaseURL, maxRetries: 0 })),
+            google: meter.instrument(new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } })),
+          };
+          const tenant = `matrix-${randomUUID()}`;
+          try {
+            await meter.setLimit(tenant, { limitUsd: shape.limitUsd, frequency: 'per_day' });
+            const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => meter.forTenant(tenant, () => shape.call(clients, i))));
+            await until(() => events.length === 20, 'one event per call');
+            const admitted = results.filter((r) => r.status === 'fulfilled').length;
+            expect(admitted, 'a limit that admits nothing proves nothing').toBeGreaterThan(0);
+            let usage = await meter.getUsage(tenant);
+            await until(async () => ((usage = await meter.getUsage(tenant)), usage[0]!.reservedUsd === 0), 'every reservation settled');
+            const spent = usage[0]!.spentUsd;
+            const eventsTotal = events.reduce((sum, e) => sum + nano(e.cost_usd!), 0);
+            expect(nano(spent)).toBe(eventsTotal);
+            const invoice = invoiceUsd(fake.billed, MODELS);
+            expect(fake.billed.length).toBeGreaterThan(0);
+            // Each event's cost is rounded to the nano-dollar on its own: at most one unit apart per call.
+            if (shape.untrustedUsage === true) expect(eventsTotal).toBeGreaterThanOrEqual(nano(invoice) - 20);
+            else expect(Math.abs(eventsTotal - nano(invoice))).toBeLessThanOrEqual(20);
+            if (enforcement === 'strict') {
+              expect(invoice).toBeLessThanOrEqual(shape.limitUsd + 1e-9);
+              expect(spent).toBeLessThanOrEqual(shape.limitUsd + 1e-9);
+            }
+          } finally {
+            await meter.shutdown();
+          }
+        });
+      }
+    });
+  }
+}
