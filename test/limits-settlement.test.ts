@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, runNode, until } from './helpers.js';
+import { startRedisServer } from './fixtures/redis-server.mjs';
+import { eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -35,6 +36,28 @@ describe('every reservation settles', () => {
     expect(attempt).toThrow(/streaming/i);
     expect(fake.count()).toBe(0);
     await ledgerEqualsEvents('guard');
+  });
+
+  it('the SDK throws before a fleet-wide admission has answered: the reservation that arrives later is released', async () => {
+    const redisServer = await startRedisServer();
+    const fleet = new Meter({ limits: { redis: redisServer.url }, handleExit: false });
+    const redis = new (requireFromRepo('ioredis') as typeof import('ioredis').default)(redisServer.url);
+    const OldAnthropic = requireFrom(join(repoRoot, 'test/sdk-versions/anthropic-0'), '@anthropic-ai/sdk').Anthropic;
+    const client = fleet.instrument(new OldAnthropic({ apiKey: 'k', baseURL: fake.anthropicBaseURL, maxRetries: 0 }));
+    try {
+      await fleet.setLimit('guard', { limitUsd: 100, frequency: 'per_day' });
+      const attempt = () => fleet.forTenant('guard', () => client.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 1_000_000, messages: [{ role: 'user', content: 'x' }] }));
+      expect(attempt).toThrow(/streaming/i);
+      // The window's `reserved` field appears with the reservation and returns to 0 when it is released.
+      const day = `llm-meter:{guard}:d:${new Date().toISOString().slice(0, 10)}`;
+      await until(async () => (await redis.hget(day, 'reserved')) === '0', 'the late reservation released');
+      expect(await redis.hget(day, 'spent')).toBe('0');
+      expect(fake.count()).toBe(0);
+    } finally {
+      redis.disconnect();
+      await fleet.shutdown();
+      await redisServer.stop();
+    }
   });
 
   it('a call never awaited is recorded once and settled, at the latest when its promise is collected', async () => {
