@@ -500,8 +500,45 @@ async function pricingCost() {
   return pricing;
 }
 
+const ADMISSION_OPS = 20_000;
+
+/**
+ * Admission alone, per call: the strict bound of the bench's chat request (input measured, rates looked up), the
+ * in-process reserve, and the settle, timed one call at a time.
+ */
+function admissionLatency() {
+  const dist = (...path) => requireFromRepo(join(repoRoot, 'dist', ...path));
+  const { SpendLimits } = dist('src', 'limits', 'spend-limits.js');
+  const { MemoryLimitStore } = dist('src', 'limits', 'memory-store.js');
+  const { WindowCalendar } = dist('src', 'limits', 'windows.js');
+  const { PriceBook } = dist('src', 'pricing.js');
+  const { resolveMediaTokens } = dist('src', 'limits', 'input-ceilings.js');
+  const { openaiPatch } = dist('patches', 'openai.js');
+  const { readOutputBound } = dist('patches', 'output-bound.js');
+  const options = { enforcement: 'strict', unknownModel: 'allow', requireTenant: false, defaultMaxOutputTokens: 4096, maxInputTokens: 1_048_576, mediaTokens: resolveMediaTokens(undefined), clock: Date.now };
+  const store = new MemoryLimitStore();
+  const limits = new SpendLimits(store, new WindowCalendar(undefined), new PriceBook({}, () => false, () => undefined), options);
+  store.setLimit('admitted', { frequency: 'per_month', limitNano: 1e18 });
+  const chat = openaiPatch.targets[0];
+  const times = [];
+  for (let i = 0; i < STORE_WARMUPS + ADMISSION_OPS; i++) {
+    const params = { model: 'gpt-4o', messages: MESSAGES, max_tokens: 500 };
+    const call = { provider: 'openai', endpoint: 'chat.completions', requestedModel: 'gpt-4o', tenant: { tenantId: 'admitted' }, output: readOutputBound(chat, params), classifyInput: openaiPatch.classifyInput, args: [params] };
+    const start = process.hrtime.bigint();
+    const { reservation } = limits.admit(call);
+    limits.settle(reservation, 0.001);
+    const ns = Number(process.hrtime.bigint() - start);
+    if (reservation === undefined) throw new AgentMisbehaved('a limited tenant was admitted without a reservation');
+    if (i >= STORE_WARMUPS) times.push(ns);
+  }
+  const [usage] = store.usage('admitted', [new WindowCalendar(undefined).window('per_month', Date.now())]);
+  if (usage.reservedNano !== 0) throw new AgentMisbehaved(`after ${ADMISSION_OPS} admit + settle, ${usage.reservedNano} nano-USD stay reserved`);
+  return times;
+}
+
 async function pricingAndLimits() {
   const admission = await admissionCost();
+  const latency = admissionLatency();
   const pricing = await pricingCost();
   const totalNs = admission.ns + pricing.ns;
   const verdict = totalNs < PRICING_TARGET_NS ? 'PASS' : 'OVER';
@@ -509,6 +546,8 @@ async function pricingAndLimits() {
   return [
     `${label('admission (spend limit)')} ${nanos(admission.ns)} a call for estimate + reserve + settle: patched plain openai call ` +
       `${micros(admission.bNs).trim()} for a tenant with a limit, ${micros(admission.aNs).trim()} without`,
+    `${label('admission alone')} strict bound + in-process reserve + settle, one call at a time: p50 ${nanos(median(latency))} ` +
+      `p99 ${nanos(percentile(latency, 0.99))}`,
     `${label('pricing')} ${nanos(pricing.ns)} a call: trackManually ${nanos(pricing.bNs)} for a known model ` +
       `(validates, builds, prices, emits), ${nanos(pricing.aNs)} for an unpriced one`,
     `${label('pricing + limits')} ${nanos(totalNs)} a call  (target < ${nanos(PRICING_TARGET_NS)}) ${verdict}` +
@@ -765,7 +804,9 @@ async function main() {
     `@google/genai ${GENAI_VERSION}`;
   console.log(`${header}\n`);
   const summary = [];
-  for (const section of sections) {
+  // `npm run bench -- <words>` runs only the sections whose name contains one of them.
+  const only = process.argv.slice(2);
+  for (const section of sections.filter((s) => only.length === 0 || only.some((word) => s.name.includes(word)))) {
     console.log(`${section.name} ...`);
     const start = performance.now();
     summary.push(...(await section.run()));
