@@ -94,9 +94,15 @@ export interface CallOutcome {
   partial?: boolean;
 }
 
-/** Accepts only finite, non-negative counts: anything else from a response is untrusted and left out. */
+/**
+ * More than any one call can use: every model's context window, hours of audio, thousands of images are all below it.
+ * A count above it is a gateway's or a parser's mistake, not usage.
+ */
+const ABSURD_COUNT = 100_000_000;
+
+/** Accepts only finite, non-negative, plausible counts: anything else from a response is untrusted and left out. */
 function trustedCount(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER ? value : undefined;
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value < ABSURD_COUNT ? value : undefined;
 }
 
 function nonEmptyString(value: unknown): string | undefined {

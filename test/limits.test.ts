@@ -23,6 +23,20 @@ afterEach(() => {
   clock = Date.parse('2026-11-23T12:00:00Z');
 });
 
+// After every test: for each tenant that made calls, the ledger's settled spend equals the sum of its events' cost,
+// and nothing stays held. (The calendar test moves the clock across windows: it checks its windows itself.)
+const DEFAULT_CLOCK = Date.parse('2026-11-23T12:00:00Z');
+afterEach(async () => {
+  if (clock !== DEFAULT_CLOCK) return;
+  for (const tenant of new Set(events.map((e) => e.tenant_id).filter((t) => t !== undefined))) {
+    const cost = events.filter((e) => e.tenant_id === tenant).reduce((sum, e) => sum + Math.round(e.cost_usd! * 1e9), 0);
+    for (const window of await meter.getUsage(tenant)) {
+      expect(window.reservedUsd, `${tenant} ${window.frequency} held`).toBe(0);
+      expect(Math.round(window.spentUsd * 1e9), `${tenant} ${window.frequency} ledger`).toBe(cost);
+    }
+  }
+});
+
 const call = (tenant: string, extra: Record<string, unknown> = {}) =>
   meter.forTenant(tenant, () => client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000, ...extra }));
 
