@@ -6,8 +6,7 @@ import type { UnknownModelPolicy } from './limits/spend-limits.js';
 import { validateTimeZone } from './limits/windows.js';
 import { DEFAULT_MAX_INPUT_TOKENS, resolveMediaTokens, type MediaTokenCeilings } from './limits/input-ceilings.js';
 import type { WireFormat } from '../transport/http-sender.js';
-import type { Redis } from 'ioredis';
-import type { FailMode, RedisStoreOptions } from './limits/redis-store.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type FailMode, type RedisClient, type RedisStoreOptions } from './limits/redis-store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
 
 export interface MeterOptions {
@@ -64,25 +63,38 @@ export interface MeterOptions {
   limits?: LimitsOptions | BackendLimitsOptions;
 }
 
-/** The app's own backend as the limit store: see the README for its protocol. */
+/** The app's own backend as the limit store: see the README for its protocol. Each request has `requestTimeout` to complete. */
 export interface BackendLimitsOptions {
   url: string;
   apiKey?: string;
   /** ms, default 5000: how long an answer from the backend is trusted. */
   limitCheckCacheTtl?: number;
-  /** Backend down: 'open' (default) admits calls; 'closed' refuses limited calls. */
+  /**
+   * Backend down: 'open' (default) goes on enforcing the backend's last answers plus this process's own spend;
+   * 'closed' refuses limited calls.
+   */
   failMode?: FailMode;
+  /** ms, default 5000: how long the agent leaves a failed backend alone before trying again. */
+  retryAfter?: number;
 }
 
 export interface LimitsOptions {
-  /** A redis:// url (the agent opens its own connection), or an ioredis client of the app's. */
-  redis: string | Redis;
-  /** Default 'llm-meter:'. */
+  /** A redis:// url (the agent opens its own connection), or an ioredis client of the app's: a Redis or a Cluster. */
+  redis: string | RedisClient;
+  /** Default 'llm-meter:'. No braces: the tenant's `{...}` must be the keys' hash tag. */
   keyPrefix?: string;
-  /** Redis down: 'open' (default) admits calls and replays their spend later; 'closed' refuses limited calls. */
+  /**
+   * Redis down: 'open' (default) keeps enforcing limits on each process's own spend from the last state Redis reported;
+   * 'closed' refuses limited calls. Either way settlements are journalled and written when Redis answers again.
+   */
   failMode?: FailMode;
-  /** ms, default 100: a Redis command slower than this counts as Redis down. */
+  /**
+   * ms, default 100: a command counts Redis as down when Redis answered nothing at all for this long while it waited
+   * (time the app kept the event loop busy does not count; no command waits more than 20 times this, at least 5 s).
+   */
   commandTimeout?: number;
+  /** ms, default 2000: how long a command may wait for the connection to Redis to be ready. */
+  connectTimeout?: number;
   /** ms, default 5000: how long the agent leaves a failed Redis alone before trying again. */
   retryAfter?: number;
   /** ms, default 15 minutes: how long the reservation of a process that died mid-call stays counted. */
@@ -123,8 +135,8 @@ const KNOWN_OPTIONS = new Set([
   'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
 ]);
 
-const KNOWN_LIMITS_OPTIONS = new Set(['redis', 'keyPrefix', 'failMode', 'commandTimeout', 'retryAfter', 'leaseMs']);
-const KNOWN_BACKEND_OPTIONS = new Set(['url', 'apiKey', 'limitCheckCacheTtl', 'failMode']);
+const KNOWN_LIMITS_OPTIONS = new Set(['redis', 'keyPrefix', 'failMode', 'commandTimeout', 'connectTimeout', 'retryAfter', 'leaseMs']);
+const KNOWN_BACKEND_OPTIONS = new Set(['url', 'apiKey', 'limitCheckCacheTtl', 'failMode', 'retryAfter']);
 
 function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limits'] {
   if (value === undefined) return undefined;
@@ -140,6 +152,7 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
       apiKey: raw.apiKey as string | undefined,
       cacheTtl: positiveInteger(raw, 'limitCheckCacheTtl', 5000),
       failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
+      retryAfter: positiveInteger(raw, 'retryAfter', 5000),
       timeoutMs,
     };
   }
@@ -151,13 +164,14 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
     throw new ConfigError(`limits.redis must be a redis:// url or an ioredis client, got ${describeValue(redis)}`);
   }
   const keyPrefix = raw.keyPrefix ?? 'llm-meter:';
-  if (typeof keyPrefix !== 'string') throw new ConfigError(`limits.keyPrefix must be a string, got ${describeValue(keyPrefix)}`);
+  if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) throw new ConfigError(`limits.keyPrefix must be a string without braces, got ${describeValue(keyPrefix)}`);
   return {
     kind: 'redis',
-    redis: redis as string | Redis,
+    redis: redis as string | RedisClient,
     keyPrefix,
     failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
     commandTimeout: positiveInteger(raw, 'commandTimeout', 100),
+    connectTimeout: positiveInteger(raw, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT_MS),
     retryAfter: positiveInteger(raw, 'retryAfter', 5000),
     leaseMs: positiveInteger(raw, 'leaseMs', 15 * 60 * 1000),
   };

@@ -1,9 +1,12 @@
-import { ConfigError, type LimitFrequency } from '../errors.js';
-import { toNano, toUsd, type AdmissionMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit, type WindowUsage } from './store.js';
+import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
+import { BackendClient } from './backend/backend-client.js';
+import { CircuitBreaker } from './backend/circuit-breaker.js';
+import { SpendJournal } from './backend/spend-journal.js';
+import { TenantTally } from './backend/tenant-tally.js';
 import { LimitStoreUnavailableError, type FailMode } from './redis-store.js';
-import { validateFrequency, type SpendWindow } from './windows.js';
-import { sendRequest } from '../../transport/http-request.js';
+import { toUsd, type AdmissionMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+import type { SpendWindow } from './windows.js';
 
 export interface BackendStoreOptions {
   url: URL;
@@ -11,168 +14,128 @@ export interface BackendStoreOptions {
   /** How long an answer from the backend is trusted (ms). */
   cacheTtl: number;
   failMode: FailMode;
+  /** How long the store leaves the backend alone after it failed, before trying again (ms). */
+  retryAfter: number;
+  /** The deadline of each request to the backend (ms). */
   timeoutMs: number;
   clock: () => number;
 }
 
-/** One limit as the backend answers it, plus what this process has seen since. */
-interface CachedLimit {
-  frequency: LimitFrequency;
-  limitNano: number;
-  spentNano: number;
-  resetsAt: Date;
-}
-
-interface CachedTenant {
-  fetchedAt: number;
-  limits: CachedLimit[];
-  /** Spend settled here since the answer: the local trip-wire that stops a burst inside the cache window. */
-  localSpentNano: number;
-  localReservedNano: number;
-}
-
 /**
- * The app's own backend as the limit store (the classic design): `GET <url>/limits/<tenant>` answers
- * `{ limit_usd, spent_usd, frequency, resets_at }` (or an array of them; 404 = no limit). An answer is cached for
- * `cacheTtl`, and the spend this process settles meanwhile is added to it, so that a burst inside the cache window is
- * still stopped. Only as exact as the backend's spend figure is fresh: several processes each see their own local
- * spend only (use the Redis store for a fleet-exact ledger).
+ * The app's own backend as the limit store (see the README for the protocol). An answer is trusted for `cacheTtl`;
+ * on top of it the store counts what the answer cannot include yet — this process's spend until the backend has
+ * acknowledged it, and the reservations of calls in flight — so a burst inside the cache window is still stopped.
+ * Settled spend is posted to the backend's ledger in the background, idempotently. A slow or dead backend costs a call
+ * at most one request deadline; then it is left alone for `retryAfter`, and the store either goes on enforcing what it
+ * knows ('open') or refuses limited calls ('closed'). Exact for one process; a fleet is as exact as the answers are
+ * fresh (use the Redis store for a fleet-exact ledger).
  */
 export class BackendLimitStore implements LimitStore {
-  private readonly cache = new Map<string, CachedTenant>();
+  private readonly tenants = new Map<string, TenantTally>();
   /** One question to the backend per tenant at a time: a burst waits for the same answer. */
-  private readonly asking = new Map<string, Promise<CachedTenant>>();
-  private warned = false;
+  private readonly asking = new Map<string, Promise<void>>();
+  private readonly held = new Set<string>();
+  private readonly client: BackendClient;
+  private readonly journal: SpendJournal;
   private nextId = 0;
 
   constructor(
     private readonly options: BackendStoreOptions,
-    private readonly log: AgentLog,
-  ) {}
-
-  /** One JSON request to the backend: its status and parsed body (undefined when empty or not JSON). */
-  private async call(method: string, url: URL, body?: unknown): Promise<{ status: number; body: unknown }> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const answer = await sendRequest(url, { method, headers, timeoutMs: this.options.timeoutMs, ...(payload === undefined ? {} : { body: payload }) });
-    let parsed: unknown;
-    try {
-      parsed = answer.text === '' ? undefined : JSON.parse(answer.text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: answer.status, body: parsed };
+    log: AgentLog,
+  ) {
+    const whileDown = options.failMode === 'open' ? "enforcing limits on its last answers and this process's own spend" : 'refusing limited calls';
+    const breaker = new CircuitBreaker({ retryAfter: options.retryAfter, clock: options.clock, whileDown }, log, () => this.journal.drainSoon());
+    this.client = new BackendClient(options, breaker);
+    this.journal = new SpendJournal(this.client, options.retryAfter, log, (tenantId, nano) => this.tally(tenantId).acknowledged(nano));
   }
 
-  private limitUrl(tenantId: string, query = ''): URL {
-    const base = this.options.url.href.replace(/\/+$/, '');
-    return new URL(`${base}/limits/${encodeURIComponent(tenantId)}${query}`);
-  }
-
-  async setLimit(tenantId: string, limit: TenantLimit): Promise<void> {
-    this.cache.delete(tenantId);
-    const body = { limit_usd: toUsd(limit.limitNano), frequency: limit.frequency };
-    const res = await this.call('PUT', this.limitUrl(tenantId), body);
-    if (res.status < 200 || res.status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status} to setLimit`);
+  async setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): Promise<void> {
+    const body = { limit_usd: toUsd(limit.limitNano), frequency: limit.frequency, ...(seed && { spent_usd: toUsd(seed.spentNano), window: seed.window.key }) };
+    const status = await this.client.putLimit(tenantId, body);
+    if (status < 200 || status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${status} to setLimit`);
+    this.tally(tenantId).changed();
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
-    this.cache.delete(tenantId);
-    const res = await this.call('DELETE', this.limitUrl(tenantId, `?frequency=${frequency}`));
-    if ((res.status < 200 || res.status >= 300) && res.status !== 404) {
-      throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status} to removeLimit`);
-    }
+    const status = await this.client.deleteLimit(tenantId, frequency);
+    if ((status < 200 || status >= 300) && status !== 404) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${status} to removeLimit`);
+    this.tally(tenantId).changed();
   }
 
-  async reserve(tenantId: string, _windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
-    let tenant: CachedTenant | undefined;
-    try {
-      tenant = await this.tenant(tenantId);
-    } catch (err) {
-      if (this.options.failMode === 'closed') throw err;
-      return { admitted: true };
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
+    const tally = await this.known(tenantId);
+    if (tally.limits?.length === 0) return { admitted: true };
+    const full = tally.fullLimit(amountNano, mode);
+    if (full !== undefined) {
+      return {
+        admitted: false,
+        window: { frequency: full.frequency, key: windows.find((w) => w.frequency === full.frequency)?.key ?? full.frequency, resetsAt: full.resetsAt },
+        limitNano: full.limitNano,
+        spentNano: full.spentNano + tally.spentNano,
+        reservedNano: tally.reservedNano,
+      };
     }
-    if (tenant.limits.length === 0) return { admitted: true };
-    const used = tenant.localSpentNano + tenant.localReservedNano;
-    for (const limit of tenant.limits) {
-      const total = limit.spentNano + used;
-      const fits = mode === 'always' || (mode === 'strict' ? total + amountNano <= limit.limitNano : total < limit.limitNano);
-      if (!fits) {
-        return {
-          admitted: false,
-          window: { frequency: limit.frequency, key: limit.frequency, resetsAt: limit.resetsAt },
-          limitNano: limit.limitNano,
-          spentNano: limit.spentNano + tenant.localSpentNano,
-          reservedNano: tenant.localReservedNano,
-        };
-      }
-    }
-    tenant.localReservedNano += amountNano;
-    return { admitted: true, reservation: { id: `b${++this.nextId}`, tenantId, windowKeys: [], amountNano } };
+    // Also when the backend never answered for the tenant (failMode 'open'): its spend still reaches the ledger.
+    tally.reservedNano += amountNano;
+    const reservation: Reservation = { id: `b${++this.nextId}`, tenantId, windowKeys: windows.map((w) => w.key), amountNano };
+    this.held.add(reservation.id);
+    return { admitted: true, reservation };
   }
 
   settle(reservation: Reservation, actualNano: number): void {
-    const tenant = this.cache.get(reservation.tenantId);
-    if (tenant === undefined) return;
-    tenant.localReservedNano = Math.max(0, tenant.localReservedNano - reservation.amountNano);
-    tenant.localSpentNano += actualNano;
+    if (!this.held.delete(reservation.id)) return;
+    this.tally(reservation.tenantId).settled(reservation.amountNano, actualNano);
+    if (actualNano > 0) this.journal.add(reservation.tenantId, reservation.windowKeys, actualNano);
   }
 
   async usage(tenantId: string): Promise<WindowUsage[]> {
-    const tenant = await this.tenant(tenantId);
-    return tenant.limits.map((l) => ({
-      frequency: l.frequency,
-      spentNano: l.spentNano + tenant.localSpentNano,
-      reservedNano: tenant.localReservedNano,
-      limitNano: l.limitNano,
-      resetsAt: l.resetsAt,
+    const tally = await this.known(tenantId);
+    if (tally.limits === undefined) throw new LimitStoreUnavailableError('the limits backend is unavailable and has not answered for this tenant yet');
+    return tally.limits.map((limit) => ({
+      frequency: limit.frequency,
+      spentNano: limit.spentNano + tally.spentNano,
+      reservedNano: tally.reservedNano,
+      limitNano: limit.limitNano,
+      resetsAt: limit.resetsAt,
     }));
   }
 
-  /** The cached answer, or a fresh one once it is older than cacheTtl (the local tally then starts again). */
-  private tenant(tenantId: string): Promise<CachedTenant> {
-    const cached = this.cache.get(tenantId);
-    if (cached !== undefined && this.options.clock() - cached.fetchedAt < this.options.cacheTtl) return Promise.resolve(cached);
+  async close(): Promise<void> {
+    await this.journal.close();
+  }
+
+  /**
+   * The tenant's tally with an answer fresher than cacheTtl, or — the backend being down — with whatever it last
+   * answered (failMode 'open'; nothing when it never did), or LimitStoreUnavailableError (failMode 'closed').
+   */
+  private async known(tenantId: string): Promise<TenantTally> {
+    const tally = this.tally(tenantId);
+    if (this.options.clock() - tally.askedAt < this.options.cacheTtl) return tally;
+    try {
+      await this.ask(tenantId, tally);
+    } catch (err) {
+      if (this.options.failMode === 'closed' || !(err instanceof LimitStoreUnavailableError)) throw err;
+    }
+    return tally;
+  }
+
+  private ask(tenantId: string, tally: TenantTally): Promise<void> {
     let asking = this.asking.get(tenantId);
     if (asking === undefined) {
-      asking = this.ask(tenantId, cached).finally(() => this.asking.delete(tenantId));
+      const askedAt = this.options.clock();
+      const version = tally.asking();
+      asking = this.client
+        .getLimits(tenantId)
+        .then((limits) => tally.answered(limits, askedAt, version))
+        .finally(() => this.asking.delete(tenantId));
       this.asking.set(tenantId, asking);
     }
     return asking;
   }
 
-  private async ask(tenantId: string, cached: CachedTenant | undefined): Promise<CachedTenant> {
-    const now = this.options.clock();
-    let limits: CachedLimit[];
-    try {
-      limits = await this.fetchLimits(tenantId);
-    } catch (err) {
-      if (!this.warned) {
-        this.warned = true;
-        this.log.warn(`the limits backend is unavailable (${(err as Error).message}); ${this.options.failMode === 'open' ? 'admitting calls' : 'refusing limited calls'} until it answers`);
-      }
-      if (cached !== undefined && this.options.failMode === 'open') return cached;
-      throw err instanceof LimitStoreUnavailableError ? err : new LimitStoreUnavailableError(`the limits backend is unavailable: ${(err as Error).message}`);
-    }
-    this.warned = false;
-    const fresh: CachedTenant = { fetchedAt: now, limits, localSpentNano: 0, localReservedNano: cached?.localReservedNano ?? 0 };
-    this.cache.set(tenantId, fresh);
-    return fresh;
-  }
-
-  private async fetchLimits(tenantId: string): Promise<CachedLimit[]> {
-    const res = await this.call('GET', this.limitUrl(tenantId));
-    if (res.status === 404) return [];
-    if (res.status < 200 || res.status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${res.status}`);
-    const answers = Array.isArray(res.body) ? res.body : [res.body];
-    return answers.map((answer) => {
-      const a = answer as { limit_usd?: unknown; spent_usd?: unknown; frequency?: unknown; resets_at?: unknown };
-      if (typeof a.limit_usd !== 'number' || typeof a.spent_usd !== 'number' || typeof a.resets_at !== 'string') {
-        throw new ConfigError(`the limits backend answered an unexpected shape for ${JSON.stringify(tenantId)}`);
-      }
-      return { frequency: validateFrequency(a.frequency), limitNano: toNano(a.limit_usd), spentNano: toNano(a.spent_usd), resetsAt: new Date(a.resets_at) };
-    });
+  private tally(tenantId: string): TenantTally {
+    let tally = this.tenants.get(tenantId);
+    if (tally === undefined) this.tenants.set(tenantId, (tally = new TenantTally()));
+    return tally;
   }
 }

@@ -1,20 +1,34 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type { Redis, RedisOptions } from 'ioredis';
-import { ConfigError, type LimitFrequency } from '../errors.js';
-import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
+import { randomUUID } from 'node:crypto';
+import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
-import { RESERVE_SCRIPT, SETTLE_SCRIPT } from './redis-scripts.js';
+import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
+import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
+import { CircuitBreaker } from './redis/breaker.js';
+import { RedisConnection, type RedisClient } from './redis/connection.js';
+import { LimitStoreFaultError, LimitStoreUnavailableError, RedisOutage } from './redis/errors.js';
+import { SettlementJournal, type JournalEntry } from './redis/journal.js';
+import { LedgerKeys } from './redis/keys.js';
+import { LocalLedger } from './redis/local-ledger.js';
+import { parseReserveReply, parseSettleReply, parseStoredNano, type ReserveReply } from './redis/replies.js';
+import { REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
+
+export { LimitStoreFaultError, LimitStoreUnavailableError } from './redis/errors.js';
+export type { RedisClient } from './redis/connection.js';
 
 export type FailMode = 'open' | 'closed';
 
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
+
 export interface RedisStoreOptions {
-  redis: string | Redis;
+  /** A redis:// url (the store opens its own connection), or the app's ioredis client (a single Redis or a Cluster). */
+  redis: string | RedisClient;
   keyPrefix: string;
   failMode: FailMode;
-  /** How long a Redis command may take before the store counts Redis as down (ms). */
+  /** How long Redis may answer nothing while a command waits, before the store counts Redis as down (ms). */
   commandTimeout: number;
+  /** How long a command may wait for the connection to become ready (ms); default DEFAULT_CONNECT_TIMEOUT_MS. */
+  connectTimeout?: number;
   /** How long the store leaves Redis alone after it failed, before trying again (ms). */
   retryAfter: number;
   /** How long a reservation outlives a process that died mid-call; longer than any request (ms). */
@@ -22,221 +36,312 @@ export interface RedisStoreOptions {
   clock: () => number;
 }
 
-/** Redis could not be reached and failMode is 'closed': the call is refused rather than let through unchecked. */
-export class LimitStoreUnavailableError extends Error {
-  override name = 'LimitStoreUnavailableError';
-}
-
-/** A settlement that could not reach Redis (fail-open): replayed, idempotently, when Redis is back. */
-interface JournalEntry {
-  reservation: Reservation;
-  actualNano: number;
-}
+/** Where a reservation handed out by this store stands in Redis: held there, not there, or unknown (no reply came). */
+type Holding = 'held' | 'none' | 'uncertain';
 
 /** Window keys outlive their window a little, so that a call settling just after midnight still finds its window. */
 const WINDOW_GRACE_MS = 60 * 60 * 1000;
-const SETTLED_MARKER_TTL_MS = 48 * 60 * 60 * 1000;
+/** How long Redis remembers that a reservation was settled, or a journal aggregate written. */
+const MARKER_TTL_MS = 48 * 60 * 60 * 1000;
 
-function sha1(text: string): string {
-  return createHash('sha1').update(text).digest('hex');
-}
+/** However busy Redis is answering other commands, no one command waits longer than this. */
+const commandDeadline = (commandTimeout: number): number => Math.max(commandTimeout * 20, 5000);
 
-function loadIoredis(): new (url: string, options: RedisOptions) => Redis {
-  try {
-    const ioredis = createRequire(__filename)('ioredis') as { default?: unknown; Redis?: unknown };
-    return (ioredis.Redis ?? ioredis.default ?? ioredis) as new (url: string, options: RedisOptions) => Redis;
-  } catch {
-    throw new ConfigError('limits.redis needs the ioredis package: npm install ioredis');
-  }
-}
+const windowEnd = (window: SpendWindow): number => window.resetsAt.getTime() + WINDOW_GRACE_MS;
 
 /**
  * The fleet-wide ledger: one per tenant and window in Redis, shared by every process. Limits live in Redis too, so a
- * setLimit in one process applies in all of them on their next call. A slow or dead Redis costs a call at most one
- * command timeout, then the store leaves Redis alone for `retryAfter` (a circuit breaker) and either admits calls and
- * journals their spend for replay ('open') or refuses them ('closed') — with one warning per outage.
+ * setLimit in one process applies in all of them on their next call.
+ *
+ * When Redis stops answering (nothing came back for `commandTimeout` while a command waited; time the app kept the
+ * event loop busy does not count), a circuit breaker leaves it alone for `retryAfter`, with one warning per outage. Meanwhile 'open' keeps
+ * enforcing limits on this process's own spend, from the last state Redis reported; 'closed' refuses limited calls.
+ * In both modes settlements go to a journal, written to Redis as soon as it answers again. An error reply is not an
+ * outage: it rejects with a LimitStoreFaultError and leaves the breaker alone.
  */
 export class RedisLimitStore implements LimitStore {
-  private readonly client: Redis;
-  private readonly ownsClient: boolean;
-  private readonly reserveSha = sha1(RESERVE_SCRIPT);
-  private readonly settleSha = sha1(SETTLE_SCRIPT);
-  private unavailableUntil = 0;
-  private outage = false;
-  private journal: JournalEntry[] = [];
+  private readonly keys: LedgerKeys;
+  private readonly redis: RedisConnection;
+  private readonly breaker: CircuitBreaker;
+  private readonly local = new LocalLedger();
+  private readonly journal = new SettlementJournal();
+  /** The reservations this store handed out that are not settled yet: settling one twice finds it gone. */
+  private readonly unsettled = new Map<string, Holding>();
+  private readonly settling = new Set<Promise<void>>();
   private replaying: Promise<void> | undefined;
-  /** Settlements on their way to Redis: close() waits for them. */
-  private readonly settling = new Set<Promise<unknown>>();
 
   constructor(
     private readonly options: RedisStoreOptions,
     private readonly log: AgentLog,
   ) {
-    if (typeof options.redis === 'string') {
-      const Client = loadIoredis();
-      this.client = new Client(options.redis, {
+    this.keys = new LedgerKeys(options.keyPrefix);
+    this.redis = new RedisConnection(
+      options.redis,
+      {
+        connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS,
         commandTimeout: options.commandTimeout,
-        connectTimeout: Math.max(options.commandTimeout, 1000),
-        maxRetriesPerRequest: 0,
-        retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-      });
-      this.ownsClient = true;
-      // The agent's own connection must never keep the process alive, and its errors are the breaker's business.
-      this.client.on('error', () => undefined);
-      this.client.on('connect', () => (this.client as unknown as { stream?: { unref?: () => void } }).stream?.unref?.());
-    } else {
-      this.client = options.redis;
-      this.ownsClient = false;
-    }
-  }
-
-  /** Keys of one tenant share the `{tenant}` hash tag, so that they live in one Redis Cluster slot. */
-  key(tenantId: string, suffix: string): string {
-    return `${this.options.keyPrefix}{${tenantId.replace(/[{}]/g, (c) => (c === '{' ? '%7B' : '%7D'))}}:${suffix}`;
+        commandDeadline: commandDeadline(options.commandTimeout),
+      },
+      () => this.answered(),
+    );
+    this.breaker = new CircuitBreaker(options.retryAfter, {
+      opened: (reason) =>
+        this.log.warn(
+          `the spend-limit store (Redis) is unavailable (${reason}); ` +
+            (options.failMode === 'open' ? "enforcing limits on this process's own spend from the last state seen" : 'refusing limited calls') +
+            '; settlements are journalled until it is back',
+        ),
+      closed: () => this.log.warn(`the spend-limit store (Redis) answers again${this.journal.size > 0 ? `; writing ${this.journal.size} journalled settlement(s)` : ''}`),
+      probeDue: () => void this.probe(),
+    });
   }
 
   async setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): Promise<void> {
-    await this.command(() => this.client.hset(this.key(tenantId, 'limits'), limit.frequency, String(limit.limitNano)));
+    checkTenant(tenantId);
+    checkFrequency(limit.frequency);
+    checkNano(limit.limitNano, 'limitNano');
+    const keys = [this.keys.limits(tenantId)];
+    const args = [limit.frequency, String(limit.limitNano)];
     if (seed !== undefined) {
-      const key = this.key(tenantId, seed.window.key);
-      await this.command(() => this.client.multi().hset(key, 'spent', String(seed.spentNano)).pexpireat(key, seed.window.resetsAt.getTime() + WINDOW_GRACE_MS).exec());
+      checkWindows([seed.window]);
+      checkNano(seed.spentNano, 'the seeded spentNano');
+      if (seed.window.frequency !== limit.frequency) throw new LimitStoreFaultError(`a ${seed.window.frequency} seed cannot come with a ${limit.frequency} limit`);
+      keys.push(this.keys.window(tenantId, seed.window.key));
+      args.push(String(seed.spentNano), String(windowEnd(seed.window)));
     }
+    await this.ask(() => this.redis.script(SET_LIMIT, keys, args));
+    this.local.observeLimit(tenantId, limit.frequency, limit.limitNano);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
-    await this.command(() => this.client.hdel(this.key(tenantId, 'limits'), frequency));
+    checkTenant(tenantId);
+    checkFrequency(frequency);
+    await this.ask(() => this.redis.run((client) => client.hdel(this.keys.limits(tenantId), frequency)));
+    this.local.observeLimit(tenantId, frequency, null);
   }
 
   async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
-    if (this.isDown()) return this.whileDown(tenantId, windows);
+    checkTenant(tenantId);
+    checkWindows(windows);
+    checkNano(amountNano, 'amountNano');
+    checkMode(mode);
     const id = randomUUID();
-    const keys = [this.key(tenantId, 'limits'), ...windows.map((w) => this.key(tenantId, w.key)), this.key(tenantId, `r:${id}`)];
-    const expiries = windows.map((w) => String(w.resetsAt.getTime() + WINDOW_GRACE_MS));
-    const args = [String(amountNano), mode === 'strict' ? '1' : mode === 'always' ? '2' : '0', String(this.options.leaseMs), String(windows.length), ...windows.map((w) => w.frequency), ...expiries];
-    let reply: Array<number | string>;
+    const keys = [this.keys.limits(tenantId), this.keys.reservation(tenantId, id), this.keys.settled(tenantId, id), ...windows.map((w) => this.keys.window(tenantId, w.key))];
+    const args = [String(amountNano), mode, String(this.options.leaseMs), ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w))])];
+    let reply: ReserveReply;
     try {
-      reply = (await this.command(() => this.script(this.reserveSha, RESERVE_SCRIPT, keys, args))) as Array<number | string>;
+      reply = parseReserveReply(await this.send(() => this.redis.script(RESERVE, keys, args, (late) => this.heardLateReserve(id, tenantId, windows, late))), windows.length);
     } catch (err) {
-      if (err instanceof LimitStoreUnavailableError && this.options.failMode === 'open') return this.whileDown(tenantId, windows);
+      if (err instanceof RedisOutage) return this.reserveLocally(id, tenantId, windows, amountNano, mode, err.sent);
       throw err;
     }
-    if (Number(reply[0]) === 0) {
-      return { admitted: false, window: windows[Number(reply[1]) - 1]!, limitNano: Number(reply[2]), spentNano: Number(reply[3]), reservedNano: Number(reply[4]) };
+    this.observe(tenantId, windows, reply);
+    if (reply.status === 'refused') {
+      const { limitNano, spentNano, reservedNano } = reply.windows[reply.refusedIndex]!;
+      return { admitted: false, window: windows[reply.refusedIndex]!, limitNano: limitNano!, spentNano, reservedNano };
     }
-    const reserved = reply.slice(1).map((i) => windows[Number(i) - 1]!);
-    if (reserved.length === 0) return { admitted: true };
-    return {
-      admitted: true,
-      reservation: { id, tenantId, windowKeys: reserved.map((w) => w.key), windowEnds: reserved.map((w) => w.resetsAt.getTime() + WINDOW_GRACE_MS), amountNano },
-    };
+    if (reply.status === 'already settled') throw new LimitStoreFaultError('Redis holds a settlement for a reservation that was just made');
+    const held = windows.filter((_, i) => reply.windows[i]!.limitNano !== undefined);
+    if (held.length === 0) return { admitted: true };
+    return { admitted: true, reservation: this.handOut(id, tenantId, held, amountNano, 'held') };
   }
 
-  async settle(reservation: Reservation, actualNano: number): Promise<void> {
-    if (this.isDownQuietly()) {
-      this.journal.push({ reservation, actualNano });
-      return;
-    }
-    const settled = this.command(() => this.settleInRedis({ reservation, actualNano })).catch(() => {
-      this.journal.push({ reservation, actualNano });
-    });
-    this.settling.add(settled);
-    await settled;
-    this.settling.delete(settled);
+  /** Never rejects: a settlement that cannot be written now goes to the journal. */
+  settle(reservation: Reservation, actualNano: number): Promise<void> {
+    const holding = this.unsettled.get(reservation.id);
+    if (holding === undefined) return Promise.resolve();
+    this.unsettled.delete(reservation.id);
+    const settling = this.settleNow(reservation, holding, this.amountToSettle(reservation, actualNano)).catch((err: unknown) =>
+      this.log.warn(`a settlement could not be kept: ${err instanceof Error ? err.message : String(err)}`),
+    );
+    this.settling.add(settling);
+    void settling.then(() => this.settling.delete(settling));
+    return settling;
   }
 
   async usage(tenantId: string, windows: readonly SpendWindow[]): Promise<WindowUsage[]> {
-    const limits = await this.command(() => this.client.hgetall(this.key(tenantId, 'limits')));
+    checkTenant(tenantId);
+    checkWindows(windows);
+    const limits = await this.ask(() => this.redis.run((client) => client.hgetall(this.keys.limits(tenantId))));
     const report: WindowUsage[] = [];
     for (const window of windows) {
       const limit = limits[window.frequency];
       if (limit === undefined) continue;
-      const [spent, reserved] = await this.command(() => this.client.hmget(this.key(tenantId, window.key), 'spent', 'reserved'));
-      report.push({ frequency: window.frequency, spentNano: Number(spent ?? 0), reservedNano: Number(reserved ?? 0), limitNano: Number(limit), resetsAt: window.resetsAt });
+      const [spent, reserved] = await this.ask(() => this.redis.run((client) => client.hmget(this.keys.window(tenantId, window.key), 'spent', 'reserved')));
+      report.push({ frequency: window.frequency, spentNano: parseStoredNano(spent), reservedNano: parseStoredNano(reserved), limitNano: parseStoredNano(limit), resetsAt: window.resetsAt });
     }
     return report;
   }
 
-  /** Settlements waiting for Redis (fail-open). */
+  /** Settlements waiting for Redis. */
   get pendingReplay(): number {
-    return this.journal.length;
+    return this.journal.size;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.settling]);
     await this.replaying;
-    if (this.ownsClient) this.client.disconnect();
+    if (this.journal.size > 0 && !this.breaker.isOpen) {
+      this.replaySoon();
+      await this.replaying;
+    }
+    if (this.journal.size > 0) this.log.warn(`${this.journal.size} journalled settlement(s) could not be written to the spend-limit store (Redis) before shutdown`);
+    this.breaker.stop();
+    this.redis.close();
   }
 
-  private settleInRedis({ reservation, actualNano }: JournalEntry): Promise<unknown> {
-    const { tenantId } = reservation;
-    const keys = [this.key(tenantId, `settled:${reservation.id}`), this.key(tenantId, `r:${reservation.id}`), ...reservation.windowKeys.map((k) => this.key(tenantId, k))];
-    // Amounts go to HINCRBY as the strings JS makes of them: a Lua number can print as -0 or 1e+15, which Redis refuses.
-    const args = [String(-reservation.amountNano), String(actualNano), String(SETTLED_MARKER_TTL_MS), String(this.options.clock()), ...(reservation.windowEnds ?? []).map(String)];
-    return this.script(this.settleSha, SETTLE_SCRIPT, keys, args);
-  }
-
-  /** Fail-open admits with a local reservation of nothing in Redis; its spend is journalled at settle time. */
-  private whileDown(tenantId: string, windows: readonly SpendWindow[]): ReserveOutcome {
-    if (this.options.failMode === 'closed') throw new LimitStoreUnavailableError('the spend-limit store (Redis) is unavailable; failMode is closed');
-    return {
-      admitted: true,
-      reservation: { id: randomUUID(), tenantId, windowKeys: windows.map((w) => w.key), windowEnds: windows.map((w) => w.resetsAt.getTime() + WINDOW_GRACE_MS), amountNano: 0 },
-    };
-  }
-
-  private isDownQuietly(): boolean {
-    return this.options.clock() < this.unavailableUntil;
-  }
-
-  private isDown(): boolean {
-    if (this.options.clock() >= this.unavailableUntil) return false;
-    if (this.options.failMode === 'closed') throw new LimitStoreUnavailableError('the spend-limit store (Redis) is unavailable; failMode is closed');
-    return true;
-  }
-
-  private async command<T>(run: () => Promise<T>): Promise<T> {
+  /** Sends a command unless the breaker holds Redis off, and tells the breaker how it went. */
+  private async send<T>(command: () => Promise<T>): Promise<T> {
+    if (!this.breaker.allows()) throw new RedisOutage('Redis is left alone after a failure', false);
     try {
-      const result = await run();
-      if (this.outage) this.recovered();
+      const result = await command();
+      this.answered();
       return result;
     } catch (err) {
-      this.unavailableUntil = this.options.clock() + this.options.retryAfter;
-      if (!this.outage) {
-        this.outage = true;
-        this.log.warn(
-          `the spend-limit store (Redis) is unavailable (${(err as Error).message}); ` +
-            (this.options.failMode === 'open' ? 'admitting calls and keeping their spend for replay' : 'refusing limited calls') +
-            ` until it answers again`,
-        );
-      }
-      throw new LimitStoreUnavailableError(`the spend-limit store (Redis) is unavailable: ${(err as Error).message}`);
+      if (err instanceof RedisOutage) this.breaker.failed(err.message);
+      else if (err instanceof LimitStoreFaultError) this.answered();
+      throw err;
     }
   }
 
-  private recovered(): void {
-    this.outage = false;
-    this.log.warn(`the spend-limit store (Redis) answers again; replaying ${this.journal.length} settlement(s)`);
+  /** For what the app awaits itself (setLimit, removeLimit, usage): an outage rejects with LimitStoreUnavailableError. */
+  private async ask<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await this.send(command);
+    } catch (err) {
+      if (err instanceof RedisOutage) throw new LimitStoreUnavailableError(`the spend-limit store (Redis) is unavailable: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Redis answered something: the breaker closes, and the journal is written if it holds anything. */
+  private answered(): void {
+    this.breaker.answered();
+    if (this.journal.size > 0) this.replaySoon();
+  }
+
+  private async probe(): Promise<void> {
+    try {
+      await this.send(() => this.redis.run((client) => client.ping()));
+    } catch {
+      // The breaker has taken note; the next probe is due after retryAfter.
+    }
+  }
+
+  /**
+   * Redis did not answer the reserve. 'closed' refuses the call; 'open' decides on this process's last view of the
+   * ledger. When the command went out, Redis may hold the reservation all the same: the call's settlement (or, when
+   * refused here, a release) is written under the reservation's id, which releases whatever Redis holds.
+   */
+  private reserveLocally(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode, sent: boolean): ReserveOutcome {
+    const release = (): void => {
+      if (sent) this.journal.addUncertain(this.reservation(id, tenantId, windows, 0), 0);
+    };
+    // Spend already made at the provider ('always') is never refused: it goes to the journal in either mode.
+    if (this.options.failMode === 'closed' && mode !== 'always') {
+      release();
+      throw new LimitStoreUnavailableError('the spend-limit store (Redis) is unavailable; failMode is closed');
+    }
+    const local = this.local.reserve(tenantId, windows, amountNano, mode);
+    if (!local.admitted) {
+      release();
+      return local;
+    }
+    const held = sent || mode === 'always' ? windows : local.windows;
+    if (held.length === 0) return { admitted: true };
+    return { admitted: true, reservation: this.handOut(id, tenantId, held, amountNano, sent ? 'uncertain' : 'none') };
+  }
+
+  /** The reply to a reserve that had timed out: what it says of the ledger is still the latest news. */
+  private heardLateReserve(id: string, tenantId: string, windows: readonly SpendWindow[], late: unknown): void {
+    let reply: ReserveReply;
+    try {
+      reply = parseReserveReply(late, windows.length);
+    } catch {
+      return;
+    }
+    this.observe(tenantId, windows, reply);
+    if (reply.status !== 'admitted' && this.unsettled.get(id) === 'uncertain') this.unsettled.set(id, 'none');
+  }
+
+  private async settleNow(reservation: Reservation, holding: Holding, actualNano: number): Promise<void> {
+    try {
+      const counters = parseSettleReply(await this.send(() => this.writeSettlement(reservation, actualNano)), reservation.windowKeys.length);
+      counters?.forEach((c, i) => this.local.observeCounter(reservation.tenantId, reservation.windowKeys[i]!, c.spentNano, c.reservedNano));
+    } catch (err) {
+      if (err instanceof LimitStoreFaultError) {
+        this.log.warn(`a settlement Redis refused was dropped: ${err.message}`);
+        return;
+      }
+      if (!(err instanceof RedisOutage)) throw err;
+      this.journalSettlement(reservation, holding, actualNano, err.sent);
+    }
+  }
+
+  private journalSettlement(reservation: Reservation, holding: Holding, actualNano: number, sent: boolean): void {
+    const { tenantId, windowKeys, amountNano } = reservation;
+    this.local.settle(tenantId, windowKeys, amountNano, actualNano);
+    if (sent || holding === 'uncertain') {
+      this.journal.addUncertain(reservation, actualNano);
+      return;
+    }
+    const release = holding === 'held' ? amountNano : 0;
+    windowKeys.forEach((key, i) => this.journal.addToWindow(tenantId, key, reservation.windowEnds![i]!, actualNano, release));
+  }
+
+  private writeSettlement(reservation: Reservation, actualNano: number): Promise<unknown> {
+    const { id, tenantId, windowKeys } = reservation;
+    const keys = [this.keys.settled(tenantId, id), this.keys.reservation(tenantId, id), ...windowKeys.map((k) => this.keys.window(tenantId, k))];
+    const args = [String(actualNano), String(MARKER_TTL_MS), String(this.options.clock()), ...windowKeys.flatMap((k, i) => [k, String(reservation.windowEnds![i])])];
+    return this.redis.script(SETTLE, keys, args, () => this.journal.resolved(id));
+  }
+
+  private replaySoon(): void {
     this.replaying ??= this.replay().finally(() => (this.replaying = undefined));
   }
 
+  /** Writes the journal, entry by entry, until it is empty or Redis goes away again. */
   private async replay(): Promise<void> {
-    while (this.journal.length > 0) {
-      const entry = this.journal[0]!;
+    for (let entry = this.journal.next(); entry !== undefined; entry = this.journal.next()) {
       try {
-        await this.settleInRedis(entry);
-      } catch {
-        return;
+        await this.send(() => this.writeEntry(entry!));
+      } catch (err) {
+        if (!(err instanceof LimitStoreFaultError)) return;
+        this.log.warn(`a journalled settlement Redis refused was dropped: ${err.message}`);
       }
-      this.journal.shift();
+      this.journal.done(entry);
     }
   }
 
-  private async script(sha: string, source: string, keys: string[], args: string[]): Promise<unknown> {
-    try {
-      return await this.client.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!String((err as Error).message).includes('NOSCRIPT')) throw err;
-      return this.client.eval(source, keys.length, ...keys, ...args);
+  private async writeEntry(entry: JournalEntry): Promise<void> {
+    if (entry.kind === 'reservation') {
+      parseSettleReply(await this.writeSettlement(entry.reservation, entry.actualNano), entry.reservation.windowKeys.length);
+      return;
     }
+    const { id, tenantId, windowKey } = entry;
+    const keys = [this.keys.replayed(tenantId, id), this.keys.window(tenantId, windowKey)];
+    const args = [String(entry.spentNano), String(entry.releaseNano), String(MARKER_TTL_MS), String(this.options.clock()), String(entry.windowEnd)];
+    const [counter] = parseSettleReply(await this.redis.script(REPLAY, keys, args), 1) ?? [];
+    if (counter !== undefined) this.local.observeCounter(tenantId, windowKey, counter.spentNano, counter.reservedNano);
+  }
+
+  private observe(tenantId: string, windows: readonly SpendWindow[], reply: ReserveReply): void {
+    windows.forEach((window, i) => this.local.observeWindow(tenantId, window, reply.windows[i]!));
+  }
+
+  /** A settlement whose amount is not a valid one counts at the reservation: over-counting is the safe side. */
+  private amountToSettle(reservation: Reservation, actualNano: number): number {
+    if (Number.isSafeInteger(actualNano) && actualNano >= 0) return actualNano;
+    this.log.warnOnce('redis-settle-amount', 'a settlement came with an amount that is not a non-negative integer of nano-dollars; it counts at its reservation');
+    return reservation.amountNano;
+  }
+
+  private handOut(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number, holding: Holding): Reservation {
+    this.unsettled.set(id, holding);
+    return this.reservation(id, tenantId, windows, amountNano);
+  }
+
+  private reservation(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number): Reservation {
+    return { id, tenantId, windowKeys: windows.map((w) => w.key), windowEnds: windows.map(windowEnd), amountNano };
   }
 }

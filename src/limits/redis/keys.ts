@@ -1,0 +1,46 @@
+const ESCAPES: Record<string, string> = { '%': '%25', '{': '%7B', '}': '%7D' };
+
+/**
+ * A tenant id as it appears inside a key: '%', '{' and '}' percent-encoded, so that two tenant ids never share a key
+ * and the id can never end the `{...}` hash tag early.
+ */
+function escapeTenant(tenantId: string): string {
+  return tenantId.replace(/[%{}]/g, (c) => ESCAPES[c]!);
+}
+
+/**
+ * The ledger's keys: `<prefix>{<tenant>}:<record>`. The `{tenant}` hash tag puts every key of a tenant in one Redis
+ * Cluster slot, so that one script can touch all of them.
+ */
+export class LedgerKeys {
+  constructor(private readonly prefix: string) {}
+
+  /** The hash of the tenant's limits, one field per frequency. */
+  limits(tenantId: string): string {
+    return this.of(tenantId, 'limits');
+  }
+
+  /** The hash of one window (`d:2026-11-23`, `m:2026-11`): spent and reserved. */
+  window(tenantId: string, windowKey: string): string {
+    return this.of(tenantId, windowKey);
+  }
+
+  /** A reservation's lease: a hash of what it holds in each window. */
+  reservation(tenantId: string, reservationId: string): string {
+    return this.of(tenantId, `r:${reservationId}`);
+  }
+
+  /** Marks a reservation as settled: settling it again changes nothing. */
+  settled(tenantId: string, reservationId: string): string {
+    return this.of(tenantId, `settled:${reservationId}`);
+  }
+
+  /** Marks a journal replay as written: writing it again changes nothing. */
+  replayed(tenantId: string, replayId: string): string {
+    return this.of(tenantId, `replayed:${replayId}`);
+  }
+
+  private of(tenantId: string, record: string): string {
+    return `${this.prefix}{${escapeTenant(tenantId)}}:${record}`;
+  }
+}

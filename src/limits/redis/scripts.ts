@@ -1,0 +1,201 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The ledger's operations, each one Lua script so that Redis runs it atomically. Money is integer nano-dollars. A
+ * window key (a hash: spent, reserved) expires by itself some time after its window ends: nothing ever needs resetting.
+ * Every script checks all of its arguments and the type of every key it touches before its first write: Redis does
+ * not roll a script back, so a script that failed halfway would leave half an operation behind.
+ */
+export interface LedgerScript {
+  source: string;
+  sha: string;
+}
+
+function ledgerScript(body: string): LedgerScript {
+  const source = `${CHECKS}\n${body}`;
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/** Amounts travel as decimal strings, checked here to be integers that a Lua number (a double) holds exactly. */
+const CHECKS = `
+local function fail(message)
+  error({err = 'ERR ' .. message})
+end
+local function nano(value, what)
+  if type(value) ~= 'string' or #value > 16 or not string.match(value, '^%d+$') or tonumber(value) > 9007199254740991 then
+    fail(what .. ' must be a non-negative integer below 2^53')
+  end
+  return tonumber(value)
+end
+local function name(value, what)
+  if type(value) ~= 'string' or not string.match(value, '^[%w_:%-]+$') then fail(what .. ' is not a valid name') end
+  return value
+end
+local function ofType(key, expected)
+  local actual = redis.call('TYPE', key)['ok']
+  if actual ~= 'none' and actual ~= expected then
+    error({err = 'WRONGTYPE a spend-ledger key holds the wrong kind of value'})
+  end
+end
+local function stored(key, field)
+  local value = redis.call('HGET', key, field)
+  if not value then return 0 end
+  if #value > 17 or not string.match(value, '^%-?%d+$') then fail('a spend-ledger field does not hold an integer') end
+  return tonumber(value)
+end
+local function integer(value)
+  return string.format('%d', value)
+end
+`;
+
+/**
+ * KEYS: limits hash, reservation hash, settled marker, window hash x n.
+ * ARGV: amount, mode (strict | lenient | always), lease ms, then for each window: frequency, window name, expiry (epoch ms).
+ * Checks every window that has a limit, then reserves in all of them or in none, and records what it holds in each in
+ * the reservation (a lease). Answers {status, refused window index, then limit (-1: none), spent, reserved of each
+ * window}: status 1 admitted, 0 refused, 2 already settled (a release sent after a lost reply got there first).
+ * Running it again for the same reservation (a resend) reserves nothing more.
+ */
+export const RESERVE = ledgerScript(`
+local amount = nano(ARGV[1], 'amount')
+local mode = ARGV[2]
+if mode ~= 'strict' and mode ~= 'lenient' and mode ~= 'always' then fail('mode must be strict, lenient or always') end
+nano(ARGV[3], 'lease')
+local n = #KEYS - 3
+if n < 1 or #ARGV ~= 3 + 3 * n then fail('expected a frequency, a name and an expiry for each window key') end
+ofType(KEYS[1], 'hash')
+ofType(KEYS[2], 'hash')
+ofType(KEYS[3], 'string')
+local limits, spent, reserved = {}, {}, {}
+for i = 1, n do
+  name(ARGV[3 * i + 1], 'frequency')
+  name(ARGV[3 * i + 2], 'window')
+  nano(ARGV[3 * i + 3], 'window expiry')
+  ofType(KEYS[3 + i], 'hash')
+  local limit = redis.call('HGET', KEYS[1], ARGV[3 * i + 1])
+  limits[i] = limit and nano(limit, 'a stored limit') or -1
+  spent[i] = stored(KEYS[3 + i], 'spent')
+  reserved[i] = stored(KEYS[3 + i], 'reserved')
+end
+local function answer(status, refused)
+  local out = {status, refused}
+  for i = 1, n do
+    out[#out + 1] = limits[i]
+    out[#out + 1] = spent[i]
+    out[#out + 1] = reserved[i]
+  end
+  return out
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then return answer(2, 0) end
+if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0) end
+for i = 1, n do
+  if limits[i] >= 0 then
+    local used = spent[i] + reserved[i]
+    local fits = mode == 'always' or (mode == 'strict' and used + amount <= limits[i]) or (mode == 'lenient' and used < limits[i])
+    if not fits then return answer(0, i) end
+  end
+end
+local held = false
+for i = 1, n do
+  if limits[i] >= 0 then
+    reserved[i] = redis.call('HINCRBY', KEYS[3 + i], 'reserved', ARGV[1])
+    redis.call('PEXPIREAT', KEYS[3 + i], ARGV[3 * i + 3])
+    redis.call('HSET', KEYS[2], ARGV[3 * i + 2], ARGV[1])
+    held = true
+  end
+end
+if held then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+return answer(1, 0)
+`);
+
+/**
+ * KEYS: settled marker, reservation hash, window hash x n.
+ * ARGV: actual amount, marker ttl ms, now (epoch ms), then for each window: window name, expiry (epoch ms).
+ * Idempotent on the marker (the reservation id): a second settle changes nothing. In each window that has not ended,
+ * releases what the reservation holds there (nothing when its lease is gone or it never got there) and adds the actual
+ * amount to spent. Answers {1, spent, reserved of each window}, or {0} when it was settled already.
+ */
+export const SETTLE = ledgerScript(`
+nano(ARGV[1], 'actual amount')
+nano(ARGV[2], 'marker ttl')
+local now = nano(ARGV[3], 'now')
+local n = #KEYS - 2
+if n < 1 or #ARGV ~= 3 + 2 * n then fail('expected a name and an expiry for each window key') end
+ofType(KEYS[1], 'string')
+ofType(KEYS[2], 'hash')
+local held, live = {}, {}
+for i = 1, n do
+  name(ARGV[2 * i + 2], 'window')
+  live[i] = nano(ARGV[2 * i + 3], 'window expiry') > now
+  ofType(KEYS[2 + i], 'hash')
+  stored(KEYS[2 + i], 'spent')
+  stored(KEYS[2 + i], 'reserved')
+  held[i] = stored(KEYS[2], ARGV[2 * i + 2])
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+local out = {1}
+for i = 1, n do
+  local key = KEYS[2 + i]
+  if live[i] then
+    if held[i] ~= 0 and redis.call('HINCRBY', key, 'reserved', integer(-held[i])) < 0 then redis.call('HSET', key, 'reserved', '0') end
+    redis.call('HINCRBY', key, 'spent', ARGV[1])
+    redis.call('PEXPIREAT', key, ARGV[2 * i + 3])
+  end
+  out[#out + 1] = stored(key, 'spent')
+  out[#out + 1] = stored(key, 'reserved')
+end
+redis.call('DEL', KEYS[2])
+return out
+`);
+
+/**
+ * KEYS: replay marker, window hash.
+ * ARGV: spent, release, marker ttl ms, now (epoch ms), window expiry (epoch ms).
+ * Writes one journalled aggregate of settlements: adds its spend and releases what its reservations held (never below
+ * zero: a restarted Redis may have lost the holds). Idempotent on the marker (the aggregate's id): a replay whose reply
+ * was lost is sent again under the same id. Answers {1, spent, reserved}, or {0} when it was written already.
+ */
+export const REPLAY = ledgerScript(`
+if #KEYS ~= 2 or #ARGV ~= 5 then fail('expected 2 keys and 5 arguments') end
+nano(ARGV[1], 'spent')
+local release = nano(ARGV[2], 'release')
+nano(ARGV[3], 'marker ttl')
+local live = nano(ARGV[5], 'window expiry') > nano(ARGV[4], 'now')
+ofType(KEYS[1], 'string')
+ofType(KEYS[2], 'hash')
+stored(KEYS[2], 'spent')
+stored(KEYS[2], 'reserved')
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+if live then
+  if release > 0 and redis.call('HINCRBY', KEYS[2], 'reserved', '-' .. ARGV[2]) < 0 then redis.call('HSET', KEYS[2], 'reserved', '0') end
+  redis.call('HINCRBY', KEYS[2], 'spent', ARGV[1])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+end
+return {1, stored(KEYS[2], 'spent'), stored(KEYS[2], 'reserved')}
+`);
+
+/**
+ * KEYS: limits hash[, window hash].
+ * ARGV: frequency, limit[, seeded spend, window expiry (epoch ms)].
+ * Sets a limit and, with a seed, the window's settled spend, in one step.
+ */
+export const SET_LIMIT = ledgerScript(`
+local seeded = #KEYS == 2
+if not ((#KEYS == 1 and #ARGV == 2) or (seeded and #ARGV == 4)) then fail('expected a limit, or a limit and a seed') end
+name(ARGV[1], 'frequency')
+nano(ARGV[2], 'limit')
+ofType(KEYS[1], 'hash')
+if seeded then
+  nano(ARGV[3], 'seeded spend')
+  nano(ARGV[4], 'window expiry')
+  ofType(KEYS[2], 'hash')
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if seeded then
+  redis.call('HSET', KEYS[2], 'spent', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+end
+return 1
+`);
