@@ -1,116 +1,14 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { BackendLimitsOptions, MeterOptions, UsageEvent } from 'llm-meter';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
+import { startLimitsBackend, type Behaviour } from './fixtures/limits-backend.js';
 import { ConfigError, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, stderrOf, until } from './helpers.js';
 
 const { LimitStoreUnavailableError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
 const { sendRequest } = requireFromRepo('./dist/transport/http-request.js');
 
-/** How the fake backend treats every request: answer it by the protocol, or one of the ways a backend goes wrong. */
-type Behaviour = 'answers' | 'fails' | 'never answers' | 'stalls after its headers' | 'trickles its answer';
-
 const nano = (usd: number): number => Math.round(usd * 1e9);
-
-/**
- * A fake of the app's own backend, speaking the documented limits protocol. Paths are read raw, as sent, never
- * through URL normalisation: what a tenant id is encoded to is exactly what routes it.
- */
-async function startLimitsBackend() {
-  const limits = new Map<string, Map<string, { limitNano: number; spentNano: number }>>();
-  /** Spend counted per tenant, each spend_id once. */
-  const ledger = new Map<string, number>();
-  const spendIds = new Set<string>();
-  const requests: { method: string; path: string; auth: string | undefined; body: any }[] = [];
-  const state = { behaviour: 'answers' as Behaviour, loseSpendAnswers: 0, repeatedSpendIds: 0 };
-
-  const readBody = (req: IncomingMessage) => new Promise<string>((r) => { let s = ''; req.on('data', (c) => (s += c)); req.on('end', () => r(s)); });
-  const json = (res: ServerResponse, status: number, body?: unknown) =>
-    body === undefined ? res.writeHead(status).end() : res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-
-  const misbehave = (res: ServerResponse): boolean => {
-    switch (state.behaviour) {
-      case 'answers':
-        return false;
-      case 'fails':
-        json(res, 503, { error: 'down' });
-        return true;
-      case 'never answers':
-        return true;
-      case 'stalls after its headers':
-        res.writeHead(200, { 'content-type': 'application/json' }).write('[');
-        return true;
-      case 'trickles its answer': {
-        res.writeHead(200, { 'content-type': 'application/json' }).write('[');
-        const drip = setInterval(() => res.write(' '), 10);
-        res.on('close', () => clearInterval(drip));
-        return true;
-      }
-    }
-  };
-
-  const server = createServer(async (req, res) => {
-    const text = await readBody(req);
-    const path = req.url!;
-    requests.push({ method: req.method!, path, auth: req.headers.authorization, body: text === '' ? undefined : JSON.parse(text) });
-    if (misbehave(res)) return;
-    const route = /^\/api\/limits\/([^/?#]+)(\/spend)?(?:\?frequency=(per_day|per_month))?$/.exec(path);
-    if (route === null) return json(res, 404, { error: 'no such route' });
-    const tenant = decodeURIComponent(route[1]!);
-    const records = limits.get(tenant) ?? new Map();
-    const body = requests.at(-1)!.body;
-    if (route[2] !== undefined) {
-      if (spendIds.has(body.spend_id)) {
-        state.repeatedSpendIds++;
-        return json(res, 200, { counted: 'before' });
-      }
-      if (records.size === 0) return json(res, 404, { error: 'no limit' });
-      spendIds.add(body.spend_id);
-      for (const record of records.values()) record.spentNano += nano(body.spent_usd);
-      ledger.set(tenant, (ledger.get(tenant) ?? 0) + nano(body.spent_usd));
-      if (state.loseSpendAnswers > 0) {
-        state.loseSpendAnswers--;
-        return json(res, 503, { error: 'counted, but this answer is lost' });
-      }
-      return json(res, 200, { counted: 'now' });
-    }
-    if (req.method === 'GET') {
-      if (records.size === 0) return json(res, 404, { error: 'no limit' });
-      return json(res, 200, [...records].map(([frequency, r]) => ({ frequency, limit_usd: r.limitNano / 1e9, spent_usd: r.spentNano / 1e9, resets_at: '2026-12-01T00:00:00Z' })));
-    }
-    if (req.method === 'PUT') {
-      const previous = records.get(body.frequency);
-      records.set(body.frequency, { limitNano: nano(body.limit_usd), spentNano: body.spent_usd === undefined ? (previous?.spentNano ?? 0) : nano(body.spent_usd) });
-      limits.set(tenant, records);
-      return json(res, 204);
-    }
-    records.delete(route[3]!);
-    return json(res, 204);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/api`,
-    state,
-    limits,
-    ledger,
-    requests,
-    /** Sets a limit as another process or the billing system would, behind the agent's back. */
-    set(tenant: string, frequency: string, limitUsd: number, spentUsd = 0) {
-      limits.set(tenant, new Map([...(limits.get(tenant) ?? []), [frequency, { limitNano: nano(limitUsd), spentNano: nano(spentUsd) }]]));
-    },
-    gets: () => requests.filter((r) => r.method === 'GET').length,
-    reset() {
-      Object.assign(state, { behaviour: 'answers', loseSpendAnswers: 0, repeatedSpendIds: 0 });
-      for (const store of [limits, ledger, spendIds]) store.clear();
-      requests.length = 0;
-    },
-    close() {
-      server.closeAllConnections();
-      return new Promise((r) => server.close(r));
-    },
-  };
-}
 
 const fake = await startFakeProviders();
 const backend = await startLimitsBackend();
