@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisProxy, startRedisServer } from './fixtures/redis-server.mjs';
+import { storeFor } from './fixtures/redis-store.js';
 import { Meter, repoRoot, requireFrom, requireFromRepo, stderrOf, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
@@ -13,9 +14,8 @@ afterEach(() => fake.reset());
 
 const IORedis = requireFromRepo('ioredis') as typeof import('ioredis').default;
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { RedisLimitStore, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
+const { LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
 const { REPLAY, SETTLE } = requireFromRepo('./dist/src/limits/redis/scripts.js');
-const { resolveConfig } = requireFromRepo('./dist/src/config.js');
 const { WindowCalendar } = requireFromRepo('./dist/src/limits/windows.js');
 
 const messages = [{ role: 'user' as const, content: 'x' }];
@@ -25,17 +25,6 @@ const windows = () => [calendar.window('per_day', Date.now()), calendar.window('
 const nano = (usd: number) => Math.round(usd * 1e9);
 /** A call that costs exactly what it reserves: $0.001. */
 const worstCase = { 'x-fake-usage': JSON.stringify({ completion_tokens: 1000 }) };
-
-function recordingLog() {
-  const warnings: string[] = [];
-  return { warnings, debug: () => undefined, warn: (m: string) => warnings.push(m), warnOnce: (_k: string, m: string) => warnings.push(m), redact: (t: string) => t };
-}
-
-function storeFor(redisOption: unknown, overrides: Record<string, unknown> = {}) {
-  const log = recordingLog();
-  const { kind: _kind, ...options } = resolveConfig({ limits: { redis: redisOption, ...overrides } }, []).limits;
-  return { store: new RedisLimitStore({ ...options, clock: Date.now }, log), warnings: log.warnings };
-}
 
 function meterOn(url: string, limits: Record<string, unknown> = {}) {
   const events: UsageEvent[] = [];

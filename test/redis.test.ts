@@ -4,6 +4,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisServer } from './fixtures/redis-server.mjs';
+import { storeFor } from './fixtures/redis-store.js';
 import { LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
@@ -18,10 +19,9 @@ afterAll(async () => {
 afterEach(() => fake.reset());
 
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { RedisLimitStore, LimitStoreFaultError, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
+const { LimitStoreFaultError, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
 const { LedgerKeys } = requireFromRepo('./dist/src/limits/redis/keys.js');
 const scripts = requireFromRepo('./dist/src/limits/redis/scripts.js');
-const { resolveConfig } = requireFromRepo('./dist/src/config.js');
 const { WindowCalendar } = requireFromRepo('./dist/src/limits/windows.js');
 const slotOf = requireFromRepo('cluster-key-slot') as (key: string) => number;
 
@@ -31,19 +31,6 @@ const calendar = new WindowCalendar(undefined);
 const today = () => calendar.window('per_day', Date.now());
 const thisMonth = () => calendar.window('per_month', Date.now());
 const nano = (usd: number) => Math.round(usd * 1e9);
-
-/** A log that keeps the store's warnings, so that a test can tell whether the breaker ever opened. */
-function recordingLog() {
-  const warnings: string[] = [];
-  return { warnings, debug: () => undefined, warn: (m: string) => warnings.push(m), warnOnce: (_k: string, m: string) => warnings.push(m), redact: (t: string) => t };
-}
-
-/** A store as `limits: { redis }` makes one, with the defaults of the configuration unless overridden. */
-function storeFor(redisOption: unknown, overrides: Record<string, unknown> = {}) {
-  const log = recordingLog();
-  const { kind: _kind, ...options } = resolveConfig({ limits: { redis: redisOption, ...overrides } }, []).limits;
-  return { store: new RedisLimitStore({ ...options, clock: Date.now }, log), warnings: log.warnings };
-}
 
 /** Keeps the event loop busy, as an app's synchronous work does. */
 function busy(ms: number): void {
