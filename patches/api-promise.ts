@@ -1,6 +1,6 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
 import { readRawResponse } from './raw-response.js';
-import { settleWhenAbandoned, stopWatchingForAbandon } from './stream.js';
+import { settleWhenAbandoned } from './stream.js';
 
 type ParseProps = { response: Response };
 type Transform = (data: unknown, props: ParseProps) => unknown;
@@ -39,7 +39,7 @@ function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
     const raw = asResponse.call(this);
     // withResponse() parses too: the parse path meters it, the raw path must not count it again.
     if (this.parsedPromise !== undefined) return raw;
-    stopWatchingForAbandon(o.call);
+    o.rawTaken = true;
     return raw.then((response) => {
       if (!o.call.done) readRawResponse(response, o);
       return response;
@@ -65,12 +65,16 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
     }
   };
 
-  // A promise never awaited still sent its request: it is recorded when collected, at the latest.
-  settleWhenAbandoned(promise, o.call, undefined);
-
   // Watching the request settles the call on a provider or network error whoever consumes it. The handler resolves, so
-  // it never creates an unhandled rejection of its own; the caller still gets the SDK's own rejection.
-  promise.responsePromise.then(undefined, (err: unknown) => o.call.finishInBackground({ error: err }));
+  // it never creates an unhandled rejection of its own; the caller still gets the SDK's own rejection. A response that
+  // arrives before anyone asked for its body (a promise not awaited, so far) is watched until its promise is
+  // collected: a call never awaited is still recorded then, at the latest. (Only then: a watch on every call costs.)
+  promise.responsePromise.then(
+    () => {
+      if (promise.parsedPromise === undefined && o.rawTaken !== true && !o.call.done) settleWhenAbandoned(promise, o.call, undefined);
+    },
+    (err: unknown) => o.call.finishInBackground({ error: err }),
+  );
 
   const parse = promise.parseResponse;
   promise.parseResponse = function meteredParse(this: unknown, client, props) {
@@ -104,7 +108,7 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
     replaceOnInstance(promise, '_responseProps', function meteredResponseProps(this: ApiPromiseLike) {
       return responseProps.call(this).then((props) => {
         if (!o.call.done && props.options?.stream === true) {
-          stopWatchingForAbandon(o.call);
+          o.rawTaken = true;
           readRawResponse(props.response, o);
         }
         return props;

@@ -90,7 +90,7 @@ function runAndObserve(
     throw err;
   }
 
-  const observation: Observation = { call, target, args, hideInjected, requestIdHeader: provider.requestIdHeader };
+  const observation: Observation = { call, target, args, hideInjected, requestIdHeader: provider.requestIdHeader, rawTaken: false };
   try {
     if (provider.style === 'api-promise' && isApiPromise(result)) {
       observeApiPromise(result, observation);

@@ -9,6 +9,8 @@ export interface Observation {
   args: readonly unknown[];
   hideInjected: boolean;
   requestIdHeader: string | undefined;
+  /** The caller took the raw response: its clone, read to the end, records the call. */
+  rawTaken?: boolean;
 }
 
 export function requestIdOf(response: Response | undefined, header: string | undefined): string | undefined {

@@ -136,8 +136,3 @@ export function settleWhenAbandoned(result: object, call: MeteredCall, requestId
   abandoned.unregister(call);
   abandoned.register(result, { call, requestId }, call);
 }
-
-/** The caller took the raw response, whose clone is read to the end: that path records the call. */
-export function stopWatchingForAbandon(call: MeteredCall): void {
-  abandoned.unregister(call);
-}
