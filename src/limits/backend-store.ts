@@ -1,7 +1,7 @@
 import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
-import { CircuitBreaker } from './backend/circuit-breaker.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { SpendJournal } from './backend/spend-journal.js';
 import { TenantTally } from './backend/tenant-tally.js';
 import { LimitStoreUnavailableError, type FailMode } from './redis-store.js';
@@ -44,7 +44,13 @@ export class BackendLimitStore implements LimitStore {
     log: AgentLog,
   ) {
     const whileDown = options.failMode === 'open' ? "enforcing limits on its last answers and this process's own spend" : 'refusing limited calls';
-    const breaker = new CircuitBreaker({ retryAfter: options.retryAfter, clock: options.clock, whileDown }, log, () => this.journal.drainSoon());
+    const breaker = new CircuitBreaker(options.retryAfter, options.clock, {
+      opened: (reason) => log.warn(`the limits backend is unavailable (${reason}); ${whileDown} until it answers again`),
+      closed: () => {
+        log.warn('the limits backend answers again');
+        this.journal.drainSoon();
+      },
+    });
     this.client = new BackendClient(options, breaker);
     this.journal = new SpendJournal(this.client, options.retryAfter, log, (tenantId, nano) => this.tally(tenantId).acknowledged(nano));
   }

@@ -4,7 +4,7 @@ import type { AgentLog } from '../log.js';
 import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
-import { CircuitBreaker } from './redis/breaker.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { RedisConnection, type RedisClient } from './redis/connection.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, RedisOutage } from './redis/errors.js';
 import { SettlementJournal, type JournalEntry } from './redis/journal.js';
@@ -84,7 +84,8 @@ export class RedisLimitStore implements LimitStore {
       },
       () => this.answered(),
     );
-    this.breaker = new CircuitBreaker(options.retryAfter, {
+    // A monotonic clock, not the Meter's (which tests may freeze): Redis is probed on a timer of its own.
+    this.breaker = new CircuitBreaker(options.retryAfter, () => performance.now(), {
       opened: (reason) =>
         this.log.warn(
           `the spend-limit store (Redis) is unavailable (${reason}); ` +

@@ -3,7 +3,8 @@ import { sendRequest, type HttpResult } from '../../../transport/http-request.js
 import { isRetryableStatus } from '../../../transport/retry.js';
 import { toNano } from '../store.js';
 import { FREQUENCIES } from '../windows.js';
-import type { CircuitBreaker } from './circuit-breaker.js';
+import type { CircuitBreaker } from '../circuit-breaker.js';
+import { LimitStoreUnavailableError } from '../redis-store.js';
 import { tenantPath } from './tenant-path.js';
 
 export interface BackendClientOptions {
@@ -52,7 +53,7 @@ export class BackendClient {
   /** The tenant's limits; none when the backend answers 404. */
   getLimits(tenantId: string): Promise<LimitAnswer[]> {
     const path = tenantPath(this.options.url, tenantId);
-    return this.breaker.run(async () => {
+    return this.guarded(async () => {
       const answer = await this.send('GET', path);
       if (answer.status === 404) return [];
       if (answer.status < 200 || answer.status >= 300) throw new Error(`HTTP ${answer.status}`);
@@ -72,8 +73,21 @@ export class BackendClient {
     return this.statusOf('POST', tenantPath(this.options.url, tenantId, '/spend'), body);
   }
 
+  /** Runs a request unless the backend is being left alone; anything the request throws counts as the backend failing. */
+  private async guarded<T>(request: () => Promise<T>): Promise<T> {
+    if (!this.breaker.allows()) throw new LimitStoreUnavailableError('the limits backend is unavailable; it is left alone until its retry time');
+    try {
+      const result = await request();
+      this.breaker.answered();
+      return result;
+    } catch (err) {
+      this.breaker.failed((err as Error).message);
+      throw new LimitStoreUnavailableError(`the limits backend is unavailable: ${(err as Error).message}`);
+    }
+  }
+
   private statusOf(method: string, path: string, body?: unknown): Promise<number> {
-    return this.breaker.run(async () => {
+    return this.guarded(async () => {
       const { status } = await this.send(method, path, body);
       if (isRetryableStatus(status)) throw new Error(`HTTP ${status}`);
       return status;
