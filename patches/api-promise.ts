@@ -71,7 +71,7 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   // collected: a call never awaited is still recorded then, at the latest. (Only then: a watch on every call costs.)
   promise.responsePromise.then(
     () => {
-      if (promise.parsedPromise === undefined && o.rawTaken !== true && !o.call.done) settleWhenAbandoned(promise, o.call, undefined);
+      if (promise.parsedPromise === undefined && !o.rawTaken && !o.call.done) settleWhenAbandoned(promise, o.call, undefined);
     },
     (err: unknown) => o.call.finishInBackground({ error: err }),
   );

@@ -1,4 +1,5 @@
 import type { CallOutcome, CallStart } from '../src/event.js';
+import type { CapToSend } from './output-bound.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
 
 /** What a wrapper reports to: implemented by the Meter that installed it. */
@@ -25,9 +26,9 @@ export class MeteredCall {
      * Set when the spend check answers asynchronously: the request must wait for it, and fail if it rejects. It resolves
      * to the output cap strict mode sends with the request, if any.
      */
-    readonly admission?: Promise<number | undefined>,
+    readonly admission?: Promise<CapToSend | undefined>,
     /** The output cap strict mode sends with a request that set none (known at once from an in-process check). */
-    readonly sendOutputCap?: number,
+    readonly sendOutputCap?: CapToSend,
   ) {}
 
   get done(): boolean {

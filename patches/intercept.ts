@@ -3,7 +3,7 @@ import { isApiPromise, observeApiPromise } from './api-promise.js';
 import { observeResult, type Observation } from './observe.js';
 import type { HookTarget, ProviderPatch } from './provider.js';
 import { bindStreamToCallerContext } from './context.js';
-import { withValueAt } from './output-bound.js';
+import { withCap, type CapToSend } from './output-bound.js';
 import { refusedResult } from './refuse.js';
 import { runBehindGate, type OptionsRewrite } from './request-gate.js';
 
@@ -48,9 +48,8 @@ export function interceptCall(
     call.fault(fault);
   }
 
-  const capPath = call.start.output.capPath;
-  const run = (outputCap: number | undefined): unknown => {
-    const sentArgs = outputCap === undefined || capPath === undefined ? callArgs : [withValueAt(callArgs[0], capPath, outputCap), ...callArgs.slice(1)];
+  const run = (cap: CapToSend | undefined): unknown => {
+    const sentArgs = cap === undefined ? callArgs : [withCap(callArgs[0], cap), ...callArgs.slice(1)];
     return runAndObserve(provider, target, call, original, thisArg, sentArgs, args, hideInjected);
   };
   const admission = call.admission;
@@ -62,10 +61,7 @@ export function interceptCall(
     });
   }
   // A Stainless request is already built when the admission answers: the cap goes into the body of its options.
-  const gate = admission.then((outputCap): OptionsRewrite => {
-    if (outputCap === undefined || capPath === undefined) return undefined;
-    return (options) => ({ ...options, body: withValueAt(options.body, capPath, outputCap) });
-  });
+  const gate = admission.then((cap): OptionsRewrite => (cap === undefined ? undefined : (options) => ({ ...options, body: withCap(options.body, cap) })));
   const { result, gated } = runBehindGate(gate, () => run(undefined));
   if (!gated) call.fault(new Error(`${provider.name} ${target.endpoint}: no request gate; the spend check could not hold this request`));
   return result;

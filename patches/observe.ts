@@ -10,7 +10,7 @@ export interface Observation {
   hideInjected: boolean;
   requestIdHeader: string | undefined;
   /** The caller took the raw response: its clone, read to the end, records the call. */
-  rawTaken?: boolean;
+  rawTaken: boolean;
 }
 
 export function requestIdOf(response: Response | undefined, header: string | undefined): string | undefined {

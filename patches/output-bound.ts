@@ -2,16 +2,25 @@ import { asRecord, type HookTarget, type ParamPath } from './provider.js';
 
 /** The most output a request can produce: its cap (when one can be trusted) times the completions it asks for. */
 export interface OutputBound {
-  /** A finite positive integer the request sets, else undefined: a negative, fractional or absurd cap is not trusted. */
+  /**
+   * A finite positive integer the request sets (or the provider's own default), else undefined: a negative, fractional
+   * or absurd cap is not trusted, and the reservation assumes defaultMaxOutputTokens instead.
+   */
   cap: number | undefined;
-  /** The parameter that caps this request's output: the caller's own when set, else the one strict mode sends. */
+  /** The parameter that caps this request's output: the caller's own when set, else the endpoint's. */
   capPath: ParamPath | undefined;
   /**
-   * The request sets a cap, trusted or not. An untrusted one is left for the provider to refuse (as it does a negative
-   * or fractional max_tokens): the reservation assumes defaultMaxOutputTokens instead.
+   * Where strict mode sends the cap it reserved for: set only when the request sets none at all. An untrusted cap is
+   * left for the provider to refuse, as it does a negative or fractional max_tokens.
    */
-  capGiven: boolean;
+  sendCapAt: ParamPath | undefined;
   completions: number;
+}
+
+/** The cap strict mode adds to a request, and where. */
+export interface CapToSend {
+  path: ParamPath;
+  tokens: number;
 }
 
 function valueAt(params: unknown, path: ParamPath): unknown {
@@ -31,13 +40,18 @@ export function readOutputBound(target: HookTarget, params: unknown): OutputBoun
   const capPaths = target.outputCap ?? [];
   for (const path of capPaths) {
     const cap = valueAt(params, path);
-    if (cap !== undefined && cap !== null) return { cap: isCount(cap) ? cap : undefined, capPath: path, capGiven: true, completions };
+    if (cap !== undefined && cap !== null) return { cap: isCount(cap) ? cap : undefined, capPath: path, sendCapAt: undefined, completions };
   }
-  return { cap: target.defaultOutputCap, capPath: capPaths[0], capGiven: false, completions };
+  const cap = target.defaultOutputCap;
+  return { cap, capPath: capPaths[0], sendCapAt: cap === undefined ? capPaths[0] : undefined, completions };
 }
 
-/** A copy of the params with `value` at `path` (each object on the path copied; the caller's objects are never touched). */
-export function withValueAt(params: unknown, path: ParamPath, value: unknown): unknown {
+/** A copy of the params with the cap in them (each object on the path copied; the caller's objects are never touched). */
+export function withCap(params: unknown, cap: CapToSend): unknown {
+  return withValueAt(params, cap.path, cap.tokens);
+}
+
+function withValueAt(params: unknown, path: ParamPath, value: unknown): unknown {
   const [key, ...rest] = path;
   if (key === undefined) return value;
   const record = asRecord(params) ?? {};

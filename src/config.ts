@@ -6,7 +6,8 @@ import type { UnknownModelPolicy } from './limits/spend-limits.js';
 import { validateTimeZone } from './limits/windows.js';
 import { DEFAULT_MAX_INPUT_TOKENS, resolveMediaTokens, type MediaTokenCeilings } from './limits/input-ceilings.js';
 import type { WireFormat } from '../transport/http-sender.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, type FailMode, type RedisClient, type RedisStoreOptions } from './limits/redis-store.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisClient, type RedisStoreOptions } from './limits/redis-store.js';
+import type { FailMode } from './limits/store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
 
 export interface MeterOptions {

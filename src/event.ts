@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describeError } from './log.js';
 import type { Reservation } from './limits/store.js';
 import type { InputClassifier } from './limits/estimate.js';
-import type { OutputBound } from '../patches/output-bound.js';
+import type { HookTarget } from '../patches/provider.js';
 import type { TenantContext } from './tenant.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
@@ -71,8 +71,8 @@ export interface CallStart {
   tenant: TenantContext | undefined;
   startedAt: number;
   startedAtWall: number;
-  /** The most output the request can produce, read when it starts. */
-  output: OutputBound;
+  /** The hooked method's declaration: where the request's output cap and completion count are, for a reservation. */
+  target: HookTarget;
   /** The provider's reading of the request's media and server-side state, for sizing a reservation. */
   classifyInput: InputClassifier;
   /** The call's arguments, kept (by reference) only until it ends, for estimating a cost the provider never reported. */

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/call.js';
-import { readOutputBound } from '../patches/output-bound.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { Delivery, type DeliveryStats } from './delivery.js';
@@ -133,7 +132,7 @@ export class Meter implements CallSink {
       tenant: currentTenant(),
       startedAt: performance.now(),
       startedAtWall: Date.now(),
-      output: readOutputBound(target, args[0]),
+      target,
       classifyInput: provider.classifyInput,
       args,
     };

@@ -14,7 +14,7 @@ afterEach(() => fake.reset());
 
 const IORedis = requireFromRepo('ioredis') as typeof import('ioredis').default;
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
+const { LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/store.js');
 const { REPLAY, SETTLE } = requireFromRepo('./dist/src/limits/redis/scripts.js');
 const { WindowCalendar } = requireFromRepo('./dist/src/limits/windows.js');
 

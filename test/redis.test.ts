@@ -19,7 +19,7 @@ afterAll(async () => {
 afterEach(() => fake.reset());
 
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { LimitStoreFaultError, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/redis-store.js');
+const { LimitStoreFaultError, LimitStoreUnavailableError } = requireFromRepo('./dist/src/limits/store.js');
 const { LedgerKeys } = requireFromRepo('./dist/src/limits/redis/keys.js');
 const scripts = requireFromRepo('./dist/src/limits/redis/scripts.js');
 const { WindowCalendar } = requireFromRepo('./dist/src/limits/windows.js');

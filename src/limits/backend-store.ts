@@ -4,8 +4,8 @@ import { BackendClient } from './backend/backend-client.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { SpendJournal } from './backend/spend-journal.js';
 import { TenantTally } from './backend/tenant-tally.js';
-import { LimitStoreUnavailableError, type FailMode } from './redis-store.js';
-import { toUsd, type AdmissionMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+
+import { LimitStoreUnavailableError, toUsd, type AdmissionMode, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 export interface BackendStoreOptions {

@@ -1,22 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
-import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
+import { LimitStoreFaultError, LimitStoreUnavailableError, type AdmissionMode, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { RedisConnection, type RedisClient } from './redis/connection.js';
-import { LimitStoreFaultError, LimitStoreUnavailableError, RedisOutage } from './redis/errors.js';
+import { RedisOutage } from './redis/errors.js';
 import { SettlementJournal, type JournalEntry } from './redis/journal.js';
 import { LedgerKeys } from './redis/keys.js';
 import { LocalLedger } from './redis/local-ledger.js';
 import { parseReserveReply, parseSettleReply, parseStoredNano, type ReserveReply } from './redis/replies.js';
 import { REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
 
-export { LimitStoreFaultError, LimitStoreUnavailableError } from './redis/errors.js';
 export type { RedisClient } from './redis/connection.js';
-
-export type FailMode = 'open' | 'closed';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 

@@ -1,3 +1,4 @@
+import { readOutputBound, type CapToSend, type OutputBound } from '../../patches/output-bound.js';
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
@@ -45,7 +46,7 @@ export interface Admission {
   reservation?: Reservation | undefined;
   refusal?: Error | undefined;
   /** Strict mode's output cap for a request that set none: sent with the request, so the reservation bounds it. */
-  sendOutputCap?: number | undefined;
+  sendOutputCap?: CapToSend | undefined;
 }
 
 /** A call's worst case: what its reservation holds. */
@@ -106,15 +107,16 @@ export class SpendLimits {
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return {};
-    const bound = this.bound(call);
+    const output = readOutputBound(call.target, call.args[0]);
+    const bound = this.bound(call, output);
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
     const blocked = bound === undefined && this.options.unknownModel === 'block';
     const windows = this.windows(limits);
     const amount = blocked ? Number.MAX_SAFE_INTEGER : toNano(bound?.amountUsd ?? 0);
     const outcome = this.store.reserve(tenant.tenantId, windows, amount, blocked ? 'strict' : this.options.enforcement);
-    if (!(outcome instanceof Promise)) return this.admission(call, tenant.tenantId, outcome, bound);
+    if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
     return outcome.then(
-      (o) => this.admission(call, tenant.tenantId, o, bound),
+      (o) => this.admission(tenant.tenantId, o, output, bound),
       (err: unknown) => ({ refusal: err instanceof Error ? err : new Error(String(err)) }),
     );
   }
@@ -124,31 +126,30 @@ export class SpendLimits {
     return (limits?.map((l) => l.frequency) ?? FREQUENCIES).map((f) => this.calendar.window(f, now));
   }
 
-  private admission(call: CallStart, tenantId: string, outcome: ReserveOutcome, bound: CallBound | undefined): Admission {
-    if (outcome.admitted) {
-      const reservation = outcome.reservation;
-      const sendCap = reservation !== undefined && bound !== undefined && this.options.enforcement === 'strict' && call.output.cap === undefined && !call.output.capGiven && call.output.capPath !== undefined;
-      return sendCap ? { reservation, sendOutputCap: bound.outputCap } : { reservation };
-    }
-    return { refusal: this.limitError(call, tenantId, outcome, bound) };
+  private admission(tenantId: string, outcome: ReserveOutcome, output: OutputBound, bound: CallBound | undefined): Admission {
+    if (!outcome.admitted) return { refusal: this.limitError(tenantId, outcome, output, bound) };
+    const reservation = outcome.reservation;
+    const path = output.sendCapAt;
+    if (reservation === undefined || bound === undefined || path === undefined || this.options.enforcement !== 'strict') return { reservation };
+    return { reservation, sendOutputCap: { path, tokens: bound.outputCap } };
   }
 
   /**
    * What a call can cost at most: its input (bounded by its UTF-8 bytes, media ceilings and the context window; in
    * lenient mode an average estimate) plus its output cap times its completions. Undefined for a model without a price.
    */
-  bound(call: CallStart): CallBound | undefined {
+  private bound(call: CallStart, output: OutputBound): CallBound | undefined {
     const model = call.requestedModel;
     if (model === undefined) return undefined;
     const measure = measureInput(call.args[0], call.classifyInput);
     const inputTokens = this.inputTokens(call.provider, measure, this.prices.contextWindow(call.provider, model) ?? this.options.maxInputTokens);
     const rates = this.prices.reservationRates(call.provider, model, inputTokens, measure.cacheWrites);
     if (rates === undefined) return undefined;
-    const outputCap = call.output.cap ?? this.options.defaultMaxOutputTokens;
+    const outputCap = output.cap ?? this.options.defaultMaxOutputTokens;
     const inputUsd = money(inputTokens * rates.inputPerToken + rates.perRequest);
     const outputUsdPerToken = money(rates.outputPerToken);
-    const amountUsd = money(inputUsd + outputCap * call.output.completions * outputUsdPerToken);
-    return { inputTokens, outputCap, completions: call.output.completions, inputUsd, outputUsdPerToken, amountUsd };
+    const amountUsd = money(inputUsd + outputCap * output.completions * outputUsdPerToken);
+    return { inputTokens, outputCap, completions: output.completions, inputUsd, outputUsdPerToken, amountUsd };
   }
 
   private inputTokens(provider: string, measure: InputMeasure, contextWindow: number): number {
@@ -170,7 +171,7 @@ export class SpendLimits {
 
   /** The cost a partial or untrustworthy call is held to: its reservation, or what one would have been. */
   reservedUsd(call: CallStart): number | undefined {
-    return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : this.bound(call)?.amountUsd;
+    return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : this.bound(call, readOutputBound(call.target, call.args[0]))?.amountUsd;
   }
 
   settle(reservation: Reservation, costUsd: number): void {
@@ -229,12 +230,12 @@ export class SpendLimits {
     }));
   }
 
-  private limitError(call: CallStart, tenantId: string, outcome: Extract<ReserveOutcome, { admitted: false }>, bound: CallBound | undefined): LimitExceededError {
+  private limitError(tenantId: string, outcome: Extract<ReserveOutcome, { admitted: false }>, output: OutputBound, bound: CallBound | undefined): LimitExceededError {
     const limitUsd = toUsd(outcome.limitNano);
     const spentUsd = toUsd(outcome.spentNano);
     const heldUsd = toUsd(outcome.reservedNano);
     let fitsWithOutputCap: number | undefined;
-    if (bound !== undefined && bound.outputUsdPerToken > 0 && call.output.capPath !== undefined) {
+    if (bound !== undefined && bound.outputUsdPerToken > 0 && output.capPath !== undefined) {
       const room = limitUsd - spentUsd - heldUsd - bound.inputUsd;
       const cap = Math.floor(room / (bound.outputUsdPerToken * bound.completions));
       if (cap >= 1 && cap < bound.outputCap) fitsWithOutputCap = cap;
@@ -248,7 +249,7 @@ export class SpendLimits {
       requestUsd: bound?.amountUsd,
       resetsAt: outcome.window.resetsAt ?? this.calendar.window(outcome.window.frequency, this.options.clock()).resetsAt,
       fitsWithOutputCap,
-      outputCapParam: call.output.capPath?.join('.'),
+      outputCapParam: output.capPath?.join('.'),
     });
   }
 }

@@ -73,3 +73,19 @@ export interface LimitStore {
   /** Waits for settlements under way and lets go of connections. */
   close?(): Promise<void>;
 }
+
+/** What a fleet-wide store does while it cannot be reached: keep enforcing on what it last knew ('open'), or refuse. */
+export type FailMode = 'open' | 'closed';
+
+/** The limit store could not be reached and failMode is 'closed': the call is refused rather than let through unchecked. */
+export class LimitStoreUnavailableError extends Error {
+  override name = 'LimitStoreUnavailableError';
+}
+
+/**
+ * The store answered, with an error: a script error, an invalid argument, a key of the wrong type. A fault of the
+ * ledger or of its caller, not an outage: retrying it or admitting calls unchecked would not help.
+ */
+export class LimitStoreFaultError extends Error {
+  override name = 'LimitStoreFaultError';
+}

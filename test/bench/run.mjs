@@ -514,7 +514,6 @@ function admissionLatency() {
   const { PriceBook } = dist('src', 'pricing.js');
   const { resolveMediaTokens } = dist('src', 'limits', 'input-ceilings.js');
   const { openaiPatch } = dist('patches', 'openai.js');
-  const { readOutputBound } = dist('patches', 'output-bound.js');
   const options = { enforcement: 'strict', unknownModel: 'allow', requireTenant: false, defaultMaxOutputTokens: 4096, maxInputTokens: 1_048_576, mediaTokens: resolveMediaTokens(undefined), clock: Date.now };
   const store = new MemoryLimitStore();
   const limits = new SpendLimits(store, new WindowCalendar(undefined), new PriceBook({}, () => false, () => undefined), options);
@@ -523,7 +522,7 @@ function admissionLatency() {
   const times = [];
   for (let i = 0; i < STORE_WARMUPS + ADMISSION_OPS; i++) {
     const params = { model: 'gpt-4o', messages: MESSAGES, max_tokens: 500 };
-    const call = { provider: 'openai', endpoint: 'chat.completions', requestedModel: 'gpt-4o', tenant: { tenantId: 'admitted' }, output: readOutputBound(chat, params), classifyInput: openaiPatch.classifyInput, args: [params] };
+    const call = { provider: 'openai', endpoint: 'chat.completions', requestedModel: 'gpt-4o', tenant: { tenantId: 'admitted' }, target: chat, classifyInput: openaiPatch.classifyInput, args: [params] };
     const start = process.hrtime.bigint();
     const { reservation } = limits.admit(call);
     limits.settle(reservation, 0.001);

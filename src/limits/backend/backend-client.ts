@@ -4,7 +4,7 @@ import { isRetryableStatus } from '../../../transport/retry.js';
 import { toNano } from '../store.js';
 import { FREQUENCIES } from '../windows.js';
 import type { CircuitBreaker } from '../circuit-breaker.js';
-import { LimitStoreUnavailableError } from '../redis-store.js';
+import { LimitStoreUnavailableError } from '../store.js';
 import { tenantPath } from './tenant-path.js';
 
 export interface BackendClientOptions {

@@ -1,7 +1,7 @@
 import { describeValue, type LimitFrequency } from '../../errors.js';
 import type { AdmissionMode } from '../store.js';
 import { FREQUENCIES, type SpendWindow } from '../windows.js';
-import { LimitStoreFaultError } from './errors.js';
+import { LimitStoreFaultError } from '../store.js';
 
 /**
  * Checks of what the store is asked to write, made before anything goes to Redis (the scripts check again, before

@@ -1,15 +1,4 @@
-/** Redis could not be reached and failMode is 'closed': the call is refused rather than let through unchecked. */
-export class LimitStoreUnavailableError extends Error {
-  override name = 'LimitStoreUnavailableError';
-}
-
-/**
- * Redis answered, with an error: a script error, an invalid argument, a key of the wrong type. A fault of the ledger or
- * of its caller, not an outage: retrying it or admitting calls unchecked would not help.
- */
-export class LimitStoreFaultError extends Error {
-  override name = 'LimitStoreFaultError';
-}
+import { LimitStoreFaultError } from '../store.js';
 
 /** A command that got no answer: Redis is down, unreachable or stuck. `sent`: it may have run in Redis all the same. */
 export class RedisOutage extends Error {

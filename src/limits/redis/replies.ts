@@ -1,5 +1,5 @@
 import type { WindowState } from './local-ledger.js';
-import { LimitStoreFaultError } from './errors.js';
+import { LimitStoreFaultError } from '../store.js';
 
 /** What the ledger's scripts answer, checked: a reply of another shape is a fault, never read as money. */
 
