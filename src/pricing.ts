@@ -23,8 +23,7 @@ export interface PriceQuote {
 
 /**
  * Rates for sizing a reservation, each the highest that can apply to a request of that much input (its tier; the
- * dearest input pool, audio and images included; cache writes when the request asks for them), so that an estimate
- * never falls short.
+ * dearest input pool the request can reach), so that an estimate never falls short.
  */
 export interface ReservationRates {
   inputPerToken: number;
@@ -33,7 +32,17 @@ export interface ReservationRates {
   perRequest: number;
 }
 
-const isInputRate = (key: string, cacheWrites: boolean): boolean => key.startsWith('input_') || (cacheWrites && key.startsWith('cache_write'));
+/** Which input pools a request can reach: audio rates only with audio (or video) in it, cache writes only when asked. */
+export interface InputPools {
+  audio: boolean;
+  cacheWrites: boolean;
+}
+
+function isInputRate(key: string, pools: InputPools): boolean {
+  if (key.startsWith('cache_write')) return pools.cacheWrites;
+  if (!key.startsWith('input_')) return false;
+  return pools.audio || !key.includes('audio');
+}
 
 const OVERRIDE_KEYS = ['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok'] as const;
 
@@ -132,7 +141,7 @@ export class PriceBook {
   }
 
   /** Undefined for a model without a price. */
-  reservationRates(provider: string, model: string, inputTokens: number, cacheWrites: boolean): ReservationRates | undefined {
+  reservationRates(provider: string, model: string, inputTokens: number, pools: InputPools): ReservationRates | undefined {
     const resolved = this.resolve(provider, model);
     if (resolved === null) return undefined;
     const price = resolved.price ?? this.currentPrice(resolved);
@@ -140,7 +149,7 @@ export class PriceBook {
     let input = 0;
     let output = 0;
     for (const [key, rate] of Object.entries(price)) {
-      if (isInputRate(key, cacheWrites)) input = Math.max(input, rateAt(rate, inputTokens) ?? 0);
+      if (isInputRate(key, pools)) input = Math.max(input, rateAt(rate, inputTokens) ?? 0);
       else if (key.startsWith('output_')) output = Math.max(output, rateAt(rate, inputTokens) ?? 0);
     }
     return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000 };

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startFakeProviders, type BilledRequest } from './fixtures/fake-providers.mjs';
 import { startLimitsBackend } from './fixtures/limits-backend.js';
 import { startRedisCluster, startRedisServer } from './fixtures/redis-server.mjs';
-import { Meter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
+import { LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
 import type { MeterOptions, UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -38,6 +38,8 @@ interface Shape {
   call(c: Clients, i: number): Promise<unknown>;
   /** Usage reported as strings: the ledger holds such a call at its reservation, above the invoice. */
   untrustedUsage?: true;
+  /** One call's worst case is over the limit (input the request cannot bound): strict mode refuses every call. */
+  strictRefusesAll?: true;
 }
 
 const SHAPES: Shape[] = [
@@ -66,6 +68,28 @@ const SHAPES: Shape[] = [
         { model: 'claude-sonnet-4-5', max_tokens: 100, messages: user([0, 1, 2].map((i) => ({ type: 'image' as const, source: { type: 'url' as const, url: `https://example.com/${i}.png` } }))) },
         bill(),
       ),
+  },
+  {
+    name: 'Gemini images by file URI',
+    limitUsd: 0.015,
+    call: (c) =>
+      c.google.models.generateContent({
+        model: 'gemini-2.5-flash',
+        contents: [{ role: 'user', parts: [0, 1, 2, 3].map((i) => ({ fileData: { fileUri: `https://example.com/${i}.png`, mimeType: 'image/png' } })) }],
+        config: { maxOutputTokens: 100, httpOptions: bill() },
+      }),
+  },
+  {
+    name: 'Gemini cachedContent (server-side context cache)',
+    limitUsd: 0.05,
+    strictRefusesAll: true,
+    call: (c) =>
+      c.google.models.generateContent({ model: 'gemini-2.5-flash', contents: 'And then?', config: { cachedContent: 'cachedContents/earlier', maxOutputTokens: 500, httpOptions: bill() } }),
+  },
+  {
+    name: 'Gemini without maxOutputTokens',
+    limitUsd: 0.1,
+    call: (c) => c.google.models.generateContent({ model: 'gemini-2.5-flash', contents: 'Write as much as you like.', config: { httpOptions: bill() } }),
   },
   {
     name: 'previous_response_id (server-side conversation state)',
@@ -109,9 +133,10 @@ function invoiceUsd(billed: readonly BilledRequest[], models: Map<string, string
   for (const { path, usage } of billed) {
     const input = usage.prompt_tokens ?? usage.input_tokens ?? usage.promptTokenCount ?? 0;
     const output = usage.completion_tokens ?? usage.output_tokens ?? usage.candidatesTokenCount ?? 0;
+    const cacheRead = usage.cachedContentTokenCount ?? 0;
     const provider = path.includes('generateContent') ? 'google' : path.endsWith('/v1/messages') ? 'anthropic' : 'openai';
     const model = models.get(provider)!;
-    total += calcPrice({ input_tokens: input, output_tokens: output }, model, { providerId: provider })!.total_price;
+    total += calcPrice({ input_tokens: input, output_tokens: output, cache_read_tokens: cacheRead }, model, { providerId: provider })!.total_price;
   }
   return total;
 }
@@ -160,14 +185,19 @@ for (const [storeName, store] of Object.entries(STORES)) {
             const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => meter.forTenant(tenant, () => shape.call(clients, i))));
             await until(() => events.length === 20, 'one event per call');
             const admitted = results.filter((r) => r.status === 'fulfilled').length;
-            expect(admitted, 'a limit that admits nothing proves nothing').toBeGreaterThan(0);
+            if (enforcement === 'strict' && shape.strictRefusesAll === true) {
+              expect(admitted).toBe(0);
+              for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(LimitExceededError);
+            } else {
+              expect(admitted, 'a limit that admits nothing proves nothing').toBeGreaterThan(0);
+            }
             await until(async () => (await meter.getUsage(tenant))[0]!.reservedUsd === 0, 'every reservation settled');
             const eventsTotal = events.reduce((sum, e) => sum + nano(e.cost_usd!), 0);
             let spent = 0;
             await until(async () => (spent = await store.spentNano(meter, tenant)) === eventsTotal, 'the ledger to hold what the events cost').catch(() => undefined);
             expect(spent).toBe(eventsTotal);
             const invoice = invoiceUsd(fake.billed, MODELS);
-            expect(fake.billed.length).toBeGreaterThan(0);
+            expect(fake.billed.length).toBe(admitted);
             // Each event's cost is rounded to the nano-dollar on its own: at most one unit apart per call.
             if (shape.untrustedUsage === true) expect(eventsTotal).toBeGreaterThanOrEqual(nano(invoice) - 20);
             else expect(Math.abs(eventsTotal - nano(invoice))).toBeLessThanOrEqual(20);

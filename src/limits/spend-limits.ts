@@ -143,7 +143,8 @@ export class SpendLimits {
     if (model === undefined) return undefined;
     const measure = measureInput(call.args[0], call.classifyInput);
     const inputTokens = this.inputTokens(call.provider, measure, this.prices.contextWindow(call.provider, model) ?? this.options.maxInputTokens);
-    const rates = this.prices.reservationRates(call.provider, model, inputTokens, measure.cacheWrites);
+    const audio = measure.unbounded || measure.media.audio > 0 || measure.media.video > 0;
+    const rates = this.prices.reservationRates(call.provider, model, inputTokens, { audio, cacheWrites: measure.cacheWrites });
     if (rates === undefined) return undefined;
     const outputCap = output.cap ?? this.options.defaultMaxOutputTokens;
     const inputUsd = money(inputTokens * rates.inputPerToken + rates.perRequest);
