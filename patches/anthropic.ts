@@ -101,7 +101,8 @@ const batchResults: HookTarget = {
 
 export const anthropicPatch: ProviderPatch = {
   name: 'anthropic',
-  modules: ['@anthropic-ai/sdk'],
+  packageName: '@anthropic-ai/sdk',
+  classFiles: /^client\.(js|mjs)$/,
   style: 'api-promise',
   requestMethod: 'methodRequest',
   inputExcludesCache: true,

@@ -83,7 +83,8 @@ const generateContent: HookTarget = {
 
 export const googlePatch: ProviderPatch = {
   name: 'google',
-  modules: ['@google/genai'],
+  packageName: '@google/genai',
+  classFiles: /^dist\/(node\/|web\/)?index\.(cjs|mjs)$/,
   style: 'promise',
   classifyInput,
   root: (moduleExports) => moduleExports,

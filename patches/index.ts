@@ -7,5 +7,5 @@ export const BUILT_IN_PATCHES: readonly ProviderPatch[] = [openaiPatch, anthropi
 
 export const BUILT_IN_PATCH_NAMES: readonly string[] = BUILT_IN_PATCHES.map((p) => p.name);
 
-/** Every module name the load hooks watch: nothing else is ever wrapped. */
-export const HOOKED_MODULE_NAMES: readonly string[] = BUILT_IN_PATCHES.flatMap((p) => p.modules);
+/** Every package the load hooks watch: nothing else is ever wrapped. */
+export const HOOKED_PACKAGE_NAMES: readonly string[] = BUILT_IN_PATCHES.map((p) => p.packageName);

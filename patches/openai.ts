@@ -267,7 +267,8 @@ const targets: HookTarget[] = [
 
 export const openaiPatch: ProviderPatch = {
   name: 'openai',
-  modules: ['openai'],
+  packageName: 'openai',
+  classFiles: /^client\.(js|mjs)$/,
   style: 'api-promise',
   requestMethod: 'methodRequest',
   requestIdHeader: 'x-request-id',

@@ -77,7 +77,13 @@ export type ResultStyle = 'api-promise' | 'promise';
 /** A provider SDK, declared: the modules to hook, where its classes are, and how to read them. */
 export interface ProviderPatch {
   name: string;
-  modules: readonly string[];
+  /** The npm package. */
+  packageName: string;
+  /**
+   * The package's files (path inside the package, `/`-separated) that define or export its root class: whichever of
+   * the package's entry points the app loads first, one of these loads with it, in every build (CJS, ESM, web).
+   */
+  classFiles: RegExp;
   style: ResultStyle;
   /** Usage whose input_tokens excludes cache reads and writes (Anthropic): pricing adds them back. */
   inputExcludesCache?: boolean;

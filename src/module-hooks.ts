@@ -1,50 +1,77 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire, register as registerLoader } from 'node:module';
-import { dirname, extname, join, sep } from 'node:path';
+import { dirname, extname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Hook as RequireHook } from 'require-in-the-middle';
-import { HOOKED_MODULE_NAMES } from '../patches/index.js';
+import { BUILT_IN_PATCHES, HOOKED_PACKAGE_NAMES } from '../patches/index.js';
+import type { ProviderPatch } from '../patches/provider.js';
 import { recordLoadedModule, sdkModules } from './sdk-modules.js';
 
 const agentRequire = createRequire(__filename);
 
-/** require() of a provider SDK, now and later: records the module's exports as it loads. */
+/** The provider whose class files include `relativePath` (inside package `packageName`), if any. */
+function classFileProvider(packageName: string, relativePath: string): ProviderPatch | undefined {
+  const provider = BUILT_IN_PATCHES.find((p) => p.packageName === packageName);
+  return provider !== undefined && provider.classFiles.test(relativePath.split(sep).join('/')) ? provider : undefined;
+}
+
+/**
+ * require() of a provider SDK, now and later: records the exports of each file that defines the SDK's classes, whichever
+ * of the package's entry points (`openai`, `openai/client`, ...) the app requires.
+ */
 export function installRequireHook(): void {
   if (sdkModules.requireHookInstalled) return;
   sdkModules.requireHookInstalled = true;
-  new RequireHook([...HOOKED_MODULE_NAMES], (moduleExports, name) => {
-    recordLoadedModule(name, moduleExports);
+  new RequireHook([...HOOKED_PACKAGE_NAMES], { internals: true }, (moduleExports, name, basedir) => {
+    const packageName = HOOKED_PACKAGE_NAMES.find((p) => name === p || name.startsWith(p + sep));
+    if (packageName === undefined) return moduleExports;
+    if (name === packageName || classFileProvider(packageName, name.slice(packageName.length + 1)) !== undefined) {
+      recordLoadedModule({ moduleName: packageName, moduleExports, packageDir: basedir, format: 'cjs' });
+    }
     return moduleExports;
   });
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The file URLs the import hook wraps: the class files of every installed copy of each provider SDK, nothing else. */
+function classFileUrlPatterns(): RegExp[] {
+  return BUILT_IN_PATCHES.map(
+    (p) => new RegExp(`/node_modules/${escapeRegExp(p.packageName)}/(?:${p.classFiles.source.replace(/^\^/, '')})`),
+  );
 }
 
 /**
  * import of a provider SDK. Must run before the app's imports (`node --import llm-meter/register`). Uses Node's
  * in-thread sync hooks where the running Node has them, the loader thread of `module.register` otherwise; either way
- * only the provider SDKs are wrapped, never every module.
+ * only the files that define the provider SDKs' classes are wrapped, never every module.
  */
 export async function installImportHook(): Promise<void> {
   if (sdkModules.importHookInstalled) return;
   sdkModules.importHookInstalled = true;
   const iitm = agentRequire('import-in-the-middle') as typeof import('import-in-the-middle');
-  const names = [...HOOKED_MODULE_NAMES];
+  const include = classFileUrlPatterns();
   const { supportsSyncHooks } = (await import(
     pathToFileURL(agentRequire.resolve('import-in-the-middle/supports-sync-hooks.mjs')).href
   )) as { supportsSyncHooks(): boolean };
   let acknowledged: Promise<void> = Promise.resolve();
   if (supportsSyncHooks()) {
     const { register } = (await import(pathToFileURL(agentRequire.resolve('import-in-the-middle/register-hooks.mjs')).href)) as {
-      register(options: { include: string[] }): void;
+      register(options: { include: RegExp[] }): void;
     };
-    register({ include: names });
+    register({ include });
   } else {
     const channel = iitm.createAddHookMessageChannel();
+    (channel.registerOptions.data as { include: unknown[] }).include.push(...include);
     // hook.mjs must come from the same copy of import-in-the-middle as Hook, or the hook silently never fires.
     registerLoader(pathToFileURL(agentRequire.resolve('import-in-the-middle/hook.mjs')).href, pathToFileURL(__filename).href, channel.registerOptions);
     acknowledged = channel.waitForAllMessagesAcknowledged();
   }
-  new iitm.Hook(names, (moduleExports, name) => {
-    recordLoadedModule(name, moduleExports);
+  // No module list: the loader wraps only the class files above, and a list would add each package's main to it.
+  new iitm.Hook((moduleExports, name, baseDir) => {
+    if (HOOKED_PACKAGE_NAMES.includes(name)) recordLoadedModule({ moduleName: name, moduleExports, packageDir: baseDir === undefined ? undefined : String(baseDir), format: 'esm' });
   });
   await acknowledged;
 }
@@ -55,19 +82,14 @@ function packageDirOf(file: string, moduleName: string): string | undefined {
   return at === -1 ? undefined : file.slice(0, at + marker.length - 1);
 }
 
-/** Provider SDKs the app required before the agent was set up: each installed copy found in require.cache. */
+/** Provider SDKs the app required before the agent was set up: the class files of each copy found in require.cache. */
 export function captureRequiredModules(): void {
-  const seen = new Set<string>();
-  for (const file of Object.keys(agentRequire.cache)) {
-    for (const moduleName of HOOKED_MODULE_NAMES) {
-      const dir = packageDirOf(file, moduleName);
-      if (dir === undefined || seen.has(dir)) continue;
-      seen.add(dir);
-      try {
-        recordLoadedModule(moduleName, createRequire(join(dir, 'package.json'))(moduleName));
-      } catch {
-        // A copy that cannot load its own entry point is not one the app uses.
-      }
+  for (const [file, cached] of Object.entries(agentRequire.cache)) {
+    if (cached?.loaded !== true) continue;
+    for (const moduleName of HOOKED_PACKAGE_NAMES) {
+      const packageDir = packageDirOf(file, moduleName);
+      if (packageDir === undefined || classFileProvider(moduleName, relative(packageDir, file)) === undefined) continue;
+      recordLoadedModule({ moduleName, moduleExports: cached.exports, packageDir, format: 'cjs' });
     }
   }
 }
@@ -112,7 +134,7 @@ function appIsEsm(): boolean {
 export async function importFromAppRoot(): Promise<void> {
   if (sdkModules.importHookInstalled || !appIsEsm()) return;
   const appRequire = createRequire(join(appRoot(), 'noop.js'));
-  for (const moduleName of HOOKED_MODULE_NAMES) {
+  for (const moduleName of HOOKED_PACKAGE_NAMES) {
     let dir: string | undefined;
     try {
       dir = packageDirOf(appRequire.resolve(moduleName), moduleName);
@@ -123,6 +145,6 @@ export async function importFromAppRoot(): Promise<void> {
     const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports?: unknown; module?: string };
     const target = esmTarget(manifest.exports) ?? manifest.module;
     if (target === undefined) continue;
-    recordLoadedModule(moduleName, await import(pathToFileURL(join(dir, target)).href));
+    recordLoadedModule({ moduleName, moduleExports: await import(pathToFileURL(join(dir, target)).href), packageDir: dir, format: 'esm' });
   }
 }

@@ -71,7 +71,7 @@ export class Patcher {
 
   private patchLoadedModule(loaded: LoadedSdkModule): void {
     for (const provider of BUILT_IN_PATCHES) {
-      if (!this.enabled.has(provider.name) || !provider.modules.includes(loaded.moduleName)) continue;
+      if (!this.enabled.has(provider.name) || provider.packageName !== loaded.moduleName) continue;
       const root = provider.root(loaded.moduleExports);
       if (typeof root === 'function') this.wrapRequestMethod(provider, root.prototype as object);
       for (const target of provider.targets) {

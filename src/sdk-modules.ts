@@ -4,8 +4,12 @@
  * and every Meter (and every copy of the agent) see the same set.
  */
 export interface LoadedSdkModule {
+  /** The package. */
   moduleName: string;
   moduleExports: unknown;
+  /** Where this copy of the package is installed. */
+  packageDir: string | undefined;
+  format: 'cjs' | 'esm';
 }
 
 type Listener = (loaded: LoadedSdkModule) => void;
@@ -28,10 +32,10 @@ export const sdkModules: SdkModuleRegistry = ((globalThis as GlobalWithRegistry)
 });
 
 /** Never throws: it runs inside the app's own require() and import. */
-export function recordLoadedModule(moduleName: string, moduleExports: unknown): void {
+export function recordLoadedModule(loaded: LoadedSdkModule): void {
+  const { moduleExports } = loaded;
   if (moduleExports === null || (typeof moduleExports !== 'object' && typeof moduleExports !== 'function')) return;
   if (sdkModules.modules.some((m) => m.moduleExports === moduleExports)) return;
-  const loaded = { moduleName, moduleExports };
   sdkModules.modules.push(loaded);
   for (const listener of sdkModules.listeners) {
     try {

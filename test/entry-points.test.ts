@@ -1,0 +1,83 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startFakeProviders } from './fixtures/fake-providers.mjs';
+import { repoRoot, runNode } from './helpers.js';
+
+// Whichever public entry point of a supported SDK the app loads, its client classes are metered and limited. The
+// entry points come from each installed version's own `exports` map, so a subpath a future version adds is tried too.
+const fake = await startFakeProviders();
+afterAll(() => fake.close());
+
+const COPIES = [
+  { sdk: 'openai 7', provider: 'openai', dir: 'node_modules/openai' },
+  { sdk: 'openai 6', provider: 'openai', dir: 'test/sdk-versions/openai-6/node_modules/openai' },
+  { sdk: 'openai 5', provider: 'openai', dir: 'test/sdk-versions/openai-5/node_modules/openai' },
+  { sdk: 'anthropic 1', provider: 'anthropic', dir: 'node_modules/@anthropic-ai/sdk' },
+  { sdk: 'anthropic 0', provider: 'anthropic', dir: 'test/sdk-versions/anthropic-0/node_modules/@anthropic-ai/sdk' },
+  { sdk: 'genai 3', provider: 'google', dir: 'node_modules/@google/genai' },
+  { sdk: 'genai 2', provider: 'google', dir: 'test/sdk-versions/genai-2/node_modules/@google/genai' },
+] as const;
+
+/** The entry points that must be among those found to export a client class (so the test cannot pass on finding none). */
+const MUST_FIND: Record<string, Record<'import' | 'require', string[]>> = {
+  openai: { import: ['.', './client', './client.js', './azure'], require: ['.', './client', './client.mjs', './azure'] },
+  anthropic: { import: ['.', './client', './client.js'], require: ['.', './client', './client.mjs'] },
+  google: { import: ['.', './web'], require: ['.'] },
+};
+
+interface EntryPointRun {
+  loaded: number;
+  results: { name: string; subpaths: string[]; outcome: string }[];
+  events: number;
+}
+
+async function callThroughEntryPoints(dir: string, format: 'import' | 'require', provider: string, options: { first?: string; loader?: boolean } = {}): Promise<EntryPointRun> {
+  const baseURL = { openai: fake.openaiBaseURL, anthropic: fake.anthropicBaseURL, google: fake.geminiBaseUrl }[provider]!;
+  const args = [join(repoRoot, 'test/apps/entry-points.mjs'), join(repoRoot, dir), format, provider, baseURL];
+  if (options.first !== undefined) args.push(options.first);
+  const run = await runNode(options.loader === false ? args : ['--import', join(repoRoot, 'register.mjs'), ...args], { timeoutMs: 120_000 });
+  expect(run.stderr).not.toMatch(/Error|Warning/);
+  expect(run.code).toBe(0);
+  return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as EntryPointRun;
+}
+
+describe.each(COPIES)('$sdk: every public entry point', ({ provider, dir }) => {
+  it.each(['import', 'require'] as const)('all loaded by %s under --import: each client class they export is limited and metered', async (format) => {
+    const before = fake.requests.length;
+    const run = await callThroughEntryPoints(dir, format, provider);
+    const found = run.results.flatMap((r) => r.subpaths);
+    for (const subpath of MUST_FIND[provider]![format]) {
+      if (provider === 'google' && dir.includes('genai-2') && subpath === './web') continue;
+      expect(found).toContain(subpath);
+    }
+    expect(run.results.filter((r) => r.outcome !== 'refused')).toEqual([]);
+    expect(run.events).toBe(run.results.length);
+    expect(fake.requests.length).toBe(before);
+  }, 180_000);
+});
+
+const LOADED_FIRST = [
+  { entry: 'openai/client', provider: 'openai', dir: 'node_modules/openai', subpath: './client', format: 'import' },
+  { entry: 'openai/client', provider: 'openai', dir: 'node_modules/openai', subpath: './client', format: 'require' },
+  { entry: 'openai/azure', provider: 'openai', dir: 'node_modules/openai', subpath: './azure', format: 'import' },
+  { entry: '@anthropic-ai/sdk/client', provider: 'anthropic', dir: 'node_modules/@anthropic-ai/sdk', subpath: './client', format: 'import' },
+  { entry: '@anthropic-ai/sdk/client', provider: 'anthropic', dir: 'node_modules/@anthropic-ai/sdk', subpath: './client', format: 'require' },
+  { entry: '@google/genai/node', provider: 'google', dir: 'node_modules/@google/genai', subpath: './node', format: 'import' },
+  { entry: '@google/genai/web', provider: 'google', dir: 'node_modules/@google/genai', subpath: './web', format: 'import' },
+] as const;
+
+describe('an entry point loaded alone, before the agent is set up', () => {
+  it.each(LOADED_FIRST)('$entry by $format, patchAll() after it loaded: refused for a tenant at its limit', async ({ provider, dir, subpath, format }) => {
+    const before = fake.requests.length;
+    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath });
+    expect(run.results.map((r) => [r.subpaths, r.outcome])).toEqual(run.results.map(() => [[subpath], 'refused']));
+    expect(run.results.length).toBeGreaterThan(0);
+    expect(fake.requests.length).toBe(before);
+  }, 120_000);
+
+  it.each(LOADED_FIRST.filter((c) => c.format === 'require'))('$entry by require, without any load hook: found in the require cache', async ({ provider, dir, subpath, format }) => {
+    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath, loader: false });
+    expect(run.results.length).toBeGreaterThan(0);
+    expect(run.results.filter((r) => r.outcome !== 'refused')).toEqual([]);
+  }, 120_000);
+});
