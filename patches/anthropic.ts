@@ -78,6 +78,7 @@ const messages: HookTarget = {
   classPath: ['Messages'],
   clientPath: ['messages'],
   method: 'create',
+  path: '/v1/messages',
   readRequest: readParams,
   outputCap: [['max_tokens']],
   readResponse: (data) => messageFacts(asRecord(data)),
@@ -105,6 +106,9 @@ export const anthropicPatch: ProviderPatch = {
   classFiles: /^client\.(js|mjs)$/,
   style: 'api-promise',
   requestMethod: 'methodRequest',
+  rawRequestMethod: 'request',
+  // Counting tokens, files, skills, models and cancelling cost nothing per request.
+  requestRoutes: { freePosts: /^\/v1\/(messages\/count_tokens|files(\/.*)?|skills(\/.*)?|models(\/.*)?|.*\/cancel)$/ },
   inputExcludesCache: true,
   requestIdHeader: 'request-id',
   classifyInput,
@@ -116,7 +120,9 @@ export const anthropicPatch: ProviderPatch = {
     typeof objectAt(client, ['messages', 'create']) === 'function' && typeof objectAt(client, ['messages', 'countTokens']) === 'function',
   targets: [
     messages,
-    { ...messages, endpoint: 'beta.messages', classPath: ['Beta', 'Messages'], clientPath: ['beta', 'messages'] },
+    { ...messages, endpoint: 'beta.messages', classPath: ['Beta', 'Messages'], clientPath: ['beta', 'messages'], path: '/v1/messages?beta=true' },
+    // The tool runner sends its requests lazily, when it is read or awaited: they belong to the scope that created it.
+    { ...messages, endpoint: 'beta.messages', classPath: ['Beta', 'Messages'], clientPath: ['beta', 'messages'], method: 'toolRunner', path: undefined, bindsCallerContext: true },
     batchResults,
     { ...batchResults, classPath: ['Beta', 'Messages', 'Batches'], clientPath: ['beta', 'messages', 'batches'] },
   ],

@@ -1,5 +1,5 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
-import { readRawResponse } from './raw-response.js';
+import { meteredResponse } from './raw-response.js';
 import { settleWhenAbandoned } from './stream.js';
 
 type ParseProps = { response: Response };
@@ -32,7 +32,7 @@ function replaceOnInstance(target: object, key: string, value: Function): void {
   Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
 }
 
-/** A caller who takes the raw `Response` (`asResponse()`) is metered from a clone of the body. */
+/** A caller who takes the raw `Response` (`asResponse()`) is metered as it reads the body. */
 function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
   const asResponse = promise.asResponse;
   replaceOnInstance(promise, 'asResponse', function meteredAsResponse(this: ApiPromiseLike) {
@@ -40,17 +40,14 @@ function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
     // withResponse() parses too: the parse path meters it, the raw path must not count it again.
     if (this.parsedPromise !== undefined) return raw;
     o.rawTaken = true;
-    return raw.then((response) => {
-      if (!o.call.done) readRawResponse(response, o);
-      return response;
-    });
+    return raw.then((response) => (o.call.done ? response : meteredResponse(response, o)));
   });
 }
 
 /**
  * Observes an APIPromise without changing what the caller gets: the same object comes back, its body is parsed only
  * when the caller (or an SDK helper chained on it) asks, errors reach the caller unchanged, and a caller who reads the
- * raw `asResponse()` is still metered from a clone of the body.
+ * raw `asResponse()` is still metered, as it reads the body.
  */
 export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void {
   let observed = false;
@@ -102,16 +99,14 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   meterRawAccess(promise, o);
 
   // Anthropic's message threads take the raw response props of a streaming create() and parse them with a promise of
-  // their own: the body is then read from a clone, as for asResponse().
+  // their own: the body is then read as they read it, as for asResponse().
   const responseProps = promise._responseProps;
   if (typeof responseProps === 'function') {
     replaceOnInstance(promise, '_responseProps', function meteredResponseProps(this: ApiPromiseLike) {
       return responseProps.call(this).then((props) => {
-        if (!o.call.done && props.options?.stream === true) {
-          o.rawTaken = true;
-          readRawResponse(props.response, o);
-        }
-        return props;
+        if (o.call.done || props.options?.stream !== true) return props;
+        o.rawTaken = true;
+        return { ...props, response: meteredResponse(props.response, o) };
       });
     });
   }

@@ -42,7 +42,7 @@ export class MeteredCall {
   }
 
   /**
-   * For paths no caller is waiting on (a watcher of the request, a clone being read, a collected stream): a fault the
+   * For paths no caller is waiting on (a watcher of the request, a raw body being read, a collected stream): a fault the
    * sink rethrows under raiseOnError has nobody to reach there, and must not become an unhandled rejection.
    */
   finishInBackground(outcome: CallOutcome): void {

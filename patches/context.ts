@@ -15,19 +15,39 @@ function bindSteps(iterator: unknown, run: Runner): void {
   }
 }
 
+/** Binds each method an object inherits (a tool runner's iterator, `then`, `runUntilDone`, ...), on the object itself. */
+function bindMethods(target: object, run: Runner): void {
+  for (let proto = Object.getPrototypeOf(target) as object | null; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const key of Reflect.ownKeys(proto)) {
+      if (key === 'constructor' || Object.prototype.hasOwnProperty.call(target, key)) continue;
+      const method = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
+      if (typeof method !== 'function') continue;
+      Object.defineProperty(target, key, {
+        configurable: true,
+        writable: true,
+        enumerable: false,
+        value: function contextBoundMethod(this: unknown, ...args: unknown[]) {
+          const result = run(() => Reflect.apply(method, this, args));
+          if (typeof (result as { next?: unknown } | null)?.next === 'function') bindSteps(result, run);
+          return result;
+        },
+      });
+    }
+  }
+}
+
 /**
- * Runs the steps of a lazily started stream in the async context of the call that created it, so that the requests it
- * makes on first read (and so their tenant) belong to the caller, not to whoever reads the stream. The same iterator
- * object comes back, its own next/return/throw bound.
+ * Runs what a lazily started helper does in the async context of the call that created it, so that the requests it
+ * makes on first read (and so their tenant and limits) belong to the caller, not to whoever reads it: a stream's
+ * next/return/throw, or every method of a runner object (anthropic's tool runner). The same object comes back.
  */
 export function bindStreamToCallerContext(result: unknown): unknown {
   const run = AsyncLocalStorage.snapshot() as Runner;
-  if (result instanceof Promise) {
-    return result.then((iterator: unknown) => {
-      bindSteps(iterator, run);
-      return iterator;
-    });
-  }
-  bindSteps(result, run);
-  return result;
+  const bind = (value: unknown): unknown => {
+    if (value === null || typeof value !== 'object') return value;
+    if (typeof (value as { next?: unknown }).next === 'function') bindSteps(value, run);
+    else bindMethods(value, run);
+    return value;
+  };
+  return result instanceof Promise ? result.then(bind) : bind(result);
 }

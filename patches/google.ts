@@ -1,4 +1,5 @@
 import type { RawUsage } from '../src/event.js';
+import { unpricedCall } from './unpriced.js';
 import { mediaKindOf, type InputPart } from '../src/limits/estimate.js';
 import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
 
@@ -88,6 +89,10 @@ export const googlePatch: ProviderPatch = {
   style: 'promise',
   classifyInput,
   root: (moduleExports) => moduleExports,
+  assignedMethods: [
+    { classPath: ['Models'], names: ['generateContent', 'generateContentStream', 'embedContent', 'generateImages', 'editImage', 'upscaleImage', 'generateVideos'] },
+    { classPath: ['Batches'], names: ['create', 'createEmbeddings'] },
+  ],
   isClient: (client) => typeof objectAt(client, ['models', 'generateContentInternal']) === 'function',
   targets: [
     generateContent,
@@ -101,6 +106,17 @@ export const googlePatch: ProviderPatch = {
     ...['processAfcStream', 'generateContentStreamWithContinuation'].map(
       (method): HookTarget => ({ ...generateContent, method, bindsCallerContext: true }),
     ),
+    // Batches, images and videos: billed at a price the agent cannot know when they are sent.
+    ...(
+      [
+        ['batches.create', 'Batches', 'batches', 'createInternal'],
+        ['batches.createEmbeddings', 'Batches', 'batches', 'createEmbeddingsInternal'],
+        ['generateImages', 'Models', 'models', 'generateImagesInternal'],
+        ['editImage', 'Models', 'models', 'editImageInternal'],
+        ['upscaleImage', 'Models', 'models', 'upscaleImageInternal'],
+        ['generateVideos', 'Models', 'models', 'generateVideosInternal'],
+      ] as const
+    ).map(([endpoint, resourceClass, resource, method]): HookTarget => ({ endpoint, classPath: [resourceClass], clientPath: [resource], method, ...unpricedCall })),
     {
       ...generateContent,
       endpoint: 'embedContent',

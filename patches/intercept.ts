@@ -1,11 +1,13 @@
 import type { CallSink, MeteredCall } from './call.js';
 import { isApiPromise, observeApiPromise } from './api-promise.js';
 import { observeResult, type Observation } from './observe.js';
-import type { HookTarget, ProviderPatch } from './provider.js';
+import type { HookTarget, PreparedCall, ProviderPatch } from './provider.js';
 import { bindStreamToCallerContext } from './context.js';
 import { withCap, type CapToSend } from './output-bound.js';
 import { refusedResult } from './refuse.js';
-import { runBehindGate, type OptionsRewrite } from './request-gate.js';
+import { addingToBody, runBehindGate, type RequestGate } from './request-gate.js';
+import { sendingAsAgent } from './agent-sending.js';
+import { refusalIsHandled } from './outer-call.js';
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function';
@@ -34,35 +36,37 @@ export function interceptCall(
   // A refused call must never fall through to the SDK, whatever happens below.
   if (call.refusal !== undefined) {
     call.finish({ error: call.refusal });
-    return refusedResult(provider.style, thisArg, call.refusal);
+    if (provider.style === 'promise') refusalIsHandled();
+    const refusal = call.refusal;
+    return sendingAsAgent(() => refusedResult(provider.style, thisArg, refusal));
   }
-  let callArgs: unknown[] = args;
-  let hideInjected = false;
+  let prepared: PreparedCall | undefined;
   try {
-    const prepared = target.prepare?.(args, thisArg);
-    if (prepared !== undefined) {
-      callArgs = prepared.args;
-      hideInjected = prepared.hideInjected;
-    }
+    prepared = target.prepare?.(args, thisArg);
   } catch (fault) {
     call.fault(fault);
   }
+  const hideInjected = prepared?.hideInjected === true;
+  const run = (sentArgs: unknown[]): unknown => runAndObserve(provider, target, call, original, thisArg, sentArgs, args, hideInjected);
 
-  const run = (cap: CapToSend | undefined): unknown => {
-    const sentArgs = cap === undefined ? callArgs : [withCap(callArgs[0], cap), ...callArgs.slice(1)];
-    return runAndObserve(provider, target, call, original, thisArg, sentArgs, args, hideInjected);
-  };
   const admission = call.admission;
-  if (admission === undefined) return run(call.sendOutputCap);
   if (provider.style === 'promise') {
-    return admission.then(run, (refusal: unknown) => {
+    const runCapped = (cap: CapToSend | undefined): unknown => run(cap === undefined ? args : [withCap(args[0], cap), ...args.slice(1)]);
+    if (admission === undefined) return runCapped(call.sendOutputCap);
+    return admission.then(runCapped, (refusal: unknown) => {
       call.finish({ error: refusal });
+      refusalIsHandled();
       throw refusal;
     });
   }
-  // A Stainless request is already built when the admission answers: the cap goes into the body of its options.
-  const gate = admission.then((cap): OptionsRewrite => (cap === undefined ? undefined : (options) => ({ ...options, body: withCap(options.body, cap) })));
-  const { result, gated } = runBehindGate(gate, () => run(undefined));
+  // A Stainless SDK encodes the caller's own params object: what the agent adds (the cap, a stream option) travels with
+  // the request's options to where the body is encoded. An asynchronous admission holds the request until it answers.
+  const additions = prepared?.bodyAdditions;
+  let gate: RequestGate | undefined;
+  if (admission !== undefined) gate = admission.then((cap) => addingToBody(additions, cap));
+  else if (additions !== undefined || call.sendOutputCap !== undefined) gate = addingToBody(additions, call.sendOutputCap);
+  if (gate === undefined) return run(args);
+  const { result, gated } = runBehindGate(gate, () => run(args));
   if (!gated) call.fault(new Error(`${provider.name} ${target.endpoint}: no request gate; the spend check could not hold this request`));
   return result;
 }
@@ -80,7 +84,7 @@ function runAndObserve(
 ): unknown {
   let result: unknown;
   try {
-    result = Reflect.apply(original, thisArg, callArgs);
+    result = sendingAsAgent(() => Reflect.apply(original, thisArg, callArgs));
   } catch (err) {
     call.abandon();
     throw err;

@@ -9,7 +9,7 @@ export interface Observation {
   args: readonly unknown[];
   hideInjected: boolean;
   requestIdHeader: string | undefined;
-  /** The caller took the raw response: its clone, read to the end, records the call. */
+  /** The caller took the raw response: its body, read through the agent, records the call. */
   rawTaken: boolean;
 }
 

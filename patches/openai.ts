@@ -32,17 +32,15 @@ function acceptsStreamOptions(resource: unknown): boolean {
 
 /**
  * Chat streams carry usage only when `stream_options.include_usage` is set. When the caller did not set it, the agent
- * sends a copy of the params with it set, and hides the extra usage-only chunk from the caller.
+ * adds it where the body is encoded (the caller's params object is sent as is), and hides the extra usage-only chunk
+ * from the caller.
  */
 function requestStreamUsage(args: readonly unknown[], resource: unknown): PreparedCall | undefined {
   const params = asRecord(args[0]);
   if (params?.stream !== true) return undefined;
   const streamOptions = asRecord(params.stream_options);
   if (streamOptions?.include_usage === true || !acceptsStreamOptions(resource)) return undefined;
-  return {
-    args: [{ ...params, stream_options: { ...streamOptions, include_usage: true } }, ...args.slice(1)],
-    hideInjected: true,
-  };
+  return { hideInjected: true, bodyAdditions: { stream_options: { include_usage: true } } };
 }
 
 // ---- reading usage -------------------------------------------------------------------------------------------------
@@ -190,6 +188,7 @@ const chatCompletions: HookTarget = {
   classPath: ['Chat', 'Completions'],
   clientPath: ['chat', 'completions'],
   method: 'create',
+  path: '/chat/completions',
   readRequest: readParams,
   outputCap: [['max_completion_tokens'], ['max_tokens']],
   completions: [['n']],
@@ -201,12 +200,13 @@ const chatCompletions: HookTarget = {
 const targets: HookTarget[] = [
   chatCompletions,
   // Legacy completions stop at 16 tokens when the request sets no max_tokens.
-  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'], outputCap: [['max_tokens']], defaultOutputCap: 16, completions: [['n'], ['best_of']] },
+  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'], path: '/completions', outputCap: [['max_tokens']], defaultOutputCap: 16, completions: [['n'], ['best_of']] },
   {
     endpoint: 'responses',
     classPath: ['Responses'],
     clientPath: ['responses'],
     method: 'create',
+    path: '/responses',
     readRequest: readParams,
     outputCap: [['max_output_tokens']],
     readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)?.usage) }),
@@ -217,6 +217,7 @@ const targets: HookTarget[] = [
     classPath: ['Embeddings'],
     clientPath: ['embeddings'],
     method: 'create',
+    path: '/embeddings',
     readRequest: readParams,
     readResponse: (data) => {
       const usage = asRecord(asRecord(data)?.usage);
@@ -232,6 +233,7 @@ const targets: HookTarget[] = [
       classPath: ['Audio', kind === 'transcriptions' ? 'Transcriptions' : 'Translations'],
       clientPath: ['audio', kind],
       method: 'create',
+      path: `/audio/${kind}`,
       readRequest: readParams,
       readResponse: (data) => ({ usage: audioUsage(data) }),
       readStreamItem: readTranscriptionEvent,
@@ -242,6 +244,7 @@ const targets: HookTarget[] = [
     classPath: ['Audio', 'Speech'],
     clientPath: ['audio', 'speech'],
     method: 'create',
+    path: '/audio/speech',
     readRequest: readParams,
     readResponse: (_data, args) => {
       const input = asRecord(args[0])?.input;
@@ -254,6 +257,7 @@ const targets: HookTarget[] = [
       classPath: ['Images'],
       clientPath: ['images'],
       method,
+      path: method === 'generate' ? '/images/generations' : '/images/edits',
       readRequest: readParams,
       completions: [['n']],
       readResponse: (data) => {
@@ -271,6 +275,14 @@ export const openaiPatch: ProviderPatch = {
   classFiles: /^client\.(js|mjs)$/,
   style: 'api-promise',
   requestMethod: 'methodRequest',
+  rawRequestMethod: 'request',
+  bodyEncoder: 'buildBody',
+  // Uploads, moderation, and creating or changing stored objects (assistants, threads and their messages, vector
+  // stores, conversations, evals) cost nothing per request; nor does counting input tokens or cancelling.
+  requestRoutes: {
+    freePosts:
+      /^\/(files|uploads(\/.*)?|moderations|assistants(\/[^/]+)?|threads(\/[^/]+)?(\/messages(\/[^/]+)?)?|vector_stores(\/.*)?|conversations(\/.*)?|chat\/completions\/[^/]+|responses\/input_tokens|evals(\/[^/]+)?|organization\/.*|.*\/cancel)$/,
+  },
   requestIdHeader: 'x-request-id',
   classifyInput,
   root: (moduleExports) => {

@@ -21,11 +21,12 @@ export interface RequestFacts {
 /** A property path inside a request's params, e.g. ['config', 'maxOutputTokens']. */
 export type ParamPath = readonly string[];
 
-/** The arguments a call is sent with, when the patch had to change them (a copy; the caller's objects are never touched). */
+/** What a patch asked the provider for on its own account, for a call sent with the caller's own arguments. */
 export interface PreparedCall {
-  args: unknown[];
-  /** Items the patch asked for on its own account (e.g. a usage-only stream chunk) that the caller must not see. */
+  /** Items the patch asked for (e.g. a usage-only stream chunk) that the caller must not see. */
   hideInjected: boolean;
+  /** Top-level body fields the provider must get (objects merged into the caller's value), added when it is encoded. */
+  bodyAdditions?: Record<string, unknown>;
 }
 
 /** One method to hook: where it lives and how to read what it returns. */
@@ -37,6 +38,8 @@ export interface HookTarget {
   /** Path from a client instance to an instance of that resource class. */
   clientPath: readonly string[];
   method: string;
+  /** The path the method's request goes to (query included), for requests sent to it through the generic methods. */
+  path?: string;
   readRequest(args: readonly unknown[]): RequestFacts;
   /**
    * Where the request's output cap may be, the one strict mode sends (when the request has none) first. Absent: the
@@ -47,6 +50,11 @@ export interface HookTarget {
   defaultOutputCap?: number;
   /** Where the request asks for several completions (n, best_of, candidateCount): each may run to the cap. */
   completions?: readonly ParamPath[];
+  /**
+   * Billable, at a price the agent cannot know when it is sent (a batch, a video): one event with price_unknown and no
+   * usage, and the unknownModel policy for a limited tenant.
+   */
+  unpriced?: true;
   /** Spend already made at the provider (batch results): recorded and counted, never refused. */
   paidEarlier?: true;
   prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
@@ -96,6 +104,21 @@ export interface ProviderPatch {
    * asynchronous spend check. Patched on the root class's prototype (or a client's).
    */
   requestMethod?: string;
+  /** The client's method that encodes a request body (Stainless `buildBody`), where the agent's own fields are added. */
+  bodyEncoder?: string;
+  /** The client's method that sends one request given whole options (Stainless `request`), also public. */
+  rawRequestMethod?: string;
+  /**
+   * Requests sent through the generic methods (`client.post(path, ...)`, `client.request(...)`, resources without a
+   * hook): a request to a target's `path` is metered like that target; the POSTs here cost nothing; any other POST is
+   * billable at a price unknown when it is sent.
+   */
+  requestRoutes?: { freePosts: RegExp };
+  /**
+   * Public methods a class's constructor assigns per instance as async wrappers of hooked ones (genai): guarded so that
+   * a call the agent refuses never becomes an unhandled rejection (see patches/outer-call.ts).
+   */
+  assignedMethods?: readonly { classPath: readonly string[]; names: readonly string[] }[];
   /** Reads the parts of a request's params that are not plain text (media, server-side state), for sizing a reservation. */
   classifyInput: InputClassifier;
   /** True for a client instance of this SDK (any build, any copy). */

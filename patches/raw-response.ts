@@ -1,56 +1,123 @@
 import { requestIdOf, type Observation } from './observe.js';
 import type { ResponseFacts } from './provider.js';
+import { settleWhenAbandoned } from './stream.js';
 
-/** Splits a complete server-sent-events body into the JSON payloads of its `data:` fields. */
-export function* sseDataPayloads(body: string): Generator<unknown> {
-  for (const block of body.split(/\r?\n\r?\n/)) {
+/** A JSON body larger than this is passed on unread: no usage object is that large. */
+const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
+
+/** Reads the facts of a body from its bytes, as they pass: server-sent events one by one, anything else at its end. */
+class BodyReader {
+  private readonly decoder = new TextDecoder();
+  private readonly sse: boolean;
+  private pending = '';
+  private readonly chunks: Uint8Array[] = [];
+  private size = 0;
+  readonly facts: ResponseFacts = {};
+
+  constructor(
+    private readonly o: Observation,
+    contentType: string,
+  ) {
+    this.sse = contentType.includes('text/event-stream');
+  }
+
+  push(bytes: Uint8Array): void {
+    if (!this.sse) {
+      this.size += bytes.byteLength;
+      if (this.size <= MAX_JSON_BODY_BYTES) this.chunks.push(bytes);
+      return;
+    }
+    this.pending += this.decoder.decode(bytes, { stream: true });
+    const blocks = this.pending.split(/\r?\n\r?\n/);
+    this.pending = blocks.pop() ?? '';
+    for (const block of blocks) this.readEvent(block);
+  }
+
+  end(): ResponseFacts {
+    if (this.sse) {
+      this.readEvent(this.pending + this.decoder.decode());
+      return this.facts;
+    }
+    if (this.size > MAX_JSON_BODY_BYTES) return this.facts;
+    const text = Buffer.concat(this.chunks).toString('utf8');
+    let data: unknown = text;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // A body that is not JSON is read as text.
+    }
+    return Object.assign(this.facts, this.o.target.readResponse(data, this.o.args));
+  }
+
+  private readEvent(block: string): void {
+    const readItem = this.o.target.readStreamItem;
+    if (readItem === undefined) return;
     const data = block
       .split(/\r?\n/)
       .filter((line) => line.startsWith('data:'))
       .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
       .join('\n');
-    if (data === '' || data === '[DONE]') continue;
+    if (data === '' || data === '[DONE]') return;
+    let item: unknown;
     try {
-      yield JSON.parse(data);
+      item = JSON.parse(data);
     } catch {
-      // A payload that is not JSON carries no usage.
+      return;
     }
+    readItem(item, this.facts, false);
   }
-}
-
-async function readFacts(response: Response, o: Observation): Promise<ResponseFacts> {
-  const type = response.headers.get('content-type') ?? '';
-  if (type.includes('text/event-stream')) {
-    const facts: ResponseFacts = {};
-    const readItem = o.target.readStreamItem;
-    if (readItem !== undefined) for (const item of sseDataPayloads(await response.text())) readItem(item, facts, false);
-    return facts;
-  }
-  if (type.includes('json')) return o.target.readResponse(await response.json(), o.args);
-  if (type.startsWith('text/')) return o.target.readResponse(await response.text(), o.args);
-  return o.target.readResponse(undefined, o.args);
 }
 
 /**
- * Meters a call whose caller took the raw `Response` (`asResponse()`): reads a clone of the body in the background, so
- * the caller's own body stays unread and theirs to consume.
+ * Meters a call whose caller takes the raw `Response` (`asResponse()`): the caller gets a Response like the SDK's whose
+ * body is the SDK's own, read through the agent as the caller reads it (nothing read ahead, nothing buffered for the
+ * caller), and a caller who cancels its body cancels the SDK's, so the request stops.
  */
-export function readRawResponse(response: Response, o: Observation): void {
+export function meteredResponse(response: Response, o: Observation): Response {
   const requestId = requestIdOf(response, o.requestIdHeader);
-  if (!response.ok) {
-    o.call.finish({ error: { name: 'APIError', status: response.status }, requestId });
-    return;
+  const source = response.body;
+  if (!response.ok || source === null) {
+    o.call.finish(response.ok ? { ...o.target.readResponse(undefined, o.args), requestId } : { error: { name: 'APIError', status: response.status }, requestId });
+    return response;
   }
-  let clone: Response;
-  try {
-    clone = response.clone();
-  } catch (fault) {
-    o.call.fault(fault);
-    o.call.finish({ requestId, partial: true });
-    return;
-  }
-  readFacts(clone, o).then(
-    (facts) => o.call.finishInBackground({ ...facts, requestId, partial: facts.usage === undefined }),
-    () => o.call.finishInBackground({ requestId, partial: true }),
+  const reader = source.getReader();
+  const body = new BodyReader(o, response.headers.get('content-type') ?? '');
+  const read = (step: (b: BodyReader) => void): void => {
+    try {
+      step(body);
+    } catch (fault) {
+      o.call.fault(fault);
+    }
+  };
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          o.call.finishInBackground({ ...body.facts, error: err, requestId, partial: body.facts.complete !== true });
+          controller.error(err);
+          return;
+        }
+        if (chunk.done) {
+          read((b) => b.end());
+          o.call.finishInBackground({ ...body.facts, requestId, partial: body.facts.usage === undefined });
+          controller.close();
+          return;
+        }
+        read((b) => b.push(chunk.value));
+        controller.enqueue(chunk.value);
+      },
+      cancel(reason) {
+        o.call.finishInBackground({ ...body.facts, requestId, partial: body.facts.complete !== true });
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
   );
+  const metered = new Response(stream, { status: response.status, statusText: response.statusText, headers: response.headers });
+  for (const key of ['url', 'redirected', 'type'] as const) Object.defineProperty(metered, key, { value: response[key], enumerable: true });
+  settleWhenAbandoned(metered, o.call, requestId);
+  return metered;
 }

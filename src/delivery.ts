@@ -20,24 +20,34 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
 }
 
+/** Where events go, and how an event that never got there is told in a warning. */
+interface Destination {
+  batcher: Batcher<UsageEvent>;
+  /** `3 usage event(s) ${notDone}` */
+  notDone: string;
+}
+
 /**
  * Where events go once recorded: the ingest (when `url` is set) and the usage file (when `file` is set), each through
- * its own bounded queue and batcher, flushed on the process's way out.
+ * its own bounded queue and batcher, flushed on the process's way out. Once closed, an event is counted as dropped.
  */
 export class Delivery {
-  private readonly batchers: Batcher<UsageEvent>[] = [];
+  private readonly destinations: Destination[] = [];
   private readonly usageFile: { sender: FileSender; batcher: Batcher<UsageEvent> } | undefined;
   private readonly exitParticipant: ExitParticipant;
   private recorded = 0;
+  private closed = false;
+  /** Events recorded after close(): they reach onEvent, and no destination. */
+  private droppedAfterClose = 0;
 
   constructor(
     config: ResolvedConfig,
-    log: AgentLog,
+    private readonly log: AgentLog,
     /** A failed POST or write, its message already free of secrets. */
     onError: (err: Error) => void,
   ) {
     const { url, file } = config;
-    const open = (sender: BatchSender<UsageEvent>): Batcher<UsageEvent> => {
+    const open = (sender: BatchSender<UsageEvent>, notDone: string): Batcher<UsageEvent> => {
       const batcher = new Batcher<UsageEvent>(new BoundedQueue<UsageEvent>(config.maxQueueSize), sender, {
         flushInterval: config.flushInterval,
         maxBatchSize: config.maxBatchSize,
@@ -46,12 +56,12 @@ export class Delivery {
         onError,
       });
       batcher.start();
-      this.batchers.push(batcher);
+      this.destinations.push({ batcher, notDone });
       return batcher;
     };
     if (url !== undefined) {
       const source = `//llm-meter/${hostname()}/${process.pid}`;
-      open(new HttpSender({ url, apiKey: config.apiKey, timeoutMs: config.requestTimeout, format: config.format, source }));
+      open(new HttpSender({ url, apiKey: config.apiKey, timeoutMs: config.requestTimeout, format: config.format, source }), 'not delivered to the ingest');
       log.debug(`delivering to ${displayUrl(url)} every ${config.flushInterval} ms`);
       if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
         log.warn(`url ${displayUrl(url)} is plain http to another host: usage data and the api key travel unencrypted`);
@@ -59,44 +69,64 @@ export class Delivery {
     }
     if (file !== undefined) {
       const sender = new FileSender(file);
-      this.usageFile = { sender, batcher: open(sender) };
+      this.usageFile = { sender, batcher: open(sender, 'written to the usage file') };
     }
     this.exitParticipant = {
-      undelivered: () => this.batchers.reduce((n, b) => n + b.undelivered, 0),
+      undelivered: () => this.destinations.reduce((n, d) => n + d.batcher.undelivered, 0),
       recorded: () => this.recorded,
       drain: (deadline) => this.drain(deadline),
-      writeNow: () => this.usageFile?.sender.sendNow(this.usageFile.batcher.takeAll()),
+      writeNow: () => {
+        try {
+          this.usageFile?.batcher.deliverNow((events) => this.usageFile?.sender.sendNow(events));
+        } finally {
+          this.warnUndelivered('exiting');
+        }
+      },
       shutdownTimeout: config.shutdownTimeout,
     };
-    if (this.batchers.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
+    if (this.destinations.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
   }
 
   add(event: UsageEvent): void {
     this.recorded++;
-    for (const batcher of this.batchers) batcher.add(event);
+    if (this.closed) {
+      this.droppedAfterClose++;
+      return;
+    }
+    for (const { batcher } of this.destinations) batcher.add(event);
   }
 
   /** Sends what is queued now, each batch once. */
   async flush(): Promise<void> {
-    await Promise.all(this.batchers.map((b) => b.flush()));
+    await Promise.all(this.destinations.map((d) => d.batcher.flush()));
   }
 
-  /** Delivers what is queued, retrying, until done or the deadline; then stops the timers. */
+  /**
+   * Delivers what is queued, retrying, until done or the deadline (abandoning a request still in flight then), warns
+   * once about what it gave up on, and stops.
+   */
   async close(deadline: number): Promise<void> {
     await this.drain(deadline);
-    for (const batcher of this.batchers) batcher.stop();
+    this.closed = true;
+    for (const { batcher } of this.destinations) batcher.stop();
     leaveExitFlush(this.exitParticipant);
+    this.warnUndelivered(`shutdown gave up after shutdownTimeout (${this.exitParticipant.shutdownTimeout} ms)`);
   }
 
-  /** Of the ingest, or of the usage file when there is no url. */
+  /** Of the ingest, or of the usage file when there is no url; zeros when events go to neither. */
   stats(): DeliveryStats {
-    const primary = this.batchers[0];
+    const primary = this.destinations[0]?.batcher;
     if (primary === undefined) return { queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
     const { sent, retried, failedBatches } = primary.counts;
-    return { queued: primary.undelivered, sent, dropped: primary.dropped, retried, failedBatches };
+    return { queued: primary.undelivered, sent, dropped: primary.dropped + this.droppedAfterClose, retried, failedBatches };
   }
 
   private async drain(deadline: number): Promise<void> {
-    await Promise.all(this.batchers.map((b) => b.drainUntil(deadline)));
+    await Promise.all(this.destinations.map((d) => d.batcher.drainUntil(deadline)));
+  }
+
+  private warnUndelivered(occasion: string): void {
+    const lost = this.destinations.filter((d) => d.batcher.undelivered > 0).map((d) => `${d.batcher.undelivered} usage event(s) ${d.notDone}`);
+    if (lost.length > 0) this.log.warn(`${occasion}: ${lost.join(', ')}`);
   }
 }

@@ -4,9 +4,12 @@ export interface ExitParticipant {
   undelivered(): number;
   /** Events recorded so far (to tell whether anything new happened since the last exit flush). */
   recorded(): number;
-  /** Sends what it can until the deadline; never rejects. */
+  /** Sends what it can until the deadline, and resolves by then whatever a peer does; never rejects. */
   drain(deadline: number): Promise<void>;
-  /** The last synchronous chance at 'exit': what can be written without the event loop (the usage file). */
+  /**
+   * The last synchronous chance, at 'exit' or before a signal ends the process: writes what can be written without the
+   * event loop (the usage file) and says what is lost. (Its name stays: copies of the agent share the registry.)
+   */
   writeNow(): void;
   shutdownTimeout: number;
 }
@@ -43,18 +46,27 @@ function onBeforeExit(): void {
 /**
  * SIGTERM / SIGINT: flush (bounded by shutdownTimeout), then end the way the process would have without the agent:
  * if the app listens for the signal itself, its handler decides; otherwise the signal's default action (termination)
- * is restored and the signal raised again.
+ * is restored and the signal raised again. A second signal while flushing is the user insisting: it ends the process
+ * at once (or, when the app listens for it, is the app's handler's alone, as always).
  */
 function onSignal(signal: NodeJS.Signals): void {
-  if (registry.signalling) return;
-  registry.signalling = true;
   const appHandlesIt = process.listenerCount(signal) > 1;
+  if (registry.signalling) {
+    if (!appHandlesIt) endBy(signal);
+    return;
+  }
+  registry.signalling = true;
   void drainAll().finally(() => {
     registry.signalling = false;
-    if (appHandlesIt) return;
-    uninstall();
-    process.kill(process.pid, signal);
+    if (!appHandlesIt) endBy(signal);
   });
+}
+
+/** Ends the process by the signal's default action, after the last synchronous write ('exit' does not run then). */
+function endBy(signal: NodeJS.Signals): void {
+  onExit();
+  uninstall();
+  process.kill(process.pid, signal);
 }
 
 function onExit(): void {

@@ -28,6 +28,13 @@ export class AgentLog {
     this.warn(message);
   }
 
+  /** A debug line once per key: diagnostics that would otherwise repeat on every call. */
+  debugOnce(key: string, message: string): void {
+    if (!this.debugEnabled || this.warned.has(key)) return;
+    this.warned.add(key);
+    this.debug(message);
+  }
+
   redact(text: string): string {
     let out = text;
     for (const secret of this.secrets) out = out.split(secret).join('[redacted]');

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/call.js';
@@ -12,7 +13,11 @@ import { Patcher } from './patcher.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenant.js';
+import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './middleware.js';
 import { WindowCalendar } from './limits/windows.js';
+
+/** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */
+const UNPRICED: PriceQuote = { costUsd: 0, source: 'unknown', unknown: true };
 
 export interface ScopeOptions {
   /** Free-form labels copied onto every event of the scope (e.g. feature, user tier). */
@@ -47,7 +52,7 @@ export class Meter implements CallSink {
     );
     this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config);
     this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err));
-    this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err));
+    this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err), this.log);
   }
 
   // ---- patching --------------------------------------------------------------------------------------------------
@@ -80,15 +85,34 @@ export class Meter implements CallSink {
 
   // ---- tenants ---------------------------------------------------------------------------------------------------
 
-  /** Runs `fn` with every LLM call inside it billed to `tenantId`; returns what `fn` returns. Innermost scope wins. */
+  /**
+   * Runs `fn` with every LLM call inside it billed to `tenantId`; returns what `fn` returns. Innermost scope wins.
+   * After shutdown() it still runs `fn`, unmetered: the app's code never breaks on a closed meter.
+   */
   forTenant<R>(tenantId: string, fn: () => R, options: ScopeOptions = {}): R {
     if (typeof fn !== 'function') throw new ConfigError(`forTenant: fn must be a function, got ${describeValue(fn)}`);
+    if (this.closed) return fn();
     return tenantStore.run(this.tenantContext(tenantId, options), fn);
   }
 
-  /** Bills every call for the rest of the current async context to `tenantId` (for middleware). */
+  /**
+   * Bills every call for the rest of the current async context to `tenantId` (AsyncLocalStorage.enterWith). Safe only
+   * where that context is one unit of work's own: a script, a job inside forTenant. Not in an HTTP request handler: on
+   * Node 20 and 22 the handler runs in its connection's context, which every request of a keep-alive connection shares,
+   * so the connection's next requests would bill to this tenant too. For requests use `middleware`.
+   */
   setTenant(tenantId: string, options: ScopeOptions = {}): void {
     tenantStore.enterWith(this.tenantContext(tenantId, options));
+  }
+
+  /**
+   * Express / Connect middleware, also a Fastify hook (onRequest, preValidation or preHandler), that bills each request
+   * to the tenant `resolveTenant` names: the rest of the chain runs in forTenant. A request it names none for (undefined
+   * or null) goes on untouched; a throw or rejection of `resolveTenant`, and an invalid tenant id, go to next(err).
+   */
+  middleware<Req = IncomingMessage>(resolveTenant: TenantResolver<Req>, options: ScopeOptions = {}): TenantMiddleware<Req> {
+    validateTags(options?.tags);
+    return tenantMiddleware(resolveTenant, (tenantId, next) => this.forTenant(tenantId, next, options));
   }
 
   private tenantContext(tenantId: string, options: ScopeOptions): TenantContext {
@@ -100,6 +124,7 @@ export class Meter implements CallSink {
 
   /** Sets a tenant's limit for a calendar window (a tenant may have a daily and a monthly one); applies to the next call. */
   setLimit(tenantId: string, limit: SetLimitInput): Promise<void> {
+    if (this.closed) return Promise.reject(new ConfigError('setLimit: this meter was shut down; set limits through a Meter that is running'));
     return this.limits.setLimit(tenantId, limit);
   }
 
@@ -114,8 +139,9 @@ export class Meter implements CallSink {
 
   // ---- events ----------------------------------------------------------------------------------------------------
 
-  /** Records usage the agent cannot see (another SDK, a batch job, a self-hosted model). */
+  /** Records usage the agent cannot see (another SDK, a batch job, a self-hosted model). Refused after shutdown(). */
   trackManually(usage: ManualUsage): UsageEvent {
+    if (this.closed) throw new ConfigError('trackManually: this meter was shut down; usage recorded now would never be delivered');
     const event = validateManualEvent(usage, currentTenant());
     this.stampCost(event, this.prices.quote(event, reportedCost(usage)), undefined);
     this.emit(event);
@@ -137,6 +163,9 @@ export class Meter implements CallSink {
       args,
     };
     if (target.paidEarlier === true) start.paidEarlier = true;
+    if (start.tenant === undefined && this.log.debugEnabled) {
+      this.log.debugOnce(`no-tenant:${provider.name}:${target.endpoint}`, `${provider.name} ${target.endpoint} called outside any tenant scope: its events carry no tenant_id`);
+    }
     const admission = this.limits.admit(start);
     if (!(admission instanceof Promise)) {
       start.reservation = admission.reservation;
@@ -179,7 +208,7 @@ export class Meter implements CallSink {
    * when that is higher: over-counting is the safe side of a budget.
    */
   private price(event: UsageEvent, start: CallStart): void {
-    const quote = this.prices.quote(event);
+    const quote = start.target.unpriced === true ? UNPRICED : this.prices.quote(event);
     let estimate: number | undefined;
     if (event.usage_invalid === true || (event.partial === true && event.error === undefined)) {
       const reserved = this.limits.reservedUsd(start);
@@ -205,8 +234,10 @@ export class Meter implements CallSink {
     return event.cost_usd;
   }
 
+  /** Every event is handed to delivery first (which counts one recorded after shutdown as dropped), then to onEvent. */
   private emit(event: UsageEvent): void {
     if (this.log.debugEnabled) this.log.debug(`event ${JSON.stringify(event)}`);
+    this.delivery.add(event);
     if (this.config.onEvent !== undefined) {
       try {
         this.config.onEvent(event);
@@ -214,7 +245,6 @@ export class Meter implements CallSink {
         this.fault(err);
       }
     }
-    if (!this.closed) this.delivery.add(event);
   }
 
   // ---- faults ----------------------------------------------------------------------------------------------------
@@ -265,15 +295,21 @@ export class Meter implements CallSink {
   }
 
   /**
-   * Unpatches, delivers what is queued (retrying, for at most `shutdownTimeout`), and stops the timers. Events recorded
-   * after this are not delivered.
+   * Unpatches, delivers what is queued (retrying) and closes the limit store, together within `shutdownTimeout`
+   * whatever a peer does, and stops the timers. Events recorded after this (a call still in flight) reach onEvent and
+   * count as dropped; trackManually and setLimit are refused, forTenant runs its fn unmetered.
    */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    this.unpatchAll();
-    await this.delivery.close(Date.now() + this.config.shutdownTimeout);
     this.closed = true;
-    await this.limits.close();
+    const deadline = Date.now() + this.config.shutdownTimeout;
+    this.unpatchAll();
+    // The store gets the same deadline; a request of its own still in flight then ends by its own deadline.
+    const limitsClosed = this.limits.close().catch((err: unknown) => this.noteFault(err));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+    await Promise.all([this.delivery.close(deadline), Promise.race([limitsClosed, expired])]);
+    clearTimeout(timer);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -282,8 +318,8 @@ export class Meter implements CallSink {
 
   /**
    * Delivery so far (of the ingest, or of the usage file when there is no url): events not delivered yet (queued or in a
-   * batch being sent), sent, dropped (queue overflow, or refused for good by the server), retried POSTs, and batches
-   * given up on.
+   * batch being sent), sent, dropped (queue overflow, refused for good by the server, or recorded after shutdown),
+   * retried POSTs, and batches given up on. queued + sent + dropped is every event recorded.
    */
   stats(): DeliveryStats {
     return this.delivery.stats();

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { Hook as RequireHook } from 'require-in-the-middle';
 import { BUILT_IN_PATCHES, HOOKED_PACKAGE_NAMES } from '../patches/index.js';
 import type { ProviderPatch } from '../patches/provider.js';
-import { recordLoadedModule, sdkModules } from './sdk-modules.js';
+import { onModuleLoaded, recordLoadedModule, sdkModules } from './sdk-modules.js';
 
 const agentRequire = createRequire(__filename);
 
@@ -131,8 +131,9 @@ function appIsEsm(): boolean {
  * app would resolve it. Node caches modules by URL, so this yields the app's own classes when the app imported the same
  * copy. `instrument(client)` is the dependable way for such apps.
  */
-export async function importFromAppRoot(): Promise<void> {
-  if (sdkModules.importHookInstalled || !appIsEsm()) return;
+export async function importFromAppRoot(): Promise<string[]> {
+  const imported: string[] = [];
+  if (sdkModules.importHookInstalled || !appIsEsm()) return imported;
   const appRequire = createRequire(join(appRoot(), 'noop.js'));
   for (const moduleName of HOOKED_PACKAGE_NAMES) {
     let dir: string | undefined;
@@ -146,5 +147,31 @@ export async function importFromAppRoot(): Promise<void> {
     const target = esmTarget(manifest.exports) ?? manifest.module;
     if (target === undefined) continue;
     recordLoadedModule({ moduleName, moduleExports: await import(pathToFileURL(join(dir, target)).href), packageDir: dir, format: 'esm' });
+    imported.push(moduleName);
   }
+  return imported;
+}
+
+/** How long after a provider SDK loads under the load hooks the agent expects a Meter to have patched it. */
+const PATCH_EXPECTED_WITHIN_MS = 5000;
+
+/**
+ * For register.mjs: one warning when a provider SDK loaded under the load hooks but no Meter patched anything (the app
+ * never called patchAll() or instrument()), by a few seconds after it loaded or at exit, whichever comes first.
+ */
+export function warnIfNeverPatched(): void {
+  let warned = false;
+  const check = (): void => {
+    if (warned || sdkModules.patchRequested || sdkModules.modules.length === 0) return;
+    warned = true;
+    const names = [...new Set(sdkModules.modules.map((m) => m.moduleName))].join(', ');
+    process.stderr.write(
+      `[llm-meter] warning: ${names} loaded under --import llm-meter/register, but no Meter patched it (meter.patchAll() was never called): its calls are not metered\n`,
+    );
+  };
+  const stop = onModuleLoaded(() => {
+    stop();
+    setTimeout(check, PATCH_EXPECTED_WITHIN_MS).unref();
+    process.once('exit', check);
+  });
 }

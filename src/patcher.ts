@@ -1,12 +1,30 @@
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import type { CallSink } from '../patches/call.js';
 import { interceptCall } from '../patches/intercept.js';
-import { objectAt, type HookTarget, type ProviderPatch } from '../patches/provider.js';
+import { asRecord, objectAt, type HookTarget, type ProviderPatch } from '../patches/provider.js';
+import { isAgentSending } from '../patches/agent-sending.js';
+import { interceptRequest } from '../patches/generic-request.js';
+import { encodedWithAdditions } from '../patches/body-additions.js';
+import { guardAssignedMethods } from '../patches/outer-call.js';
 import { gatedOptions } from '../patches/request-gate.js';
 import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../patches/wrap-method.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ConfigError, describeValue } from './errors.js';
+import type { AgentLog } from './log.js';
 import { captureRequiredModules, importFromAppRoot, installRequireHook } from './module-hooks.js';
 import { onModuleLoaded, sdkModules, type LoadedSdkModule } from './sdk-modules.js';
+
+/** Package, version, build and place of one loaded SDK copy, for debug output. */
+function describeCopy(loaded: LoadedSdkModule): string {
+  let version = 'unknown version';
+  try {
+    if (loaded.packageDir !== undefined) version = (JSON.parse(readFileSync(join(loaded.packageDir, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    // Left unknown.
+  }
+  return `${loaded.moduleName} ${version} (${loaded.format === 'esm' ? 'ESM' : 'CJS'} build) in ${loaded.packageDir ?? 'an unknown directory'}`;
+}
 
 /**
  * Installs and removes a Meter's wrappers: on every build and copy of the enabled provider SDKs as they are found
@@ -14,6 +32,8 @@ import { onModuleLoaded, sdkModules, type LoadedSdkModule } from './sdk-modules.
  */
 export class Patcher {
   private readonly wrapped = new Map<string, WrappedMethod[]>();
+  /** Undoes the accessors that guard per-instance methods (patches/outer-call.ts), per provider. */
+  private readonly guards = new Map<string, (() => void)[]>();
   private readonly enabled = new Set<string>();
   private stopListening: (() => void) | undefined;
 
@@ -22,16 +42,27 @@ export class Patcher {
     private readonly allowed: readonly string[],
     /** Background faults (a failed best-effort import): counted and logged, never thrown. */
     private readonly noteFault: (err: unknown) => void,
+    private readonly log: AgentLog,
   ) {}
 
   patch(name: string): void {
     const provider = this.provider(name);
     this.enabled.add(provider.name);
+    sdkModules.patchRequested = true;
     installRequireHook();
     captureRequiredModules();
     this.stopListening ??= onModuleLoaded((loaded) => this.patchLoadedModule(loaded));
     for (const loaded of sdkModules.modules) this.patchLoadedModule(loaded);
-    importFromAppRoot().catch((err: unknown) => this.noteFault(err));
+    importFromAppRoot().then(
+      (imported) => {
+        if (imported.length === 0) return;
+        this.log.warnOnce(
+          'esm-without-import',
+          `this ES module app was started without --import llm-meter/register: the agent patched the builds of ${imported.join(', ')} it could import from the app's root; a copy the app imports any other way is not metered (start node with --import llm-meter/register, or use meter.instrument(client))`,
+        );
+      },
+      (err: unknown) => this.noteFault(err),
+    );
   }
 
   unpatch(name: string): void {
@@ -39,6 +70,8 @@ export class Patcher {
     this.enabled.delete(provider.name);
     for (const method of this.wrapped.get(provider.name) ?? []) unwrapMethod(method);
     this.wrapped.delete(provider.name);
+    for (const undo of this.guards.get(provider.name) ?? []) undo();
+    this.guards.delete(provider.name);
   }
 
   unpatchAll(): void {
@@ -54,6 +87,7 @@ export class Patcher {
       throw new ConfigError(`instrument: not a client of a supported SDK (${BUILT_IN_PATCH_NAMES.join(', ')}), got ${describeValue(client)}`);
     }
     this.enabled.add(provider.name);
+    sdkModules.patchRequested = true;
     this.wrapRequestMethod(provider, Object.getPrototypeOf(client) as object);
     for (const target of provider.targets) {
       const resource = objectAt(client, target.clientPath);
@@ -73,10 +107,18 @@ export class Patcher {
     for (const provider of BUILT_IN_PATCHES) {
       if (!this.enabled.has(provider.name) || provider.packageName !== loaded.moduleName) continue;
       const root = provider.root(loaded.moduleExports);
+      if (this.log.debugEnabled) this.log.debugOnce(`patched:${loaded.packageDir}:${loaded.format}`, `patching ${describeCopy(loaded)}`);
       if (typeof root === 'function') this.wrapRequestMethod(provider, root.prototype as object);
       for (const target of provider.targets) {
         const resourceClass = objectAt(root, target.classPath);
         if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
+      }
+      for (const { classPath, names } of provider.assignedMethods ?? []) {
+        const resourceClass = objectAt(root, classPath);
+        if (typeof resourceClass !== 'function') continue;
+        const undos = this.guards.get(provider.name) ?? [];
+        undos.push(guardAssignedMethods(resourceClass.prototype as object, names));
+        this.guards.set(provider.name, undos);
       }
     }
   }
@@ -88,15 +130,40 @@ export class Patcher {
     );
   }
 
-  /** Where a request can wait for an asynchronous spend check (see patches/request-gate.ts). */
+  /**
+   * The client's request methods: where a hooked call's request waits for an asynchronous spend check (see
+   * patches/request-gate.ts), and where a request sent any other way is metered (see patches/generic-request.ts).
+   */
   private wrapRequestMethod(provider: ProviderPatch, prototype: object): void {
-    if (provider.requestMethod === undefined) return;
-    this.remember(
-      provider,
-      wrapMethod(prototype, provider.requestMethod, this.sink, (_sink, original, thisArg, [method, path, options, ...rest]) =>
-        Reflect.apply(original, thisArg, [method, path, gatedOptions(options), ...rest]),
-      ),
-    );
+    if (provider.requestMethod !== undefined) {
+      this.remember(
+        provider,
+        wrapMethod(prototype, provider.requestMethod, this.sink, (sink, original, thisArg, [method, path, options, ...rest]) => {
+          if (isAgentSending()) return Reflect.apply(original, thisArg, [method, path, gatedOptions(options), ...rest]);
+          return interceptRequest(provider, sink, thisArg, method, path, options, (sent) => Reflect.apply(original, thisArg, [method, path, sent, ...rest]));
+        }),
+      );
+    }
+    if (provider.bodyEncoder !== undefined) {
+      this.remember(
+        provider,
+        wrapMethod(prototype, provider.bodyEncoder, this.sink, (_sink, original, thisArg, args) => {
+          const encoded = Reflect.apply(original, thisArg, args) as { body?: unknown } | undefined;
+          const body = encodedWithAdditions(asRecord(args[0])?.options, encoded?.body);
+          return body === undefined ? encoded : { ...encoded, body };
+        }),
+      );
+    }
+    if (provider.rawRequestMethod !== undefined) {
+      this.remember(
+        provider,
+        wrapMethod(prototype, provider.rawRequestMethod, this.sink, (sink, original, thisArg, [options, ...rest]) => {
+          if (isAgentSending()) return Reflect.apply(original, thisArg, [options, ...rest]);
+          const { method, path } = asRecord(options) ?? {};
+          return interceptRequest(provider, sink, thisArg, method, path, options, (sent) => Reflect.apply(original, thisArg, [sent, ...rest]));
+        }),
+      );
+    }
   }
 
   private remember(provider: ProviderPatch, outcome: WrapOutcome): void {

@@ -103,6 +103,12 @@ function highestRate(rate: number | TieredPrices | undefined): number {
   return Math.max(rate.base, ...rate.tiers.map((t) => t.price));
 }
 
+/**
+ * Distinct (provider, model) names whose prices are remembered: far more than any app uses, and a bound for apps that
+ * pass on model names their users choose. Past it the cache starts over; a model is looked up again on its next call.
+ */
+export const MAX_RESOLVED_MODELS = 1000;
+
 /** Strips what the price data does not name: `models/`, Vertex resource paths, `openai/`-style prefixes. */
 function canonicalModelId(model: string): string {
   const slash = model.lastIndexOf('/');
@@ -111,8 +117,9 @@ function canonicalModelId(model: string): string {
 
 /**
  * Prices events: the user's overrides first, then the bundled @pydantic/genai-prices data (offline; never updated at
- * run time), then a cost reported with the usage itself. Resolved (provider, model) prices are cached; a model's price
- * keys that the fast path knows are priced here without calling the library, and everything else by the library.
+ * run time), then a cost reported with the usage itself. Resolved (provider, model) prices are cached, a bounded number
+ * of them; a model's price keys that the fast path knows are priced here without calling the library, and everything
+ * else by the library.
  */
 export class PriceBook {
   private readonly resolved = new Map<string, ResolvedModel | null>();
@@ -164,6 +171,7 @@ export class PriceBook {
     const cached = this.resolved.get(key);
     if (cached !== undefined) return cached;
     const resolved = this.lookup(provider, model);
+    if (this.resolved.size >= MAX_RESOLVED_MODELS) this.resolved.clear();
     this.resolved.set(key, resolved);
     if (resolved === null) this.onUnknownModel(provider, model);
     return resolved;

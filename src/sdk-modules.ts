@@ -19,6 +19,8 @@ interface SdkModuleRegistry {
   listeners: Set<Listener>;
   requireHookInstalled: boolean;
   importHookInstalled: boolean;
+  /** A Meter was asked to patch (patchAll, patch or instrument). */
+  patchRequested: boolean;
 }
 
 const REGISTRY_KEY = Symbol.for('llm-meter.sdk-modules');
@@ -29,6 +31,7 @@ export const sdkModules: SdkModuleRegistry = ((globalThis as GlobalWithRegistry)
   listeners: new Set(),
   requireHookInstalled: false,
   importHookInstalled: false,
+  patchRequested: false,
 });
 
 /** Never throws: it runs inside the app's own require() and import. */

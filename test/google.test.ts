@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
+import { collectingMeter, repoRoot, requireFrom, runNode, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
 
 /** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
 const GENAI_VERSIONS = {
@@ -399,5 +399,18 @@ describe.each(MATRIX)('$label', ({ appRoot, mode }) => {
       });
     });
     await expectEventPerCall(events, await Promise.all(calls), ({ i }) => ({ input_tokens: i, total_tokens: i + 5, stream: i % 2 === 1 }));
+  });
+});
+
+describe('an unawaited call the agent refuses', () => {
+  it('through genai public methods never crashes the process; an app error still surfaces as without the agent', async () => {
+    const app = join(repoRoot, 'test/apps/unawaited-refusal.mjs');
+    const refused = await runNode(['--import', join(repoRoot, 'register.mjs'), app], { env: { GEMINI_BASE_URL: fake.geminiBaseUrl } });
+    expect(refused.stderr).toBe('');
+    expect(refused.stdout.trim()).toBe('alive batches.create,embedContent,generateContent,generateContent,streamGenerateContent');
+    expect(refused.code).toBe(0);
+    const appError = await runNode(['--import', join(repoRoot, 'register.mjs'), app, 'app-error'], { env: { GEMINI_BASE_URL: fake.geminiBaseUrl } });
+    expect(appError.code).not.toBe(0);
+    expect(appError.stderr).toMatch(/400/);
   });
 });

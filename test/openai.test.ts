@@ -93,7 +93,53 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     expect(event).toMatchObject({ stream: true, input_tokens: 11, output_tokens: 7 });
   });
 
-  it('streaming chat: include_usage injected into a copy, the usage-only chunk hidden', async () => {
+  it('asResponse of a stream, cancelled by the caller after one chunk: the request stops, one partial event', async () => {
+    const [event] = await metered(async () => {
+      const response = await client.chat.completions
+        .create({ model: 'gpt-4o', messages, stream: true }, { headers: { 'x-fake-chunks': '100', 'x-fake-delay-ms': '10' } })
+        .asResponse();
+      const reader = response.body!.getReader();
+      expect((await reader.read()).done).toBe(false);
+      await reader.cancel();
+      await until(() => fake.requests.at(-1)?.clientGone === true, 'the provider sees the connection closed');
+    });
+    expect(fake.requests.at(-1)!.framesSent).toBeLessThan(100);
+    expect(event).toMatchObject({ stream: true, partial: true });
+  });
+
+  it('asResponse keeps what the caller reads the SDK\'s: status, headers, url, and a body read once', async () => {
+    const [event] = await metered(async () => {
+      const response = await client.chat.completions.create({ model: 'gpt-4o', messages }).asResponse();
+      expect(response.status).toBe(200);
+      expect(response.url).toMatch(/\/chat\/completions$/);
+      expect(response.headers.get('content-type')).toMatch(/json/);
+      expect((await response.json()).usage.total_tokens).toBe(18);
+      expect(response.bodyUsed).toBe(true);
+    });
+    expect(event).toMatchObject({ input_tokens: 11, output_tokens: 7 });
+  });
+
+  it('streaming chat: the SDK serialises the caller\'s own params object (toJSON honoured), include_usage added as it is encoded', async () => {
+    class Params {
+      model = 'gpt-4o';
+      messages = messages;
+      stream = true as const;
+      stream_options = { include_obfuscation: false };
+      toJSON() {
+        return { model: this.model, messages: this.messages, stream: this.stream, stream_options: this.stream_options, temperature: 0.25 };
+      }
+    }
+    const params = new Params();
+    const [event] = await metered(async () => {
+      const stream = await client.chat.completions.create(params as never);
+      for await (const _ of stream as AsyncIterable<unknown>);
+    });
+    expect(fake.requests[0]!.body).toMatchObject({ temperature: 0.25, stream_options: { include_obfuscation: false, include_usage: true } });
+    expect(params.stream_options).toEqual({ include_obfuscation: false });
+    expect(event).toMatchObject({ stream: true, input_tokens: 11, output_tokens: 7 });
+  });
+
+  it('streaming chat: include_usage added to the request, never to the caller\'s params; the usage-only chunk hidden', async () => {
     const params = { model: 'gpt-4o', messages, stream: true as const };
     const chunks: any[] = [];
     const [event] = await metered(async () => {

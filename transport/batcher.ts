@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as pause } from 'node:timers/promises';
 import type { BoundedQueue } from './queue.js';
 import { backoffDelay, DeliveryError, type BackoffOptions } from './retry.js';
 
 export interface BatchSender<T> {
-  send(batch: readonly T[], idempotencyKey: string): Promise<void>;
+  /** Should reject promptly once `signal` aborts: the batch is then abandoned, neither sent nor failed. */
+  send(batch: readonly T[], idempotencyKey: string, signal: AbortSignal): Promise<void>;
 }
 
 export interface BatcherOptions {
@@ -29,17 +31,12 @@ export interface DeliveryCounts {
   failedBatches: number;
 }
 
-const sleep = (ms: number, keepAlive: boolean): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    if (!keepAlive) timer.unref();
-  });
-
 /**
  * Moves queued items to a sender in batches: every `flushInterval`, or soon after `maxBatchSize` items are waiting.
  * One send runs at a time. A failed batch is retried as the same batch (same key) with exponential backoff and full
- * jitter, honouring Retry-After, while new items keep queueing behind it; memory stays within `maxQueueSize` items in
- * all. Timers are unref'd: the batcher never keeps a process alive, and nothing it does ever rejects.
+ * jitter, honouring Retry-After up to the backoff maximum, while new items keep queueing behind it; memory stays within
+ * `maxQueueSize` items in all. Timers are unref'd: the batcher never keeps a process alive, and nothing it does ever
+ * rejects.
  */
 export class Batcher<T> {
   private timer: NodeJS.Timeout | undefined;
@@ -47,6 +44,9 @@ export class Batcher<T> {
   private pending: PendingBatch<T> | undefined;
   private notBefore = 0;
   private earlyFlushScheduled = false;
+  private stopped = false;
+  /** The send in flight, abandoned when a drain's deadline passes. */
+  private sending: AbortController | undefined;
   readonly counts: DeliveryCounts = { sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
 
   constructor(
@@ -66,7 +66,9 @@ export class Batcher<T> {
     this.timer.unref();
   }
 
+  /** No more background sends (a retry already scheduled included); flush() and drainUntil() still send. */
   stop(): void {
+    this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }
@@ -84,30 +86,47 @@ export class Batcher<T> {
   }
 
   /** Sends what is queued now, each batch once; resolves when done or when a batch failed (never rejects). */
-  async flush(): Promise<void> {
-    while (this.running !== undefined) await this.running;
-    this.running = this.sendAll().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+  flush(): Promise<void> {
+    return this.sendQueued(undefined);
   }
 
-  /** Keeps sending, waiting out backoff, until nothing is left or the deadline passes (shutdown, exit). */
+  /**
+   * Keeps sending, waiting out backoff, until nothing is left or the deadline passes (shutdown, exit). At the deadline
+   * the send in flight is abandoned, its batch kept: this never resolves later than the deadline, whatever the peer does.
+   */
   async drainUntil(deadline: number): Promise<void> {
-    for (;;) {
-      await this.flush();
-      if (this.undelivered === 0) return;
-      const now = Date.now();
-      if (now >= deadline) return;
-      await sleep(Math.min(Math.max(this.notBefore - now, 1), deadline - now), true);
+    const cutOff = new AbortController();
+    const expired = new Promise<void>((resolve) => cutOff.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const timer = setTimeout(() => {
+      cutOff.abort();
+      this.sending?.abort();
+    }, Math.max(0, deadline - Date.now()));
+    try {
+      while (!cutOff.signal.aborted) {
+        await Promise.race([this.sendQueued(cutOff.signal), expired]);
+        if (this.undelivered === 0) return;
+        await pause(Math.max(this.notBefore - Date.now(), 1), undefined, { signal: cutOff.signal }).catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(timer);
+      cutOff.abort();
     }
   }
 
-  /** Removes and returns everything undelivered, oldest first (for a last synchronous write at exit). */
-  takeAll(): T[] {
+  /**
+   * The process's last moment (exit): hands everything undelivered, oldest first, to a synchronous write, and counts
+   * it as sent, or as dropped when the write throws.
+   */
+  deliverNow(write: (items: readonly T[]) => void): void {
     const items = [...(this.pending?.items ?? []), ...this.queue.take(this.queue.size)];
     this.pending = undefined;
-    return items;
+    try {
+      write(items);
+      this.counts.sent += items.length;
+    } catch (err) {
+      this.counts.dropped += items.length;
+      throw err;
+    }
   }
 
   get dropped(): number {
@@ -115,19 +134,32 @@ export class Batcher<T> {
   }
 
   private backgroundFlush(): void {
-    if (Date.now() < this.notBefore || this.running !== undefined) return;
+    if (this.stopped || Date.now() < this.notBefore || this.running !== undefined) return;
     void this.flush();
   }
 
-  private async sendAll(): Promise<void> {
-    while (this.pending !== undefined || this.queue.size > 0) {
+  /** Sends what is queued, each batch once, after any send already running; none starts once `cutOff` fired. */
+  private async sendQueued(cutOff: AbortSignal | undefined): Promise<void> {
+    while (this.running !== undefined) await this.running;
+    if (cutOff?.aborted === true) return;
+    this.running = this.sendAll(cutOff).finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async sendAll(cutOff: AbortSignal | undefined): Promise<void> {
+    while ((this.pending !== undefined || this.queue.size > 0) && cutOff?.aborted !== true) {
       const batch = (this.pending ??= { key: randomUUID(), items: this.queue.take(this.options.maxBatchSize), attempts: 0 });
+      const sending = (this.sending = new AbortController());
       try {
-        await this.sender.send(batch.items, batch.key);
+        await this.sender.send(batch.items, batch.key, sending.signal);
         this.counts.sent += batch.items.length;
         this.pending = undefined;
         this.notBefore = 0;
       } catch (err) {
+        // Abandoned at a drain's deadline: the batch stays pending, as it was, for a later send or the exit write.
+        if (sending.signal.aborted) return;
         const error = err instanceof Error ? err : new Error(String(err));
         this.options.onError(error);
         if (!(error instanceof DeliveryError) || !error.retryable) {
@@ -138,10 +170,15 @@ export class Batcher<T> {
         }
         batch.attempts++;
         this.counts.retried++;
-        const delay = Math.max(error.retryAfterMs ?? 0, backoffDelay(batch.attempts, this.options.backoff));
+        // A server's Retry-After is honoured up to the backoff maximum: a huge one would stall delivery for good.
+        const retryAfter = Math.min(error.retryAfterMs ?? 0, this.options.backoff.maxMs);
+        const delay = Math.max(retryAfter, backoffDelay(batch.attempts, this.options.backoff));
         this.notBefore = Date.now() + delay;
-        sleep(delay, false).then(() => this.backgroundFlush(), () => undefined);
+        const retry = setTimeout(() => this.backgroundFlush(), delay);
+        retry.unref();
         return;
+      } finally {
+        this.sending = undefined;
       }
     }
   }

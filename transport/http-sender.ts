@@ -29,7 +29,8 @@ interface WireEvent {
 export class HttpSender {
   constructor(private readonly options: HttpSenderOptions) {}
 
-  async send(events: readonly WireEvent[], idempotencyKey: string): Promise<void> {
+  /** `signal` abandons the POST (the batch stays the caller's to send again). */
+  async send(events: readonly WireEvent[], idempotencyKey: string, signal?: AbortSignal): Promise<void> {
     const { url, apiKey, timeoutMs, format } = this.options;
     const json = format === 'cloudevents' ? JSON.stringify(events.map((e) => this.cloudEvent(e))) : JSON.stringify({ events });
     const body = await gzipAsync(json);
@@ -41,7 +42,7 @@ export class HttpSender {
     if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
     let answer;
     try {
-      answer = await sendRequest(url, { method: 'POST', headers, body, timeoutMs });
+      answer = await sendRequest(url, { method: 'POST', headers, body, timeoutMs, signal });
     } catch (err) {
       throw new DeliveryError(`ingest request failed: ${(err as Error).message}`, true);
     }

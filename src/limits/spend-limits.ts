@@ -112,7 +112,8 @@ export class SpendLimits {
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
     const blocked = bound === undefined && this.options.unknownModel === 'block';
     const windows = this.windows(limits);
-    const amount = blocked ? Number.MAX_SAFE_INTEGER : toNano(bound?.amountUsd ?? 0);
+    // A call the agent cannot price (unknown model, a batch, a video) still costs something: it needs room left.
+    const amount = blocked ? Number.MAX_SAFE_INTEGER : bound === undefined ? 1 : toNano(bound.amountUsd);
     const outcome = this.store.reserve(tenant.tenantId, windows, amount, blocked ? 'strict' : this.options.enforcement);
     if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
     return outcome.then(
@@ -139,6 +140,7 @@ export class SpendLimits {
    * lenient mode an average estimate) plus its output cap times its completions. Undefined for a model without a price.
    */
   private bound(call: CallStart, output: OutputBound): CallBound | undefined {
+    if (call.target.unpriced === true) return undefined;
     const model = call.requestedModel;
     if (model === undefined) return undefined;
     const measure = measureInput(call.args[0], call.classifyInput);

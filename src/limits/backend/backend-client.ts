@@ -69,8 +69,9 @@ export class BackendClient {
     return this.statusOf('DELETE', tenantPath(this.options.url, tenantId, `?frequency=${frequency}`));
   }
 
-  postSpend(tenantId: string, body: SpendBody): Promise<number> {
-    return this.statusOf('POST', tenantPath(this.options.url, tenantId, '/spend'), body);
+  /** Once `detach` fires, the post no longer keeps the process alive (it still ends by its deadline). */
+  postSpend(tenantId: string, body: SpendBody, detach?: AbortSignal): Promise<number> {
+    return this.statusOf('POST', tenantPath(this.options.url, tenantId, '/spend'), body, detach);
   }
 
   /** Runs a request unless the backend is being left alone; anything the request throws counts as the backend failing. */
@@ -86,15 +87,15 @@ export class BackendClient {
     }
   }
 
-  private statusOf(method: string, path: string, body?: unknown): Promise<number> {
+  private statusOf(method: string, path: string, body?: unknown, detach?: AbortSignal): Promise<number> {
     return this.guarded(async () => {
-      const { status } = await this.send(method, path, body);
+      const { status } = await this.send(method, path, body, detach);
       if (isRetryableStatus(status)) throw new Error(`HTTP ${status}`);
       return status;
     });
   }
 
-  private send(method: string, path: string, body?: unknown): Promise<HttpResult> {
+  private send(method: string, path: string, body?: unknown, detach?: AbortSignal): Promise<HttpResult> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.apiKey !== undefined) headers.authorization = `Bearer ${this.options.apiKey}`;
@@ -103,6 +104,7 @@ export class BackendClient {
       path,
       headers,
       timeoutMs: this.options.timeoutMs,
+      detach,
       ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
     });
   }

@@ -26,7 +26,8 @@ export class SpendJournal {
   private draining: Promise<void> | undefined;
   private drainQueued = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private closed = false;
+  /** Fired by close(): from then on no post of the journal keeps the process alive. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly client: BackendClient,
@@ -54,9 +55,12 @@ export class SpendJournal {
     });
   }
 
-  /** Sends what is waiting, once, and stops retrying: a closed journal sets no more timers. */
+  /**
+   * Sends what is waiting, once, and stops retrying: a closed journal sets no more timers, and its posts, those in
+   * flight included, no longer keep the process alive (the caller bounds how long it waits for them).
+   */
   async close(): Promise<void> {
-    this.closed = true;
+    this.closing.abort();
     clearTimeout(this.retryTimer);
     await this.drain();
   }
@@ -95,7 +99,7 @@ export class SpendJournal {
     const batch = account.sending!;
     let status: number;
     try {
-      status = await this.client.postSpend(account.tenantId, { spend_id: batch.spendId, spent_usd: toUsd(batch.nano), windows: account.windowKeys });
+      status = await this.client.postSpend(account.tenantId, { spend_id: batch.spendId, spent_usd: toUsd(batch.nano), windows: account.windowKeys }, this.closing.signal);
     } catch {
       return false;
     }
@@ -110,7 +114,7 @@ export class SpendJournal {
   }
 
   private retryLater(): void {
-    if (this.closed || this.retryTimer !== undefined) return;
+    if (this.closing.signal.aborted || this.retryTimer !== undefined) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.drain();

@@ -1,0 +1,34 @@
+import { asRecord } from './provider.js';
+
+/**
+ * Fields the agent sends in a request on its own account (`stream_options.include_usage`, strict mode's output cap),
+ * carried in the request's options under this key to where the SDK encodes the body, and merged into the JSON there:
+ * the object the SDK serialises stays the caller's own (SDK helpers observe its serialisation by identity), and the
+ * caller's object is never changed.
+ */
+export const BODY_ADDITIONS = Symbol.for('llm-meter.body-additions');
+
+function withField(json: string, key: string, callerValue: unknown, value: unknown): string | undefined {
+  const added = `"${key}":${JSON.stringify(value)}`;
+  if (callerValue === undefined) return json === '{}' ? `{${added}}` : `${json.slice(0, -1)},${added}}`;
+  // The caller's own value, as the serialiser wrote it: replaced only when it is found exactly once.
+  const written = `"${key}":${JSON.stringify(callerValue)}`;
+  const at = json.indexOf(written);
+  if (at === -1 || json.indexOf(written, at + 1) !== -1) return undefined;
+  return json.slice(0, at) + added + json.slice(at + written.length);
+}
+
+/** The encoded body with the request's additions, or undefined when it has none (or they cannot be added). */
+export function encodedWithAdditions(options: unknown, encoded: unknown): string | undefined {
+  const fields = asRecord((asRecord(options) as Record<symbol, unknown> | undefined)?.[BODY_ADDITIONS]);
+  const record = asRecord(asRecord(options)?.body);
+  if (fields === undefined || record === undefined || typeof encoded !== 'string' || !encoded.startsWith('{') || !encoded.endsWith('}')) return undefined;
+  let json: string | undefined = encoded;
+  for (const [key, value] of Object.entries(fields)) {
+    const callerValue = record[key];
+    const merged = asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? { ...asRecord(callerValue), ...asRecord(value) } : value;
+    json = withField(json, key, callerValue, merged);
+    if (json === undefined) return undefined;
+  }
+  return json;
+}
