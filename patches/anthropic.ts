@@ -107,6 +107,7 @@ export const anthropicPatch: ProviderPatch = {
   style: 'api-promise',
   requestMethod: 'methodRequest',
   rawRequestMethod: 'request',
+  bodyEncoder: 'buildBody',
   // Counting tokens, files, skills, models and cancelling cost nothing per request.
   requestRoutes: { freePosts: /^\/v1\/(messages\/count_tokens|files(\/.*)?|skills(\/.*)?|models(\/.*)?|.*\/cancel)$/ },
   inputExcludesCache: true,

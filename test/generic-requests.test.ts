@@ -14,6 +14,8 @@ afterEach(() => {
 
 const { OpenAI } = requireFrom(repoRoot, 'openai');
 const Anthropic = requireFrom(repoRoot, '@anthropic-ai/sdk').default;
+const { GoogleGenAI } = requireFrom(repoRoot, '@google/genai');
+const gemini = new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } });
 const openai = new OpenAI({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 });
 const anthropic = new Anthropic({ apiKey: 'k', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
 
@@ -35,6 +37,8 @@ const BILLABLE_AROUND_THE_HOOKS = {
   'openai beta.threads.runs.create': () => openai.beta.threads.runs.create('thread_1', { assistant_id: 'asst_1' }),
   'anthropic client.post /v1/messages': () => anthropic.post('/v1/messages', { body: messageBody }),
   'anthropic messages.batches.create': () => anthropic.messages.batches.create({ requests: [{ custom_id: 'a', params: messageBody }] }),
+  'genai batches.create': () => gemini.batches.create({ model: 'gemini-2.0-flash', src: [{ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }] }),
+  'genai generateImages': () => gemini.models.generateImages({ model: 'imagen-4.0-generate-001', prompt: 'a cat' }),
 } as Record<string, () => PromiseLike<unknown>>;
 
 describe('a tenant at a $0 limit', () => {
@@ -91,6 +95,14 @@ describe('metered like the named method', () => {
     await meter.forTenant('acme', () => openai.batches.create({ input_file_id: 'file-1', endpoint: '/v1/chat/completions', completion_window: '24h' })).catch(() => undefined);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ endpoint: '/batches', tenant_id: 'acme', price_unknown: true, cost_usd: 0 });
+  });
+
+  it('genai batches.create: one event at an unknown price', async () => {
+    await meter
+      .forTenant('acme', () => gemini.batches.create({ model: 'gemini-2.0-flash', src: [{ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }] }))
+      .catch(() => undefined);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ provider: 'google', endpoint: 'batches.create', tenant_id: 'acme', price_unknown: true, cost_usd: 0 });
   });
 
   it('a named method counts once: its own request through the client is not metered again', async () => {
