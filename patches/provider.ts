@@ -116,7 +116,7 @@ export interface ProviderPatch {
   requestRoutes?: { freePosts: RegExp };
   /**
    * Public methods a class's constructor assigns per instance as async wrappers of hooked ones (genai): guarded so that
-   * a call the agent refuses never becomes an unhandled rejection (see patches/outer-call.ts).
+   * a call the agent refuses never becomes an unhandled rejection (see patches/calls/outer-call.ts).
    */
   assignedMethods?: readonly { classPath: readonly string[]; names: readonly string[] }[];
   /** Reads the parts of a request's params that are not plain text (media, server-side state), for sizing a reservation. */

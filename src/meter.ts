@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
-import { MeteredCall, type CallSink } from '../patches/call.js';
+import { MeteredCall, type CallSink } from '../patches/calls/call.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { Delivery, type DeliveryStats } from './delivery.js';

@@ -1,13 +1,13 @@
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
-import type { CallSink } from '../patches/call.js';
-import { interceptCall } from '../patches/intercept.js';
+import type { CallSink } from '../patches/calls/call.js';
+import { interceptCall } from '../patches/calls/intercept.js';
 import { asRecord, objectAt, type HookTarget, type ProviderPatch } from '../patches/provider.js';
-import { isAgentSending } from '../patches/agent-sending.js';
-import { interceptRequest } from '../patches/generic-request.js';
-import { encodedWithAdditions } from '../patches/body-additions.js';
-import { guardAssignedMethods } from '../patches/outer-call.js';
-import { gatedOptions } from '../patches/request-gate.js';
-import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../patches/wrap-method.js';
+import { isAgentSending } from '../patches/calls/agent-sending.js';
+import { interceptRequest } from '../patches/calls/generic-request.js';
+import { encodedWithAdditions } from '../patches/requests/body-additions.js';
+import { guardAssignedMethods } from '../patches/calls/outer-call.js';
+import { gatedOptions } from '../patches/requests/request-gate.js';
+import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../patches/calls/wrap-method.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, describeValue } from './errors.js';
@@ -32,7 +32,7 @@ function describeCopy(loaded: LoadedSdkModule): string {
  */
 export class Patcher {
   private readonly wrapped = new Map<string, WrappedMethod[]>();
-  /** Undoes the accessors that guard per-instance methods (patches/outer-call.ts), per provider. */
+  /** Undoes the accessors that guard per-instance methods (patches/calls/outer-call.ts), per provider. */
   private readonly guards = new Map<string, (() => void)[]>();
   private readonly enabled = new Set<string>();
   private stopListening: (() => void) | undefined;
@@ -132,7 +132,8 @@ export class Patcher {
 
   /**
    * The client's request methods: where a hooked call's request waits for an asynchronous spend check (see
-   * patches/request-gate.ts), and where a request sent any other way is metered (see patches/generic-request.ts).
+   * patches/requests/request-gate.ts), and where a request sent any other way is metered (see
+   * patches/calls/generic-request.ts).
    */
   private wrapRequestMethod(provider: ProviderPatch, prototype: object): void {
     if (provider.requestMethod !== undefined) {

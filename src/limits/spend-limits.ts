@@ -1,4 +1,4 @@
-import { readOutputBound, type CapToSend, type OutputBound } from '../../patches/output-bound.js';
+import { readOutputBound, type CapToSend, type OutputBound } from '../../patches/requests/output-bound.js';
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';

@@ -1,5 +1,5 @@
-import type { MeteredCall } from './call.js';
-import type { ResponseFacts } from './provider.js';
+import type { MeteredCall } from '../calls/call.js';
+import type { ResponseFacts } from '../provider.js';
 
 /** Reads one item into `facts`; true when the item was asked for by the agent and must be hidden from the caller. */
 export type StreamItemReader = (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean;

@@ -1,6 +1,6 @@
-import type { CallOutcome, CallStart } from '../src/event.js';
-import type { CapToSend } from './output-bound.js';
-import type { HookTarget, ProviderPatch } from './provider.js';
+import type { CallOutcome, CallStart } from '../../src/event.js';
+import type { CapToSend } from '../requests/output-bound.js';
+import type { HookTarget, ProviderPatch } from '../provider.js';
 
 /** What a wrapper reports to: implemented by the Meter that installed it. */
 export interface CallSink {

@@ -1,5 +1,5 @@
-import { isApiPromise } from './api-promise.js';
-import { objectAt, type ResultStyle } from './provider.js';
+import { isApiPromise } from '../results/api-promise.js';
+import { objectAt, type ResultStyle } from '../provider.js';
 
 const ignore = (): void => undefined;
 

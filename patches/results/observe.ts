@@ -1,5 +1,5 @@
-import type { MeteredCall } from './call.js';
-import type { HookTarget } from './provider.js';
+import type { MeteredCall } from '../calls/call.js';
+import type { HookTarget } from '../provider.js';
 import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned } from './stream.js';
 
 /** Everything needed to read one call's result. */

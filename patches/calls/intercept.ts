@@ -1,11 +1,11 @@
 import type { CallSink, MeteredCall } from './call.js';
-import { isApiPromise, observeApiPromise } from './api-promise.js';
-import { observeResult, type Observation } from './observe.js';
-import type { HookTarget, PreparedCall, ProviderPatch } from './provider.js';
+import { isApiPromise, observeApiPromise } from '../results/api-promise.js';
+import { observeResult, type Observation } from '../results/observe.js';
+import type { HookTarget, PreparedCall, ProviderPatch } from '../provider.js';
 import { bindStreamToCallerContext } from './context.js';
-import { withCap, type CapToSend } from './output-bound.js';
+import { withCap, type CapToSend } from '../requests/output-bound.js';
 import { refusedResult } from './refuse.js';
-import { addingToBody, runBehindGate, type RequestGate } from './request-gate.js';
+import { addingToBody, runBehindGate, type RequestGate } from '../requests/request-gate.js';
 import { sendingAsAgent } from './agent-sending.js';
 import { refusalIsHandled } from './outer-call.js';
 

@@ -1,4 +1,4 @@
-import { asRecord } from './provider.js';
+import { asRecord } from '../provider.js';
 
 /**
  * Fields the agent sends in a request on its own account (`stream_options.include_usage`, strict mode's output cap),

@@ -1,4 +1,4 @@
-import { asRecord, type HookTarget, type ParamPath } from './provider.js';
+import { asRecord, type HookTarget, type ParamPath } from '../provider.js';
 
 /** The most output a request can produce: its cap (when one can be trusted) times the completions it asks for. */
 export interface OutputBound {

@@ -1,5 +1,5 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
-import { meteredResponse } from './raw-response.js';
+import { meterRawResponse } from './raw-response.js';
 import { settleWhenAbandoned } from './stream.js';
 
 type ParseProps = { response: Response };
@@ -40,7 +40,10 @@ function meterRawAccess(promise: ApiPromiseLike, o: Observation): void {
     // withResponse() parses too: the parse path meters it, the raw path must not count it again.
     if (this.parsedPromise !== undefined) return raw;
     o.rawTaken = true;
-    return raw.then((response) => (o.call.done ? response : meteredResponse(response, o)));
+    return raw.then((response) => {
+      if (!o.call.done) meterRawResponse(response, o);
+      return response;
+    });
   });
 }
 
@@ -104,9 +107,11 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   if (typeof responseProps === 'function') {
     replaceOnInstance(promise, '_responseProps', function meteredResponseProps(this: ApiPromiseLike) {
       return responseProps.call(this).then((props) => {
-        if (o.call.done || props.options?.stream !== true) return props;
-        o.rawTaken = true;
-        return { ...props, response: meteredResponse(props.response, o) };
+        if (!o.call.done && props.options?.stream === true) {
+          o.rawTaken = true;
+          meterRawResponse(props.response, o);
+        }
+        return props;
       });
     });
   }

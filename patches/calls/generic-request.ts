@@ -1,8 +1,8 @@
 import type { CallSink } from './call.js';
 import { interceptCall } from './intercept.js';
-import { asRecord, type HookTarget, type ProviderPatch } from './provider.js';
-import { unpricedCall } from './unpriced.js';
-import { gatedOptions } from './request-gate.js';
+import { asRecord, type HookTarget, type ProviderPatch } from '../provider.js';
+import { unpricedCall } from '../unpriced.js';
+import { gatedOptions } from '../requests/request-gate.js';
 import { sendingAsAgent } from './agent-sending.js';
 
 /**
