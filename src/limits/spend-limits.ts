@@ -172,9 +172,12 @@ export class SpendLimits {
     return Math.min(tokens, contextWindow);
   }
 
-  /** The cost a partial or untrustworthy call is held to: its reservation, or what one would have been. */
+  /**
+   * The cost a partial or untrustworthy call of a limited tenant is held to: its reservation. (A call that reserved
+   * nothing has no budget to protect; its request is not read again after it was sent.)
+   */
   reservedUsd(call: CallStart): number | undefined {
-    return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : this.bound(call, readOutputBound(call.target, call.args[0]))?.amountUsd;
+    return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : undefined;
   }
 
   settle(reservation: Reservation, costUsd: number): void {
