@@ -2,7 +2,7 @@
 // require() and import of the provider SDKs before the app's own imports run. Patching happens in `meter.patchAll()`.
 import { createRequire } from 'node:module';
 
-const { installImportHook, installRequireHook, warnIfNeverPatched } = createRequire(import.meta.url)('./dist/src/module-hooks.js');
+const { installImportHook, installRequireHook, warnIfNeverPatched } = createRequire(import.meta.url)('./dist/src/patching/module-hooks.js');
 
 installRequireHook();
 await installImportHook();

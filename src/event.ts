@@ -3,7 +3,7 @@ import { describeError } from './log.js';
 import type { Reservation } from './limits/store.js';
 import type { InputClassifier } from './limits/estimate.js';
 import type { HookTarget } from '../patches/provider.js';
-import type { TenantContext } from './tenant.js';
+import type { TenantContext } from './tenants/tenant.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
 export const USAGE_FIELDS = [

@@ -1,5 +1,5 @@
 export { Meter, type ScopeOptions } from './meter.js';
-export type { RequestTenant, TenantMiddleware, TenantResolver } from './middleware.js';
+export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';
 export type { MeterOptions } from './config.js';
 export { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, describeValue } from './errors.js';
 import { USAGE_FIELDS, type UsageCounts, type UsageEvent } from './event.js';
-import { validateTags, validateTenantId, type TenantContext } from './tenant.js';
+import { validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
 
 /** A usage record the app reports itself. Counts are non-negative numbers; the tenant defaults to the current scope. */
 export interface ManualUsage extends UsageCounts {

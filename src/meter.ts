@@ -4,16 +4,16 @@ import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/calls/call.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
-import { Delivery, type DeliveryStats } from './delivery.js';
+import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
-import { Patcher } from './patcher.js';
+import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
-import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenant.js';
-import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './middleware.js';
+import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
+import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
 import { WindowCalendar } from './limits/windows.js';
 
 /** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */

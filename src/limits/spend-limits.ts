@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../config.js';
 import type { AgentLog } from '../log.js';
 import { MemoryLimitStore } from './memory-store.js';
 import { RedisLimitStore } from './redis-store.js';
-import { validateTenantId } from '../tenant.js';
+import { validateTenantId } from '../tenants/tenant.js';
 import { FREQUENCIES, validateFrequency, type SpendWindow, type WindowCalendar } from './windows.js';
 
 export type UnknownModelPolicy = 'allow' | 'block';

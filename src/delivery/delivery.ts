@@ -1,12 +1,12 @@
 import { hostname } from 'node:os';
-import { Batcher, type BatchSender } from '../transport/batcher.js';
-import { FileSender } from '../transport/file-sender.js';
-import { HttpSender } from '../transport/http-sender.js';
-import { BoundedQueue } from '../transport/queue.js';
-import { displayUrl, type ResolvedConfig } from './config.js';
-import type { UsageEvent } from './event.js';
+import { Batcher, type BatchSender } from '../../transport/batcher.js';
+import { FileSender } from '../../transport/file-sender.js';
+import { HttpSender } from '../../transport/http-sender.js';
+import { BoundedQueue } from '../../transport/queue.js';
+import { displayUrl, type ResolvedConfig } from '../config.js';
+import type { UsageEvent } from '../event.js';
 import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
-import type { AgentLog } from './log.js';
+import type { AgentLog } from '../log.js';
 
 export interface DeliveryStats {
   queued: number;

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { ConfigError, describeValue } from './errors.js';
+import { ConfigError, describeValue } from '../errors.js';
 
 export const MAX_TENANT_ID_LENGTH = 256;
 

@@ -3,8 +3,8 @@ import { createRequire, register as registerLoader } from 'node:module';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Hook as RequireHook } from 'require-in-the-middle';
-import { BUILT_IN_PATCHES, HOOKED_PACKAGE_NAMES } from '../patches/index.js';
-import type { ProviderPatch } from '../patches/provider.js';
+import { BUILT_IN_PATCHES, HOOKED_PACKAGE_NAMES } from '../../patches/index.js';
+import type { ProviderPatch } from '../../patches/provider.js';
 import { onModuleLoaded, recordLoadedModule, sdkModules } from './sdk-modules.js';
 
 const agentRequire = createRequire(__filename);

@@ -1,4 +1,4 @@
-import { ConfigError, describeValue } from './errors.js';
+import { ConfigError, describeValue } from '../errors.js';
 import { validateTenantId } from './tenant.js';
 
 /** A request's tenant id; undefined or null for a request that bills to no tenant. */
