@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { repoRoot, runNode } from './helpers.js';
+import { NODE_MATRIX, repoRoot, runNode } from './helpers.js';
 
 // Whichever public entry point of a supported SDK the app loads, its client classes are metered and limited. The
 // entry points come from each installed version's own `exports` map, so a subpath a future version adds is tried too.
@@ -31,11 +31,19 @@ interface EntryPointRun {
   events: number;
 }
 
-async function callThroughEntryPoints(dir: string, format: 'import' | 'require', provider: string, options: { first?: string; loader?: boolean } = {}): Promise<EntryPointRun> {
+async function callThroughEntryPoints(
+  dir: string,
+  format: 'import' | 'require',
+  provider: string,
+  options: { first?: string; loader?: boolean; execPath?: string } = {},
+): Promise<EntryPointRun> {
   const baseURL = { openai: fake.openaiBaseURL, anthropic: fake.anthropicBaseURL, google: fake.geminiBaseUrl }[provider]!;
   const args = [join(repoRoot, 'test/apps/entry-points.mjs'), join(repoRoot, dir), format, provider, baseURL];
   if (options.first !== undefined) args.push(options.first);
-  const run = await runNode(options.loader === false ? args : ['--import', join(repoRoot, 'register.mjs'), ...args], { timeoutMs: 120_000 });
+  const run = await runNode(options.loader === false ? args : ['--import', join(repoRoot, 'register.mjs'), ...args], {
+    timeoutMs: 120_000,
+    ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
+  });
   expect(run.stderr).not.toMatch(/Error|Warning/);
   expect(run.code).toBe(0);
   return JSON.parse(run.stdout.trim().split('\n').at(-1)!) as EntryPointRun;
@@ -66,17 +74,22 @@ const LOADED_FIRST = [
   { entry: '@google/genai/web', provider: 'google', dir: 'node_modules/@google/genai', subpath: './web', format: 'import' },
 ] as const;
 
-describe('an entry point loaded alone, before the agent is set up', () => {
+describe.each(NODE_MATRIX)('$name: an entry point loaded alone, before the agent is set up', ({ binary }) => {
+  let execPath = '';
+  beforeAll(() => {
+    execPath = binary();
+  }, 180_000);
+
   it.each(LOADED_FIRST)('$entry by $format, patchAll() after it loaded: refused for a tenant at its limit', async ({ provider, dir, subpath, format }) => {
     const before = fake.requests.length;
-    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath });
+    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath, execPath });
     expect(run.results.map((r) => [r.subpaths, r.outcome])).toEqual(run.results.map(() => [[subpath], 'refused']));
     expect(run.results.length).toBeGreaterThan(0);
     expect(fake.requests.length).toBe(before);
   }, 120_000);
 
   it.each(LOADED_FIRST.filter((c) => c.format === 'require'))('$entry by require, without any load hook: found in the require cache', async ({ provider, dir, subpath, format }) => {
-    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath, loader: false });
+    const run = await callThroughEntryPoints(dir, format, provider, { first: subpath, loader: false, execPath });
     expect(run.results.length).toBeGreaterThan(0);
     expect(run.results.filter((r) => r.outcome !== 'refused')).toEqual([]);
   }, 120_000);

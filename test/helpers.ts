@@ -66,6 +66,17 @@ export function fetchNode(version: string): string {
   return binary;
 }
 
+/** The Nodes test apps run on: this one, and Node 22 and 24 (fetched once from npm) where the platform allows. */
+export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [
+  { name: `this Node (${process.versions.node})`, version: process.versions.node, binary: () => process.execPath },
+  ...(canFetchNode
+    ? [
+        { name: 'Node 22', version: '22.23.3', binary: () => fetchNode('22.23.3') },
+        { name: 'Node 24', version: '24.22.3', binary: () => fetchNode('24.22.3') },
+      ]
+    : []),
+];
+
 export function runNode(
   args: string[],
   options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number; execPath?: string } = {},

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { canFetchNode, collectingMeter, ConfigError, fetchNode, repoRoot, requireFrom, runNode, until } from './helpers.js';
+import { collectingMeter, ConfigError, NODE_MATRIX, repoRoot, requireFrom, runNode, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -122,17 +122,7 @@ async function serve(node: string, scope: string): Promise<{ results: RequestRes
 // One connection: the first request opens it, the next two reuse it. Each request made two calls.
 const ONE_CONNECTION = [false, true, true];
 
-const nodes: { name: string; version: string | undefined; binary: () => string }[] = [
-  { name: `this Node (${process.versions.node})`, version: process.versions.node, binary: () => process.execPath },
-  ...(canFetchNode
-    ? [
-        { name: 'Node 22', version: '22.23.3', binary: () => fetchNode('22.23.3') },
-        { name: 'Node 24', version: '24.22.3', binary: () => fetchNode('24.22.3') },
-      ]
-    : []),
-];
-
-describe.each(nodes)('$name: a request for "victim", then two anonymous ones on the same keep-alive connection', ({ version, binary }) => {
+describe.each(NODE_MATRIX)('$name: a request for "victim", then two anonymous ones on the same keep-alive connection', ({ version, binary }) => {
   let node = '';
   beforeAll(() => {
     node = binary();
