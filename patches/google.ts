@@ -89,9 +89,10 @@ export const googlePatch: ProviderPatch = {
   style: 'promise',
   classifyInput,
   root: (moduleExports) => moduleExports,
-  assignedMethods: [
+  guardedMethods: [
     { classPath: ['Models'], names: ['generateContent', 'generateContentStream', 'embedContent', 'generateImages', 'editImage', 'upscaleImage', 'generateVideos'] },
     { classPath: ['Batches'], names: ['create', 'createEmbeddings'] },
+    { classPath: ['Chat'], names: ['sendMessage', 'sendMessageStream'] },
   ],
   isClient: (client) => typeof objectAt(client, ['models', 'generateContentInternal']) === 'function',
   targets: [

@@ -115,10 +115,10 @@ export interface ProviderPatch {
    */
   requestRoutes?: { freePosts: RegExp };
   /**
-   * Public methods a class's constructor assigns per instance as async wrappers of hooked ones (genai): guarded so that
-   * a call the agent refuses never becomes an unhandled rejection (see patches/calls/outer-call.ts).
+   * Public async methods around hooked ones (genai's, assigned per instance by the constructor or on the prototype):
+   * guarded so that a call the agent refuses never becomes an unhandled rejection (see patches/calls/outer-call.ts).
    */
-  assignedMethods?: readonly { classPath: readonly string[]; names: readonly string[] }[];
+  guardedMethods?: readonly { classPath: readonly string[]; names: readonly string[] }[];
   /** Reads the parts of a request's params that are not plain text (media, server-side state), for sizing a reservation. */
   classifyInput: InputClassifier;
   /** True for a client instance of this SDK (any build, any copy). */

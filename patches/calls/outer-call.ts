@@ -7,6 +7,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  * call inside it; awaiting it still throws the refusal, and any other error stays the app's to handle.
  */
 interface OuterCall {
+  /** The public call this one runs inside (chats.sendMessage around models.generateContent): refused with it. */
+  parent: OuterCall | undefined;
   refused: boolean;
   /** Weakly: the holder lives on in the async context of whatever the call started (a stream's socket, say). */
   promise?: WeakRef<Promise<unknown>>;
@@ -15,9 +17,12 @@ interface OuterCall {
 const outerCalls = new AsyncLocalStorage<OuterCall>();
 const ignore = (): void => undefined;
 
+const GUARDED = Symbol.for('llm-meter.refusal-guarded');
+
 export function guardRefusals(method: Function): Function {
-  return function refusalGuarded(this: unknown, ...args: unknown[]): unknown {
-    const outer: OuterCall = { refused: false };
+  if ((method as { [GUARDED]?: true })[GUARDED] === true) return method;
+  const guarded = function refusalGuarded(this: unknown, ...args: unknown[]): unknown {
+    const outer: OuterCall = { parent: outerCalls.getStore(), refused: false };
     const result: unknown = outerCalls.run(outer, () => Reflect.apply(method, this, args));
     if (result instanceof Promise) {
       if (outer.refused) result.catch(ignore);
@@ -25,24 +30,33 @@ export function guardRefusals(method: Function): Function {
     }
     return result;
   };
+  Object.defineProperty(guarded, GUARDED, { value: true });
+  return guarded;
 }
 
-/** Where the agent refuses a call: the public promise around it is marked handled. */
+/** Where the agent refuses a call: the public promises around it are marked handled. */
 export function refusalIsHandled(): void {
-  const outer = outerCalls.getStore();
-  if (outer === undefined) return;
-  outer.refused = true;
-  outer.promise?.deref()?.catch(ignore);
+  for (let outer = outerCalls.getStore(); outer !== undefined; outer = outer.parent) {
+    outer.refused = true;
+    outer.promise?.deref()?.catch(ignore);
+  }
 }
 
 /**
- * Guards the methods a class's constructor assigns to each instance (`this.generateContent = async (...) => ...`): an
- * accessor on the prototype receives the assignment and keeps the guarded method on the instance. Returns the undo.
+ * Guards public methods of a class: those on its prototype in place, and those its constructor assigns to each instance
+ * (`this.generateContent = async (...) => ...`) through an accessor on the prototype that receives the assignment and
+ * keeps the guarded method on the instance. Returns the undo.
  */
-export function guardAssignedMethods(prototype: object, names: readonly string[]): () => void {
-  const installed: string[] = [];
+export function guardPublicMethods(prototype: object, names: readonly string[]): () => void {
+  const undos: (() => void)[] = [];
   for (const name of names) {
-    if (Object.prototype.hasOwnProperty.call(prototype, name)) continue;
+    const own = Object.getOwnPropertyDescriptor(prototype, name);
+    if (own !== undefined) {
+      if (typeof own.value !== 'function' || (own.value as { [GUARDED]?: true })[GUARDED] === true) continue;
+      Object.defineProperty(prototype, name, { ...own, value: guardRefusals(own.value as Function) });
+      undos.push(() => Object.defineProperty(prototype, name, own));
+      continue;
+    }
     Object.defineProperty(prototype, name, {
       configurable: true,
       enumerable: false,
@@ -56,9 +70,9 @@ export function guardAssignedMethods(prototype: object, names: readonly string[]
         });
       },
     });
-    installed.push(name);
+    undos.push(() => delete (prototype as Record<string, unknown>)[name]);
   }
   return () => {
-    for (const name of installed) delete (prototype as Record<string, unknown>)[name];
+    for (const undo of undos) undo();
   };
 }

@@ -5,7 +5,7 @@ import { asRecord, objectAt, type HookTarget, type ProviderPatch } from '../../p
 import { isAgentSending } from '../../patches/calls/agent-sending.js';
 import { interceptRequest } from '../../patches/calls/generic-request.js';
 import { encodedWithAdditions } from '../../patches/requests/body-additions.js';
-import { guardAssignedMethods } from '../../patches/calls/outer-call.js';
+import { guardPublicMethods } from '../../patches/calls/outer-call.js';
 import { gatedOptions } from '../../patches/requests/request-gate.js';
 import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../../patches/calls/wrap-method.js';
 import { readFileSync } from 'node:fs';
@@ -113,11 +113,11 @@ export class Patcher {
         const resourceClass = objectAt(root, target.classPath);
         if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
       }
-      for (const { classPath, names } of provider.assignedMethods ?? []) {
+      for (const { classPath, names } of provider.guardedMethods ?? []) {
         const resourceClass = objectAt(root, classPath);
         if (typeof resourceClass !== 'function') continue;
         const undos = this.guards.get(provider.name) ?? [];
-        undos.push(guardAssignedMethods(resourceClass.prototype as object, names));
+        undos.push(guardPublicMethods(resourceClass.prototype as object, names));
         this.guards.set(provider.name, undos);
       }
     }

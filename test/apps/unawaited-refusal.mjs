@@ -22,7 +22,7 @@ if (process.argv[2] === 'app-error') {
     ai.models.generateContentStream(request);
     ai.models.embedContent({ model: 'gemini-embedding-001', contents: 'hi' });
     ai.batches.create({ model: 'gemini-2.0-flash', src: [{ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }] });
-    ai.chats.create({ model: 'gemini-2.0-flash' }).sendMessage({ message: 'hi' }).catch(() => undefined);
+    ai.chats.create({ model: 'gemini-2.0-flash' }).sendMessage({ message: 'hi' });
   });
   while (events.length < 5) await new Promise((resolve) => setImmediate(resolve));
   // Unhandled rejections are reported after the microtask queue drains: give them that chance.
