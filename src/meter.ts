@@ -11,6 +11,7 @@ import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing.js';
+import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
@@ -225,8 +226,12 @@ export class Meter implements CallSink {
     start.args = [];
   }
 
+  /**
+   * Costs are whole nano-dollars, the resolution every ledger counts in: a billing system gets at most 15 significant
+   * digits (never 0.0013700000000000001), and the events of a tenant sum to its ledger exactly.
+   */
   private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined): number {
-    event.cost_usd = estimate ?? quote.costUsd;
+    event.cost_usd = toUsd(toNano(estimate ?? quote.costUsd));
     event.price_source = quote.source;
     if (estimate !== undefined) event.cost_estimated = true;
     if (quote.unknown === true) event.price_unknown = true;

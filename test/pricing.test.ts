@@ -114,10 +114,26 @@ describe('the cached fast path prices exactly as the library', () => {
           });
           const usage = { input_tokens: input, output_tokens: output, cache_read_tokens: cached || undefined, cache_write_tokens: written || undefined };
           const expected = genaiPrices.calcPrice(usage, id, { providerId })!.total_price;
-          expect(events[0]!.cost_usd).toBeCloseTo(expected, 9);
+          // Events carry whole nano-dollars: within half a nano-dollar of the library (and its float noise).
+          expect(Math.abs(events[0]!.cost_usd! - expected)).toBeLessThan(0.6e-9);
         },
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('money as billing systems take it', () => {
+  it('every cost is a whole number of nano-dollars: never more than 15 significant digits, never float noise', () => {
+    // gpt-4o input $2.50 per million: 1 token is $0.0000025; 0.1 + 0.2 style noise must never reach the event.
+    fc.assert(
+      fc.property(fc.nat(2_000_000), fc.nat(200_000), fc.nat(2_000_000), (input, output, cached) => {
+        const e = priced({ provider: 'openai', model: 'gpt-4o', input_tokens: input + cached, output_tokens: output, cached_tokens: cached });
+        const nano = e.cost_usd! * 1e9;
+        expect(Math.abs(nano - Math.round(nano))).toBeLessThan(1e-6);
+        expect(Number(e.cost_usd!.toPrecision(15))).toBe(e.cost_usd);
+      }),
+    );
+    expect(priced({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 1, output_tokens: 0 }).cost_usd).toBe(1.5e-7);
   });
 });
