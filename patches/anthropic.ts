@@ -26,24 +26,51 @@ function classifyInput(part: Record<string, unknown>): InputPart {
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
+/** One sampling iteration's pools, as reported (unvalidated). */
+function iterationPools(usage: Record<string, unknown>): RawUsage {
+  const cacheCreation = asRecord(usage.cache_creation);
+  const pools: RawUsage = {
+    input_tokens: usage.input_tokens,
+    output_tokens: usage.output_tokens,
+    cached_tokens: usage.cache_read_input_tokens,
+    cache_creation_tokens: usage.cache_creation_input_tokens,
+    reasoning_tokens: asRecord(usage.output_tokens_details)?.thinking_tokens,
+  };
+  // A stream's last message_delta updates the cache-write total but not its split: a stale split is left out.
+  const split5m = cacheCreation?.ephemeral_5m_input_tokens;
+  const split1h = cacheCreation?.ephemeral_1h_input_tokens;
+  if (count(split5m) + count(split1h) === count(usage.cache_creation_input_tokens)) {
+    pools.cache_creation_5m_tokens = split5m;
+    pools.cache_creation_1h_tokens = split1h;
+  }
+  return pools;
+}
+
+/** Sums field by field; a value that is not a number makes its sum NaN, which the event rejects as invalid usage. */
+function sumPools(parts: readonly RawUsage[]): RawUsage {
+  const sum: Record<string, number> = {};
+  for (const part of parts) {
+    for (const [field, value] of Object.entries(part)) {
+      if (value !== undefined && value !== null) sum[field] = (sum[field] ?? 0) + (typeof value === 'number' ? value : NaN);
+    }
+  }
+  return sum;
+}
+
 /**
  * Anthropic bills four pools: input (which EXCLUDES cache reads and writes), cache read, cache write (5 m / 1 h) and
- * output. The event keeps them apart and totals all four.
+ * output (thinking included). The event keeps them apart and totals all four. With context compaction the top-level
+ * counts are the final iteration's only; every entry of `usage.iterations` is billed, so those are summed instead.
  */
 function messageUsage(raw: unknown): RawUsage | undefined {
   const usage = asRecord(raw);
   if (usage === undefined) return undefined;
-  const cacheCreation = asRecord(usage.cache_creation);
+  const iterations = Array.isArray(usage.iterations) ? usage.iterations.map((i) => asRecord(i) ?? {}) : [];
+  const pools = iterations.length > 0 ? sumPools(iterations.map(iterationPools)) : iterationPools(usage);
   const webSearches = asRecord(usage.server_tool_use)?.web_search_requests;
   return {
-    input_tokens: usage.input_tokens,
-    output_tokens: usage.output_tokens,
-    total_tokens:
-      count(usage.input_tokens) + count(usage.cache_read_input_tokens) + count(usage.cache_creation_input_tokens) + count(usage.output_tokens),
-    cached_tokens: usage.cache_read_input_tokens,
-    cache_creation_tokens: usage.cache_creation_input_tokens,
-    cache_creation_5m_tokens: cacheCreation?.ephemeral_5m_input_tokens,
-    cache_creation_1h_tokens: cacheCreation?.ephemeral_1h_input_tokens,
+    ...pools,
+    total_tokens: count(pools.input_tokens) + count(pools.cached_tokens) + count(pools.cache_creation_tokens) + count(pools.output_tokens),
     web_search_requests: typeof webSearches === 'number' && webSearches > 0 ? webSearches : undefined,
   };
 }

@@ -5,20 +5,45 @@ import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, t
 
 const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
+/** The tokens of one modality (`AUDIO`, `IMAGE`, ...) in `*TokensDetails` lists; undefined when none lists it. */
+function modalityTokens(modality: string, ...lists: unknown[]): number | undefined {
+  let tokens: number | undefined;
+  for (const list of lists) {
+    if (!Array.isArray(list)) continue;
+    for (const detail of list) {
+      const entry = asRecord(detail);
+      if (entry?.modality === modality) tokens = (tokens ?? 0) + count(entry.tokenCount);
+    }
+  }
+  return tokens;
+}
+
 /**
  * `promptTokenCount` includes cached tokens; thinking tokens are billed as output but are NOT in
- * `candidatesTokenCount`, and tool-use prompt tokens are billed as input but are not in `promptTokenCount`.
+ * `candidatesTokenCount`, and tool-use prompt tokens are billed as input but are not in `promptTokenCount`. The
+ * `*TokensDetails` lists split each count by modality (a modality priced apart, such as audio input or image output,
+ * is a part of the count, never an addition); `cacheTokensDetails` splits the cached tokens.
+ * A usageMetadata without counts (Vertex sends `{trafficType}` on every chunk of a stream) is no usage.
  */
 function geminiUsage(raw: unknown): RawUsage | undefined {
   const usage = asRecord(raw);
-  if (usage === undefined) return undefined;
+  if (usage === undefined || (usage.promptTokenCount === undefined && usage.candidatesTokenCount === undefined && usage.totalTokenCount === undefined)) {
+    return undefined;
+  }
   const thoughts = usage.thoughtsTokenCount;
+  const input = [usage.promptTokensDetails, usage.toolUsePromptTokensDetails];
   return {
     input_tokens: count(usage.promptTokenCount) + count(usage.toolUsePromptTokenCount),
     output_tokens: count(usage.candidatesTokenCount) + count(thoughts),
     total_tokens: usage.totalTokenCount,
     cached_tokens: usage.cachedContentTokenCount,
     reasoning_tokens: thoughts,
+    audio_input_tokens: modalityTokens('AUDIO', ...input),
+    input_image_tokens: modalityTokens('IMAGE', ...input),
+    input_video_tokens: modalityTokens('VIDEO', ...input),
+    cached_input_audio_tokens: modalityTokens('AUDIO', usage.cacheTokensDetails),
+    audio_output_tokens: modalityTokens('AUDIO', usage.candidatesTokensDetails),
+    output_image_tokens: modalityTokens('IMAGE', usage.candidatesTokensDetails),
   };
 }
 
@@ -90,9 +115,14 @@ export const googlePatch: ProviderPatch = {
   classifyInput,
   root: (moduleExports) => moduleExports,
   guardedMethods: [
-    { classPath: ['Models'], names: ['generateContent', 'generateContentStream', 'embedContent', 'generateImages', 'editImage', 'upscaleImage', 'generateVideos'] },
-    { classPath: ['Batches'], names: ['create', 'createEmbeddings'] },
-    { classPath: ['Chat'], names: ['sendMessage', 'sendMessageStream'] },
+    {
+      classPath: ['Models'],
+      fromClient: (client) => objectAt(client, ['models']),
+      names: ['generateContent', 'generateContentStream', 'embedContent', 'generateImages', 'editImage', 'upscaleImage', 'generateVideos'],
+    },
+    { classPath: ['Batches'], fromClient: (client) => objectAt(client, ['batches']), names: ['create', 'createEmbeddings'] },
+    // A chat made for the purpose (no request is sent) is the way to its class from a client.
+    { classPath: ['Chat'], fromClient: (client) => (client as { chats: { create(p: object): unknown } }).chats.create({ model: '' }), names: ['sendMessage', 'sendMessageStream'] },
   ],
   isClient: (client) => typeof objectAt(client, ['models', 'generateContentInternal']) === 'function',
   targets: [

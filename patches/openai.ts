@@ -64,10 +64,25 @@ function chatUsage(raw: unknown): RawUsage | undefined {
   };
 }
 
-function responsesUsage(raw: unknown): RawUsage | undefined {
-  const usage = asRecord(raw);
+/** How many output items are of `itemType` (and, when given, of that `action.type`). */
+function countItems(output: unknown, itemType: string, actionType?: string): number {
+  if (!Array.isArray(output)) return 0;
+  return output.filter((item) => {
+    const record = asRecord(item);
+    return record?.type === itemType && (actionType === undefined || asRecord(record.action)?.type === actionType);
+  }).length;
+}
+
+/**
+ * Usage of a Responses API response object. Hosted tools are billed per call: a web search per `search` action
+ * (opening or searching within a page is free), counted by the response itself in `tool_usage` where it has one, and
+ * every file search call.
+ */
+function responsesUsage(response: Record<string, unknown> | undefined): RawUsage | undefined {
+  const usage = asRecord(response?.usage);
   if (usage === undefined) return undefined;
   const input = asRecord(usage.input_tokens_details);
+  const webSearches = objectAt(response, ['tool_usage', 'web_search', 'num_requests']) ?? countItems(response?.output, 'web_search_call', 'search');
   return {
     input_tokens: usage.input_tokens,
     output_tokens: usage.output_tokens,
@@ -75,14 +90,19 @@ function responsesUsage(raw: unknown): RawUsage | undefined {
     cached_tokens: input?.cached_tokens,
     cache_creation_tokens: input?.cache_write_tokens,
     reasoning_tokens: asRecord(usage.output_tokens_details)?.reasoning_tokens,
+    web_search_requests: positive(webSearches),
+    file_search_calls: positive(countItems(response?.output, 'file_search_call')),
   };
 }
 
-/** Transcriptions report tokens (gpt-4o-transcribe) or seconds (whisper-1); verbose_json carries `duration`. */
+/**
+ * Transcriptions report tokens (gpt-4o-transcribe) or seconds (whisper-1); verbose_json carries `duration`. The
+ * streamed `transcript.text.done` reports tokens without a `type`.
+ */
 function audioUsage(data: unknown): RawUsage | undefined {
   const body = asRecord(data);
   const usage = asRecord(body?.usage);
-  if (usage?.type === 'tokens') {
+  if (usage?.type === 'tokens' || (usage?.type === undefined && usage?.input_tokens !== undefined)) {
     return {
       input_tokens: usage.input_tokens,
       output_tokens: usage.output_tokens,
@@ -94,17 +114,23 @@ function audioUsage(data: unknown): RawUsage | undefined {
   return seconds === undefined ? undefined : { duration_seconds: seconds };
 }
 
+/**
+ * gpt-image usage. Cached input is priced per modality, so it is read from the split the SDK declares for it
+ * (`cached_tokens_details`).
+ */
 function imagesUsage(raw: unknown, imageCount: number | undefined): RawUsage | undefined {
   const usage = asRecord(raw);
   if (usage === undefined) return imageCount === undefined ? undefined : { image_count: imageCount };
   const input = asRecord(usage.input_tokens_details);
+  const cached = asRecord(usage.cached_tokens_details);
   return {
     input_tokens: usage.input_tokens,
     output_tokens: usage.output_tokens,
     total_tokens: usage.total_tokens,
     input_text_tokens: input?.text_tokens,
-    cached_input_text_tokens: input?.cached_tokens,
+    cached_input_text_tokens: cached?.cached_text_tokens ?? input?.cached_tokens,
     input_image_tokens: input?.image_tokens,
+    cached_input_image_tokens: cached?.cached_image_tokens,
     output_image_tokens: usage.output_tokens,
     image_count: imageCount,
   };
@@ -119,9 +145,18 @@ function codePointCount(text: string): number {
   return count;
 }
 
+const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value);
+
 /** The identity fields every OpenAI response object carries. */
 function identity(body: Record<string, unknown> | undefined): ResponseFacts {
-  return { model: stringField(body, 'model'), responseId: stringField(body, 'id') };
+  return { model: nonEmpty(stringField(body, 'model')), responseId: nonEmpty(stringField(body, 'id')) };
+}
+
+/** A stream's identity is its first non-empty one: Azure's first chunk (content filters) has an empty id and model. */
+function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | undefined): void {
+  const { model, responseId } = identity(body);
+  facts.model ??= model;
+  facts.responseId ??= responseId;
 }
 
 // ---- stream items --------------------------------------------------------------------------------------------------
@@ -130,7 +165,7 @@ function identity(body: Record<string, unknown> | undefined): ResponseFacts {
 function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean {
   const chunk = asRecord(item);
   if (chunk === undefined) return false;
-  if (facts.responseId === undefined) Object.assign(facts, identity(chunk));
+  adoptIdentity(facts, chunk);
   const usage = chunk.usage;
   if (usage === undefined || usage === null) {
     if (hideInjected && usage === null) delete chunk.usage;
@@ -152,9 +187,9 @@ function readResponsesEvent(item: unknown, facts: ResponseFacts): boolean {
   const type = event?.type;
   if (type === 'response.created' || RESPONSE_FINAL_EVENTS.has(type as string)) {
     const response = asRecord(event?.response);
-    Object.assign(facts, identity(response));
+    adoptIdentity(facts, response);
     if (RESPONSE_FINAL_EVENTS.has(type as string)) {
-      facts.usage = responsesUsage(response?.usage) ?? facts.usage;
+      facts.usage = responsesUsage(response) ?? facts.usage;
       facts.complete = true;
     }
   }
@@ -209,7 +244,7 @@ const targets: HookTarget[] = [
     path: '/responses',
     readRequest: readParams,
     outputCap: [['max_output_tokens']],
-    readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)?.usage) }),
+    readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)) }),
     readStreamItem: readResponsesEvent,
   },
   {

@@ -118,7 +118,12 @@ export interface ProviderPatch {
    * Public async methods around hooked ones (genai's, assigned per instance by the constructor or on the prototype):
    * guarded so that a call the agent refuses never becomes an unhandled rejection (see patches/calls/outer-call.ts).
    */
-  guardedMethods?: readonly { classPath: readonly string[]; names: readonly string[] }[];
+  guardedMethods?: readonly {
+    classPath: readonly string[];
+    /** An instance of the class, from a client (for `instrument`, which has no module to find the class in). */
+    fromClient(client: unknown): unknown;
+    names: readonly string[];
+  }[];
   /** Reads the parts of a request's params that are not plain text (media, server-side state), for sizing a reservation. */
   classifyInput: InputClassifier;
   /** True for a client instance of this SDK (any build, any copy). */

@@ -17,14 +17,18 @@ export const USAGE_FIELDS = [
   'reasoning_tokens',
   'duration_seconds',
   'audio_input_tokens',
+  'cached_input_audio_tokens',
   'audio_output_tokens',
   'character_count',
   'input_text_tokens',
   'cached_input_text_tokens',
   'input_image_tokens',
+  'input_video_tokens',
+  'cached_input_image_tokens',
   'output_image_tokens',
   'image_count',
   'web_search_requests',
+  'file_search_calls',
 ] as const;
 
 export type UsageField = (typeof USAGE_FIELDS)[number];
@@ -60,6 +64,14 @@ export interface UsageEvent extends UsageCounts {
   /** The usage did not add up (e.g. more cached than input tokens): priced as well as it could be. */
   price_inconsistent?: boolean;
   tags?: Record<string, string>;
+  /** Audio input tokens read from a context cache (Gemini): part of `audio_input_tokens` and `cached_tokens`, priced at the cached-audio rate. */
+  cached_input_audio_tokens?: number;
+  /** Video input tokens (Gemini): part of `input_tokens`, priced at the model's video rate where it has one. */
+  input_video_tokens?: number;
+  /** Image input tokens read from cache (gpt-image): part of `input_image_tokens`, priced at the cached-image rate. */
+  cached_input_image_tokens?: number;
+  /** File search tool calls the provider ran (OpenAI Responses), each priced per call. */
+  file_search_calls?: number;
 }
 
 /** What is known about a call when it starts. */

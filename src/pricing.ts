@@ -197,7 +197,8 @@ export class PriceBook {
 
   /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
   private libraryUsage(event: UsageEvent): Usage {
-    const cacheRead = event.cached_tokens ?? 0;
+    const cachedImage = event.cached_input_image_tokens ?? 0;
+    const cacheRead = event.cached_tokens ?? (event.cached_input_text_tokens ?? 0) + cachedImage;
     const cacheWrite = event.cache_creation_tokens ?? 0;
     const input = this.inputExcludesCache(event.provider) ? event.input_tokens + cacheRead + cacheWrite : event.input_tokens;
     const usage: Usage = { input_tokens: input, output_tokens: event.output_tokens };
@@ -205,9 +206,14 @@ export class PriceBook {
     if (cacheWrite > 0) usage.cache_write_tokens = cacheWrite;
     if ((event.cache_creation_1h_tokens ?? 0) > 0) usage.cache_write_1h_tokens = event.cache_creation_1h_tokens;
     if ((event.web_search_requests ?? 0) > 0) usage.web_searches = event.web_search_requests;
+    if ((event.file_search_calls ?? 0) > 0) usage.storage_searches = event.file_search_calls;
     if ((event.audio_input_tokens ?? 0) > 0) usage.input_audio_tokens = event.audio_input_tokens;
     if ((event.audio_output_tokens ?? 0) > 0) usage.output_audio_tokens = event.audio_output_tokens;
     if ((event.input_image_tokens ?? 0) > 0) usage.input_image_tokens = event.input_image_tokens;
+    if ((event.input_video_tokens ?? 0) > 0) usage.input_video_tokens = event.input_video_tokens;
+    if ((event.cached_input_audio_tokens ?? 0) > 0) usage.cache_audio_read_tokens = event.cached_input_audio_tokens;
+    if ((event.output_image_tokens ?? 0) > 0) usage.output_image_tokens = event.output_image_tokens;
+    if (cachedImage > 0) usage.cache_image_read_tokens = cachedImage;
     if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
     return usage;
   }
@@ -225,6 +231,7 @@ function fastCost(usage: Usage, price: ModelPrice): Omit<PriceQuote, 'source'> {
   const rate = (key: string) => rateAt(price[key], inputTotal) ?? 0;
   const micro =
     ((usage.web_searches ?? 0) / 1000) * 1e6 * rate('web_searches_kcount') +
+    ((usage.storage_searches ?? 0) / 1000) * 1e6 * rate('storage_searches_kcount') +
     plainInput * rate('input_mtok') +
     cacheRead * rate('cache_read_mtok') +
     (cacheWriteAll - cacheWrite1h) * rate('cache_write_mtok') +

@@ -409,6 +409,9 @@ describe('an unawaited call the agent refuses', () => {
     expect(refused.stderr).toBe('');
     expect(refused.stdout.trim()).toBe('alive batches.create,embedContent,generateContent,generateContent,streamGenerateContent');
     expect(refused.code).toBe(0);
+    const instrumented = await runNode([app, 'instrument'], { env: { GEMINI_BASE_URL: fake.geminiBaseUrl } });
+    expect(instrumented.stderr).toBe('');
+    expect(instrumented.stdout.trim()).toBe(refused.stdout.trim());
     const appError = await runNode(['--import', join(repoRoot, 'register.mjs'), app, 'app-error'], { env: { GEMINI_BASE_URL: fake.geminiBaseUrl } });
     expect(appError.code).not.toBe(0);
     expect(appError.stderr).toMatch(/400/);

@@ -93,6 +93,14 @@ export class Patcher {
       const resource = objectAt(client, target.clientPath);
       if (resource !== null && typeof resource === 'object') this.wrapTarget(provider, target, Object.getPrototypeOf(resource) as object);
     }
+    // The client's resources already hold their per-instance methods: guarded where they are, and on the prototype
+    // for resources made later.
+    for (const { fromClient, names } of provider.guardedMethods ?? []) {
+      const resource = fromClient(client);
+      if (resource === null || typeof resource !== 'object') continue;
+      this.guard(provider, resource, names);
+      this.guard(provider, Object.getPrototypeOf(resource) as object, names);
+    }
   }
 
   private provider(name: string): ProviderPatch {
@@ -115,12 +123,15 @@ export class Patcher {
       }
       for (const { classPath, names } of provider.guardedMethods ?? []) {
         const resourceClass = objectAt(root, classPath);
-        if (typeof resourceClass !== 'function') continue;
-        const undos = this.guards.get(provider.name) ?? [];
-        undos.push(guardPublicMethods(resourceClass.prototype as object, names));
-        this.guards.set(provider.name, undos);
+        if (typeof resourceClass === 'function') this.guard(provider, resourceClass.prototype as object, names);
       }
     }
+  }
+
+  private guard(provider: ProviderPatch, owner: object, names: readonly string[]): void {
+    const undos = this.guards.get(provider.name) ?? [];
+    undos.push(guardPublicMethods(owner, names));
+    this.guards.set(provider.name, undos);
   }
 
   private wrapTarget(provider: ProviderPatch, target: HookTarget, prototype: object): void {

@@ -1,6 +1,7 @@
 // Unawaited calls the agent refuses, through genai's public methods: the process must not crash. Prints 'alive' once
 // every refusal was recorded. With `app-error` as argument, an unawaited call that fails at the provider is left
-// unhandled as without the agent (the process crashes).
+// unhandled as without the agent (the process crashes). With `instrument`, the client is instrumented instead of the
+// SDK patched.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -9,9 +10,10 @@ const { GoogleGenAI } = await import('@google/genai');
 
 const events = [];
 const meter = new Meter({ onEvent: (e) => events.push(e) });
-meter.patchAll();
+if (process.argv[2] !== 'instrument') meter.patchAll();
 await meter.setLimit('broke', { limitUsd: 0, frequency: 'per_day' });
 const ai = new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: process.env.GEMINI_BASE_URL } });
+if (process.argv[2] === 'instrument') meter.instrument(ai);
 const request = { model: 'gemini-2.0-flash', contents: 'hi' };
 
 if (process.argv[2] === 'app-error') {
