@@ -1,7 +1,7 @@
 import { ConfigError, describeValue } from './errors.js';
 import type { UsageEvent } from './event.js';
 import type { Enforcement } from './limits/store.js';
-import { validatePriceOverrides, type PriceOverride } from './pricing.js';
+import { validatePriceOverrides, type PriceOverride } from './pricing/price-book.js';
 import type { UnknownModelPolicy } from './limits/spend-limits.js';
 import { validateTimeZone } from './limits/windows.js';
 import { DEFAULT_MAX_INPUT_TOKENS, resolveMediaTokens, type MediaTokenCeilings } from './limits/input-ceilings.js';

@@ -10,7 +10,7 @@ import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from '.
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 import { Patcher } from './patching/patcher.js';
-import { PriceBook, type PriceQuote } from './pricing.js';
+import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';

@@ -204,7 +204,7 @@ describe('a 10 MB prompt', () => {
 });
 
 describe('memory stays bounded: the price cache', () => {
-  const { PriceBook, MAX_RESOLVED_MODELS } = requireFromRepo('./dist/src/pricing.js');
+  const { PriceBook, MAX_RESOLVED_MODELS } = requireFromRepo('./dist/src/pricing/price-book.js');
 
   it('100,000 distinct model names (an app passing on what its users choose) keep it within its bound', () => {
     const book = new PriceBook({}, () => false, () => undefined);

@@ -4,7 +4,7 @@ import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
 import type { CallStart } from '../event.js';
 import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './store.js';
-import type { PriceBook } from '../pricing.js';
+import type { PriceBook } from '../pricing/price-book.js';
 import { BackendLimitStore } from './backend-store.js';
 import type { ResolvedConfig } from '../config.js';
 import type { AgentLog } from '../log.js';

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { calcPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
-import { ConfigError, describeValue } from './errors.js';
-import type { UsageEvent } from './event.js';
+import { ConfigError, describeValue } from '../errors.js';
+import type { UsageEvent } from '../event.js';
 
 /** A user's own price for a model, in USD per million tokens. */
 export interface PriceOverride {
