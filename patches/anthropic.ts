@@ -72,6 +72,9 @@ function messageUsage(raw: unknown): RawUsage | undefined {
     ...pools,
     total_tokens: count(pools.input_tokens) + count(pools.cached_tokens) + count(pools.cache_creation_tokens) + count(pools.output_tokens),
     web_search_requests: typeof webSearches === 'number' && webSearches > 0 ? webSearches : undefined,
+    service_tier: usage.service_tier,
+    inference_geo: usage.inference_geo,
+    speed: usage.speed,
   };
 }
 
@@ -123,7 +126,11 @@ const batchResults: HookTarget = {
   readResponse: () => ({}),
   readEachItem: (item) => {
     const result = asRecord(asRecord(item)?.result);
-    return result?.type === 'succeeded' ? messageFacts(asRecord(result.message)) : undefined;
+    if (result?.type !== 'succeeded') return undefined;
+    const facts = messageFacts(asRecord(result.message));
+    // Billed at batch rates whatever the row's message says of its tier.
+    if (facts.usage !== undefined) facts.usage.service_tier = 'batch';
+    return facts;
   },
 };
 

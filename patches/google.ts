@@ -23,7 +23,8 @@ function modalityTokens(modality: string, ...lists: unknown[]): number | undefin
  * `candidatesTokenCount`, and tool-use prompt tokens are billed as input but are not in `promptTokenCount`. The
  * `*TokensDetails` lists split each count by modality (a modality priced apart, such as audio input or image output,
  * is a part of the count, never an addition); `cacheTokensDetails` splits the cached tokens.
- * A usageMetadata without counts (Vertex sends `{trafficType}` on every chunk of a stream) is no usage.
+ * A usageMetadata without counts (Vertex sends `{trafficType}` on every chunk of a stream) is no usage. Vertex's
+ * `trafficType` is the service tier the call was billed at (ON_DEMAND_FLEX, ON_DEMAND_PRIORITY, ...).
  */
 function geminiUsage(raw: unknown): RawUsage | undefined {
   const usage = asRecord(raw);
@@ -44,6 +45,7 @@ function geminiUsage(raw: unknown): RawUsage | undefined {
     cached_input_audio_tokens: modalityTokens('AUDIO', usage.cacheTokensDetails),
     audio_output_tokens: modalityTokens('AUDIO', usage.candidatesTokensDetails),
     output_image_tokens: modalityTokens('IMAGE', usage.candidatesTokensDetails),
+    service_tier: usage.trafficType,
   };
 }
 
@@ -67,16 +69,22 @@ function readStreamChunk(item: unknown, facts: ResponseFacts): boolean {
   return false;
 }
 
-/** The Gemini API reports no usage for embeddings; Vertex AI reports a token count per embedding. */
+/**
+ * The Gemini API reports no usage for embeddings; Vertex AI reports a token count per embedding and, for the models it
+ * bills per character (text-embedding-005), `metadata.billableCharacterCount` for the request.
+ */
 function embeddingFacts(data: unknown): ResponseFacts {
-  const embeddings = asRecord(data)?.embeddings;
+  const response = asRecord(data);
+  const embeddings = response?.embeddings;
   if (!Array.isArray(embeddings)) return {};
   let tokens: number | undefined;
   for (const embedding of embeddings) {
     const tokenCount = asRecord(asRecord(embedding)?.statistics)?.tokenCount;
     if (typeof tokenCount === 'number') tokens = (tokens ?? 0) + tokenCount;
   }
-  return tokens === undefined ? {} : { usage: { input_tokens: tokens, output_tokens: 0, total_tokens: tokens } };
+  const characters = asRecord(response?.metadata)?.billableCharacterCount;
+  if (tokens === undefined && characters === undefined) return {};
+  return { usage: { input_tokens: tokens ?? 0, output_tokens: 0, total_tokens: tokens ?? 0, character_count: characters } };
 }
 
 const requestedModel = (args: readonly unknown[]): string | undefined => stringField(args[0], 'model');

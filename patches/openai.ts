@@ -47,8 +47,9 @@ function requestStreamUsage(args: readonly unknown[], resource: unknown): Prepar
 
 const positive = (value: unknown): unknown => (typeof value === 'number' && value === 0 ? undefined : value);
 
-function chatUsage(raw: unknown): RawUsage | undefined {
-  const usage = asRecord(raw);
+/** Usage of a chat or legacy completion, or of a stream's usage chunk; the tier is on the body, beside the usage. */
+function chatUsage(body: Record<string, unknown> | undefined): RawUsage | undefined {
+  const usage = asRecord(body?.usage);
   if (usage === undefined) return undefined;
   const prompt = asRecord(usage.prompt_tokens_details);
   const completion = asRecord(usage.completion_tokens_details);
@@ -61,6 +62,7 @@ function chatUsage(raw: unknown): RawUsage | undefined {
     reasoning_tokens: completion?.reasoning_tokens,
     audio_input_tokens: positive(prompt?.audio_tokens),
     audio_output_tokens: positive(completion?.audio_tokens),
+    service_tier: body?.service_tier,
   };
 }
 
@@ -92,6 +94,7 @@ function responsesUsage(response: Record<string, unknown> | undefined): RawUsage
     reasoning_tokens: asRecord(usage.output_tokens_details)?.reasoning_tokens,
     web_search_requests: positive(webSearches),
     file_search_calls: positive(countItems(response?.output, 'file_search_call')),
+    service_tier: response?.service_tier,
   };
 }
 
@@ -136,6 +139,20 @@ function imagesUsage(raw: unknown, imageCount: number | undefined): RawUsage | u
   };
 }
 
+/**
+ * What a per-image price (DALL-E) depends on and the response does not repeat: the requested `size` and whether the
+ * images were asked for at quality `hd`.
+ */
+function requestedImages(request: unknown, imageCount: unknown): RawUsage {
+  const params = asRecord(request);
+  const size = /^(\d+)x(\d+)$/.exec(stringField(params, 'size') ?? '');
+  return {
+    image_width: size === null ? undefined : Number(size[1]),
+    image_height: size === null ? undefined : Number(size[2]),
+    hd_image_count: params?.quality === 'hd' ? imageCount : undefined,
+  };
+}
+
 function codePointCount(text: string): number {
   let count = 0;
   for (let i = 0; i < text.length; i++) {
@@ -171,7 +188,7 @@ function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: 
     if (hideInjected && usage === null) delete chunk.usage;
     return false;
   }
-  facts.usage = chatUsage(usage);
+  facts.usage = chatUsage(chunk);
   facts.complete = true;
   if (!hideInjected) return false;
   const choices = chunk.choices;
@@ -228,7 +245,7 @@ const chatCompletions: HookTarget = {
   outputCap: [['max_completion_tokens'], ['max_tokens']],
   completions: [['n']],
   prepare: requestStreamUsage,
-  readResponse: (data) => ({ ...identity(asRecord(data)), usage: chatUsage(asRecord(data)?.usage) }),
+  readResponse: (data) => ({ ...identity(asRecord(data)), usage: chatUsage(asRecord(data)) }),
   readStreamItem: readCompletionChunk,
 };
 
@@ -295,9 +312,10 @@ const targets: HookTarget[] = [
       path: method === 'generate' ? '/images/generations' : '/images/edits',
       readRequest: readParams,
       completions: [['n']],
-      readResponse: (data) => {
+      readResponse: (data, args) => {
         const body = asRecord(data);
-        return { usage: imagesUsage(body?.usage, Array.isArray(body?.data) ? body.data.length : undefined) };
+        const usage = imagesUsage(body?.usage, Array.isArray(body?.data) ? body.data.length : undefined);
+        return { usage: usage && { ...usage, ...requestedImages(args[0], usage.image_count) } };
       },
       readStreamItem: readImageEvent,
     }),

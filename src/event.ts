@@ -29,12 +29,26 @@ export const USAGE_FIELDS = [
   'image_count',
   'web_search_requests',
   'file_search_calls',
+  'image_width',
+  'image_height',
+  'hd_image_count',
 ] as const;
 
 export type UsageField = (typeof USAGE_FIELDS)[number];
 export type UsageCounts = Partial<Record<UsageField, number>>;
-/** Usage as read off a response, before validation: anything that is not a finite, non-negative count is dropped. */
-export type RawUsage = Partial<Record<UsageField, unknown>>;
+
+/**
+ * The terms a response says it was served under (words, not counts), read with its usage because they set the price of
+ * that usage: see src/pricing/tiers.ts.
+ */
+export const BILLING_TERMS = ['service_tier', 'inference_geo', 'speed'] as const;
+export type BillingTerm = (typeof BILLING_TERMS)[number];
+
+/**
+ * Usage as read off a response, before validation: anything that is not a finite, non-negative count is dropped, and a
+ * billing term that is not a non-empty string is left out.
+ */
+export type RawUsage = Partial<Record<UsageField | BillingTerm, unknown>>;
 
 /** One metered call, as it goes on the wire (snake_case, like the provider APIs). */
 export interface UsageEvent extends UsageCounts {
@@ -63,6 +77,21 @@ export interface UsageEvent extends UsageCounts {
   cost_estimated?: boolean;
   /** The usage did not add up (e.g. more cached than input tokens): priced as well as it could be. */
   price_inconsistent?: boolean;
+  /**
+   * The service tier the provider reports it served the call at, as it spells it: OpenAI `service_tier` (`default`,
+   * `flex`, `priority`, ...), Anthropic `usage.service_tier` (`standard`, `priority`, `batch`; every batch result row is
+   * `batch`), Vertex AI `usageMetadata.trafficType` (`ON_DEMAND`, `ON_DEMAND_FLEX`, `ON_DEMAND_PRIORITY`, ...).
+   */
+  service_tier?: string;
+  /** Where the provider reports inference ran (Anthropic `usage.inference_geo`: `global`, `us`). */
+  inference_geo?: string;
+  /** The inference speed the provider reports (Anthropic `usage.speed`: `standard`, `fast`). */
+  speed?: string;
+  /**
+   * The multipliers applied to the model's standard price for the terms above, e.g. `service_tier=flex x0.5`; absent
+   * when the standard price was charged (see the table in src/pricing/tiers.ts).
+   */
+  price_tier?: string;
   tags?: Record<string, string>;
   /** Audio input tokens read from a context cache (Gemini): part of `audio_input_tokens` and `cached_tokens`, priced at the cached-audio rate. */
   cached_input_audio_tokens?: number;
@@ -72,6 +101,11 @@ export interface UsageEvent extends UsageCounts {
   cached_input_image_tokens?: number;
   /** File search tool calls the provider ran (OpenAI Responses), each priced per call. */
   file_search_calls?: number;
+  /** The requested size of each image, in pixels (OpenAI images, from `size`): what a per-image price depends on. */
+  image_width?: number;
+  image_height?: number;
+  /** Images requested at quality `hd` (DALL-E 3): part of `image_count`, priced at the HD rate. */
+  hd_image_count?: number;
 }
 
 /** What is known about a call when it starts. */
@@ -146,6 +180,10 @@ export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: numb
       else event[field] = value;
     }
     if (usage.total_tokens === undefined) event.total_tokens = event.input_tokens + event.output_tokens;
+    for (const term of BILLING_TERMS) {
+      const value = nonEmptyString(usage[term]);
+      if (value !== undefined) event[term] = value;
+    }
   }
   const requestId = nonEmptyString(outcome.requestId);
   if (requestId !== undefined) event.request_id = requestId;

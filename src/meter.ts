@@ -236,6 +236,7 @@ export class Meter implements CallSink {
     if (estimate !== undefined) event.cost_estimated = true;
     if (quote.unknown === true) event.price_unknown = true;
     if (quote.inconsistent === true) event.price_inconsistent = true;
+    if (quote.tier !== undefined) event.price_tier = quote.tier;
     return event.cost_usd;
   }
 

@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { calcPrice } from '@pydantic/genai-prices';
+import type { UsageEvent } from 'llm-meter';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
 
@@ -353,6 +355,48 @@ describe.each(Object.entries(ANTHROPIC_VERSIONS))('%s', (_label, appRoot) => {
         stream: false,
       });
       expect(event.error).toBeUndefined();
+    }
+  });
+
+  // Tiers and residency, from what each response's usage reports. Anthropic bills Message Batches rows at 50% of the
+  // standard price (its batch processing guide), US-only inference (`usage.inference_geo: "us"`) at 1.1x the standard
+  // rates (its data residency billing note; `global` is standard), and the two stack. No multiplier is published for
+  // the priority tier, nor one for fast mode across models: they are recorded and priced at the standard rate. The
+  // standard price is the pinned library's for the fake's usage (21 in, 9 out) on a priced model.
+  const TIER_MODEL = 'claude-sonnet-4-6';
+  const standardPrice = calcPrice({ input_tokens: 21, output_tokens: 9 }, TIER_MODEL, { providerId: 'anthropic' })!.total_price;
+  const tierHeaders = (usage: object) => ({ 'x-fake-model': TIER_MODEL, 'x-fake-usage': JSON.stringify(usage) });
+  const tierOf = (e: UsageEvent) => ({ service_tier: e.service_tier, inference_geo: e.inference_geo, speed: e.speed, price_tier: e.price_tier });
+
+  it.each([
+    { name: 'standard, global', stream: false, usage: { service_tier: 'standard', inference_geo: 'global' }, priceTier: undefined, factor: 1 },
+    { name: 'US-only inference', stream: false, usage: { service_tier: 'standard', inference_geo: 'us' }, priceTier: 'inference_geo=us x1.1', factor: 1.1 },
+    { name: 'US-only inference, streamed', stream: true, usage: { service_tier: 'standard', inference_geo: 'us' }, priceTier: 'inference_geo=us x1.1', factor: 1.1 },
+    { name: 'priority', stream: false, usage: { service_tier: 'priority' }, priceTier: undefined, factor: 1 },
+    { name: 'fast mode', stream: false, usage: { service_tier: 'standard', speed: 'fast' }, priceTier: undefined, factor: 1 },
+  ])('messages.create, $name: the reported tier on the event, priced at x$factor', async ({ stream, usage, priceTier, factor }) => {
+    const [event] = await metered(async () => {
+      const result = await client.messages.create({ ...params, stream }, { headers: tierHeaders(usage) });
+      if (stream) for await (const _ of result) void _;
+    });
+    expect(event).toMatchObject({ model: TIER_MODEL, stream, input_tokens: 21, output_tokens: 9 });
+    expect(tierOf(event!)).toEqual({ ...usage, price_tier: priceTier });
+    expect(Math.abs(event!.cost_usd! - standardPrice * factor)).toBeLessThanOrEqual(1e-9);
+  });
+
+  it.each([
+    { name: 'global', usage: {}, priceTier: 'service_tier=batch x0.5', factor: 0.5 },
+    { name: 'US-only inference', usage: { inference_geo: 'us' }, priceTier: 'service_tier=batch x0.5, inference_geo=us x1.1', factor: 0.5 * 1.1 },
+  ])('batches.results(), $name: every row is batch, priced at x$factor', async ({ usage, priceTier, factor }) => {
+    const batch = await client.messages.batches.create({ requests: [{ custom_id: 'a', params }, { custom_id: 'b', params }] }, { headers: tierHeaders(usage) });
+    events.length = 0;
+    for await (const _ of await client.messages.batches.results(batch.id)) void _;
+    await until(() => events.length >= 2, 'the row events');
+    expect(events).toHaveLength(2);
+    for (const event of events) {
+      expect(event).toMatchObject({ endpoint: 'messages.batches', model: TIER_MODEL, input_tokens: 21, output_tokens: 9 });
+      expect(tierOf(event)).toEqual({ service_tier: 'batch', ...usage, price_tier: priceTier });
+      expect(Math.abs(event.cost_usd! - standardPrice * factor)).toBeLessThanOrEqual(1e-9);
     }
   });
 

@@ -61,6 +61,32 @@ describe('cost of a call, against hand-computed figures', () => {
     expect(e.price_source).toBe('config');
   });
 
+  // Prices the bundled data lacks come from llm-meter's dated table (src/pricing/supplementary.ts, README "Cost").
+  it.each([
+    ['tts-1', 15],
+    ['tts-1-hd', 30],
+  ])('%s: billed per input character, $%d per million (llm-meter table)', (model, perMillion) => {
+    expect(genaiPrices.calcPrice({}, model, { providerId: 'openai' })).toBeNull();
+    const e = priced({ provider: 'openai', model, input_tokens: 0, output_tokens: 0, character_count: 2000 });
+    expect(e).toMatchObject({ price_source: 'llm-meter table 2026-11' });
+    expect(e.cost_usd).toBeCloseTo((2000 * perMillion) / 1e6, 12);
+  });
+
+  it('gpt-4o-audio-preview: the bundled text rates, and audio at $40 in / $80 out per million from the table', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-4o-audio-preview-2024-12-17', input_tokens: 1000, audio_input_tokens: 600, output_tokens: 300, audio_output_tokens: 200 });
+    expect(e.price_source).toBe(`${librarySource} + llm-meter table 2026-11`);
+    expect(e.cost_usd).toBeCloseTo((400 * 2.5 + 600 * 40 + 100 * 10 + 200 * 80) / 1e6, 12);
+  });
+
+  it('a price override wins over the table too', () => {
+    const usage = { provider: 'openai', model: 'gpt-4o-audio-preview-2024-12-17', input_tokens: 1000, audio_input_tokens: 600, output_tokens: 100 };
+    const e = priced(usage, { prices: { 'openai:gpt-4o-audio-preview-2024-12-17': { input_mtok: 1, output_mtok: 2 } } });
+    expect(e.price_source).toBe('config');
+    expect(e.cost_usd).toBeCloseTo((1000 * 1 + 100 * 2) / 1e6, 12);
+    const tts = priced({ provider: 'openai', model: 'tts-1', input_tokens: 0, output_tokens: 0, character_count: 2000 }, { prices: { 'openai:tts-1': { input_mtok: 1, output_mtok: 1 } } });
+    expect(tts).toMatchObject({ price_source: 'config', cost_usd: 0 });
+  });
+
   it('a reported cost is used only when no price is known', () => {
     expect(priced({ provider: 'openrouter', model: 'x/y', input_tokens: 1, output_tokens: 1, cost_usd: 0.5 })).toMatchObject({ cost_usd: 0.5, price_source: 'reported' });
     expect(priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 0, output_tokens: 0, cost_usd: 0.5 }).cost_usd).toBe(0);

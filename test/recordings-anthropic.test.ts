@@ -15,6 +15,8 @@ const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import
  * - a stream's `message_delta` usage is cumulative: its counts replace `message_start`'s.
  * - with context compaction, the top-level usage is the final iteration's only; each `usage.iterations` entry is billed.
  * total_tokens = input + cache read + cache write + output.
+ * - `usage.service_tier` `standard` and `inference_geo` `global` or `not_available` (a model without the choice) are
+ *   the standard price: no multiplier (price_tier absent).
  */
 interface Counts {
   input_tokens: number;
@@ -35,6 +37,8 @@ interface Case {
   beta?: boolean;
   /** Which rule the figures show. */
   rule: string;
+  /** The service tier and inference geo the recording's usage reports, as the event must carry them. */
+  terms: { service_tier?: string; inference_geo?: string };
   expected: Counts;
 }
 
@@ -45,12 +49,14 @@ const CASES: Case[] = [
     file: 'ant-vercel-text.json',
     model: 'claude-sonnet-4-5-20250929',
     rule: 'total = 12 input + 29 output',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 12, output_tokens: 29, ...NO_CACHE, total_tokens: 41 },
   },
   {
     file: 'ant-vercel-websearch.json',
     model: 'claude-sonnet-4-20250514',
     rule: 'two web searches billed per request besides 27,118 input tokens (search results are input)',
+    terms: { service_tier: 'standard' },
     expected: { input_tokens: 27118, output_tokens: 600, ...NO_CACHE, web_search_requests: 2, total_tokens: 27718 },
   },
   {
@@ -58,18 +64,21 @@ const CASES: Case[] = [
     model: 'claude-sonnet-4-5-20250929',
     beta: true,
     rule: 'no output_tokens_details: reasoning not reported; the thinking is inside the 33 output tokens',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 69, output_tokens: 33, ...NO_CACHE, total_tokens: 102 },
   },
   {
     file: 'ant-vercel-opus5-thinking.json',
     model: 'claude-opus-5',
     rule: '139 thinking tokens are a part of the 1,699 output tokens, billed once as output',
+    terms: { service_tier: 'standard', inference_geo: 'global' },
     expected: { input_tokens: 51, output_tokens: 1699, ...NO_CACHE, reasoning_tokens: 139, total_tokens: 1750 },
   },
   {
     file: 'ant-1h-cache-write.json',
     model: 'claude-haiku-4-5-20251001',
     rule: 'all 2,177 cache writes at the 1-hour rate; input 10 excludes them',
+    terms: { service_tier: 'standard' },
     expected: {
       input_tokens: 10,
       output_tokens: 285,
@@ -84,12 +93,14 @@ const CASES: Case[] = [
     file: 'ant-pyd-cache-read.json',
     model: 'claude-sonnet-4-5-20250929',
     rule: '1,111 cache reads at the read rate; input 3 excludes them',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 3, output_tokens: 406, ...NO_CACHE, cached_tokens: 1111, total_tokens: 3 + 1111 + 406 },
   },
   {
     file: 'ant-pyd-cache-read-write.json',
     model: 'claude-sonnet-4-5-20250929',
     rule: 'input 3 excludes both 1,111 cache reads and 418 five-minute cache writes',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: {
       input_tokens: 3,
       output_tokens: 33,
@@ -104,6 +115,7 @@ const CASES: Case[] = [
     file: 'ant-pyd-sonnet5-cache.json',
     model: 'claude-sonnet-5',
     rule: 'input 16 excludes 13,637 reads and 7,049 five-minute writes; 33 thinking tokens inside the 344 output; 0 searches',
+    terms: { service_tier: 'standard', inference_geo: 'global' },
     expected: {
       input_tokens: 16,
       output_tokens: 344,
@@ -119,18 +131,21 @@ const CASES: Case[] = [
     file: 'ant-pyd-websearch.json',
     model: 'claude-sonnet-4-20250514',
     rule: 'one web search billed per request',
+    terms: { service_tier: 'standard' },
     expected: { input_tokens: 8984, output_tokens: 520, ...NO_CACHE, web_search_requests: 1, total_tokens: 9504 },
   },
   {
     file: 'ant-vercel-text-stream.sse',
     model: 'claude-sonnet-4-5-20250929',
     rule: 'message_delta output 30 replaces message_start provisional 1',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 12, output_tokens: 30, ...NO_CACHE, total_tokens: 42 },
   },
   {
     file: 'ant-vercel-websearch-stream.sse',
     model: 'claude-sonnet-4-20250514',
     rule: 'message_delta input 15,665 (search results included) replaces message_start 2,037; one search',
+    terms: { service_tier: 'standard' },
     expected: { input_tokens: 15665, output_tokens: 795, ...NO_CACHE, web_search_requests: 1, total_tokens: 15665 + 795 },
   },
   {
@@ -140,6 +155,7 @@ const CASES: Case[] = [
       'message_delta (cumulative over the code-execution loop) replaces every message_start count; it gives no 5m/1h ' +
       "split for its 3,337 writes, so message_start's split of 3,068 is stale and left out; no TTL was asked, so the " +
       'writes are billed at the default 5-minute rate',
+    terms: { service_tier: 'standard', inference_geo: 'global' },
     expected: {
       input_tokens: 6,
       output_tokens: 198,
@@ -154,24 +170,28 @@ const CASES: Case[] = [
     model: 'claude-sonnet-4-5-20250929',
     beta: true,
     rule: 'thinking inside the 53 output tokens of the final message_delta',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 69, output_tokens: 53, ...NO_CACHE, total_tokens: 122 },
   },
   {
     file: 'ant-vercel-delta-input.sse',
     model: 'claude-opus-4-5-20251101',
     rule: 'message_delta input 61 replaces message_start 43 (cumulative, not added); no cache fields reported',
+    terms: {},
     expected: { input_tokens: 61, output_tokens: 2, total_tokens: 63 },
   },
   {
     file: 'ant-pyd-thinking-stream.sse',
     model: 'claude-sonnet-4-20250514',
     rule: 'thinking inside the 282 output tokens of the final message_delta',
+    terms: { service_tier: 'standard', inference_geo: 'not_available' },
     expected: { input_tokens: 43, output_tokens: 282, ...NO_CACHE, total_tokens: 325 },
   },
   {
     file: 'ant-pyd-websearch-stream.sse',
     model: 'claude-sonnet-4-20250514',
     rule: 'message_delta input 31,772 replaces message_start 2,050; two searches',
+    terms: { service_tier: 'standard' },
     expected: { input_tokens: 31772, output_tokens: 644, ...NO_CACHE, web_search_requests: 2, total_tokens: 31772 + 644 },
   },
   {
@@ -181,6 +201,7 @@ const CASES: Case[] = [
     rule:
       'compaction: the top level (181 in, 0 cache read, 8 out) is the final iteration only; both iterations are billed: ' +
       'input 100 + 181, cache read 55,096 + 0, output 83 + 8',
+    terms: { service_tier: 'standard', inference_geo: 'global' },
     expected: {
       input_tokens: 100 + 181,
       output_tokens: 83 + 8,
@@ -239,7 +260,7 @@ const Anthropic = sdk.Anthropic ?? sdk.default;
 const client = new Anthropic({ apiKey: 'k', baseURL: server.url, maxRetries: 0 });
 
 describe('recorded Anthropic responses', () => {
-  it.each(CASES)('$file: $rule', async ({ file, model, beta, expected }) => {
+  it.each(CASES)('$file: $rule', async ({ file, model, beta, terms, expected }) => {
     server.serve(`anthropic/${file}`);
     const stream = file.endsWith('.sse');
     const messages = beta === true ? client.beta.messages : client.messages;
@@ -250,6 +271,7 @@ describe('recorded Anthropic responses', () => {
 
     expect(event).toMatchObject({ provider: 'anthropic', endpoint: beta === true ? 'beta.messages' : 'messages', model, stream });
     expect(Object.fromEntries(COUNT_FIELDS.map((f) => [f, event[f]]))).toEqual(expected);
+    expect({ service_tier: event.service_tier, inference_geo: event.inference_geo, price_tier: event.price_tier }).toEqual(terms);
     expect(event.price_unknown).toBeUndefined();
     expect(event.price_inconsistent).toBeUndefined();
     // Event costs are whole nano-dollars.

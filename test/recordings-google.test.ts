@@ -10,7 +10,9 @@ import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
 //  - thoughtsTokenCount is billed as output and is NOT in candidatesTokenCount;
 //  - promptTokensDetails / candidatesTokensDetails / cacheTokensDetails split those counts by modality: audio input,
 //    cached audio and image output have their own rates (a part of the count, never an addition);
-//  - in a stream every chunk's usageMetadata is the running total: the last one is the call's usage.
+//  - in a stream every chunk's usageMetadata is the running total: the last one is the call's usage;
+//  - Vertex reports the traffic type the call was billed as (usageMetadata.trafficType): ON_DEMAND is the standard
+//    rate, ON_DEMAND_FLEX (Flex PayGo) half of it ("a 50% discount compared to Standard PayGo", Vertex's Flex PayGo page).
 // Costs are the pinned price library's calcPrice on that usage, in its terms (input_tokens = all input, each
 // modality/cache key a part of it).
 
@@ -41,6 +43,10 @@ interface Case {
   rule: string;
   /** The usage the provider bills, in the price library's terms. */
   billed: Usage;
+  /** Vertex's trafficType, the event's service_tier; absent from the Gemini API's responses. */
+  trafficType?: string;
+  /** A tier priced off the standard rate: its multiplier and the event's price_tier. */
+  tier?: { factor: number; label: string };
 }
 
 const COUNT_FIELDS = [
@@ -194,6 +200,7 @@ const CASES: Case[] = [
     rule: 'text in, text out',
     counts: { input_tokens: 13, output_tokens: 8, total_tokens: 21 },
     billed: { input_tokens: 13, output_tokens: 8 },
+    trafficType: 'ON_DEMAND',
   },
   {
     file: 'vtx-pyd-audio-url.json',
@@ -202,16 +209,17 @@ const CASES: Case[] = [
     rule: 'audio input (150 of the 159 prompt tokens) is billed at the audio input rate, 7x the text rate on gemini-2.0-flash',
     counts: { input_tokens: 159, output_tokens: 22, total_tokens: 181, audio_input_tokens: 150 },
     billed: { input_tokens: 159, input_audio_tokens: 150, output_tokens: 22 },
+    trafficType: 'ON_DEMAND',
   },
   {
     file: 'vtx-pyd-flex.json',
     backend: 'vertex',
     model: 'gemini-3-flash-preview',
-    // Vertex bills Flex PayGo (trafficType ON_DEMAND_FLEX) at a discount the price library has no price for: the
-    // standard rate is what the agent can know, an overestimate.
-    rule: 'thoughts are billed as output (1 + 51); priced at the standard (not the Flex) rate',
+    rule: 'thoughts are billed as output (1 + 51); trafficType ON_DEMAND_FLEX: half the standard rate',
     counts: { input_tokens: 5, output_tokens: 52, total_tokens: 57, reasoning_tokens: 51 },
     billed: { input_tokens: 5, output_tokens: 52 },
+    trafficType: 'ON_DEMAND_FLEX',
+    tier: { factor: 0.5, label: 'service_tier=ON_DEMAND_FLEX x0.5' },
   },
   {
     file: 'vtx-vercel-stream-toolcall.sse',
@@ -220,12 +228,13 @@ const CASES: Case[] = [
     rule: 'every chunk but the last has a usageMetadata with no counts (trafficType only): the last is the usage; thoughts are output (684 + 1026)',
     counts: { input_tokens: 31, output_tokens: 1710, total_tokens: 1741, reasoning_tokens: 1026 },
     billed: { input_tokens: 31, output_tokens: 1710 },
+    trafficType: 'ON_DEMAND',
   },
 ];
 
 const PROVIDER = 'google';
 
-describe.each(CASES)('$file', ({ file, backend, model, counts, rule, billed }) => {
+describe.each(CASES)('$file', ({ file, backend, model, counts, rule, billed, trafficType, tier }) => {
   const stream = file.endsWith('.sse');
 
   it(`${stream ? 'generateContentStream' : 'generateContent'}: counts and cost (${rule})`, async () => {
@@ -245,18 +254,20 @@ describe.each(CASES)('$file', ({ file, backend, model, counts, rule, billed }) =
     expect(event.usage_invalid).toBeUndefined();
     const recorded = Object.fromEntries(COUNT_FIELDS.filter((f) => event[f] !== undefined).map((f) => [f, event[f]]));
     expect(recorded).toEqual(counts);
+    expect(event.service_tier).toBe(trafficType);
+    expect(event.price_tier).toBe(tier?.label);
 
     const price = calcPrice(billed, modelVersion, { providerId: PROVIDER });
     expect(price).not.toBeNull();
     expect(event.price_unknown).toBeUndefined();
     expect(event.price_inconsistent).toBeUndefined();
-    // Events carry whole nano-dollars: within 1e-9 of the library's figure.
-    expect(Math.abs(event.cost_usd! - price!.total_price)).toBeLessThanOrEqual(1e-9);
+    // Events carry whole nano-dollars: within 1e-9 of the library's (standard) figure times the tier's multiplier.
+    expect(Math.abs(event.cost_usd! - price!.total_price * (tier?.factor ?? 1))).toBeLessThanOrEqual(1e-9);
   });
 });
 
 describe('vtx-vercel-embedding.json', () => {
-  it('embedContent on Vertex (:predict): the per-embedding token counts add up; the model has no price', async () => {
+  it('embedContent on Vertex (:predict): the per-embedding token counts add up; billed per character', async () => {
     server.serve('google/vtx-vercel-embedding.json');
     const model = 'text-embedding-005';
     await vertex.models.embedContent({ model, contents: ['a', 'b'] });
@@ -264,10 +275,12 @@ describe('vtx-vercel-embedding.json', () => {
     await until(() => events.length === 1, 'the event');
     // Vertex reports token_count per embedding (5 and 6); the response's tokens are their sum.
     expect(events[0]).toMatchObject({ provider: PROVIDER, endpoint: 'embedContent', model, input_tokens: 11, output_tokens: 0, total_tokens: 11 });
-    // Vertex bills text-embedding-005 per 1,000 input characters (metadata.billableCharacterCount, 35 here): the price
-    // library has no per-character price for it, nor any price.
+    // Vertex bills text-embedding-005 per 1,000 input characters (metadata.billableCharacterCount, 35 here), at
+    // $0.000025 per 1,000 (online requests). The price library has no price for the model: the rate is llm-meter's table.
     expect(calcPrice({ input_tokens: 11 }, model, { providerId: PROVIDER })).toBeNull();
-    expect(events[0]).toMatchObject({ price_unknown: true, cost_usd: 0 });
+    expect(events[0]).toMatchObject({ character_count: 35, price_source: 'llm-meter table 2026-11' });
+    expect(events[0]!.price_unknown).toBeUndefined();
+    expect(Math.abs(events[0]!.cost_usd! - (35 / 1000) * 0.000025)).toBeLessThanOrEqual(1e-9);
   });
 });
 

@@ -41,14 +41,22 @@ function counts(event: UsageEvent): Record<string, number> {
   return Object.fromEntries(Object.entries(event).filter(([key, value]) => typeof value === 'number' && key !== 'duration_ms' && key !== 'cost_usd'));
 }
 
-/** Costs are rounded to whole nano-dollars. */
-function expectCost(event: UsageEvent, model: string, usage: Usage): void {
+/** Costs are rounded to whole nano-dollars; `tierFactor` is the service tier's multiplier on the library's standard price. */
+function expectCost(event: UsageEvent, model: string, usage: Usage, tierFactor = 1): void {
   const price = calcPrice(usage, model, { providerId: 'openai', timestamp: new Date(event.timestamp) });
   expect(price, `a library price for ${model}`).not.toBeNull();
   expect(event.price_unknown).toBeUndefined();
   expect(event.cost_estimated).toBeUndefined();
   expect(event.price_inconsistent).toBeUndefined();
-  expect(Math.abs(event.cost_usd! - price!.total_price)).toBeLessThanOrEqual(1e-9);
+  expect(Math.abs(event.cost_usd! - price!.total_price * tierFactor)).toBeLessThanOrEqual(1e-9);
+}
+
+/** A cost priced (wholly or partly) from llm-meter's own table, src/pricing/supplementary.ts; `usd` worked out by hand. */
+function expectTableCost(event: UsageEvent, usd: number, source: RegExp): void {
+  expect(event.price_unknown).toBeUndefined();
+  expect(event.price_inconsistent).toBeUndefined();
+  expect(event.price_source).toMatch(source);
+  expect(Math.abs(event.cost_usd! - usd)).toBeLessThanOrEqual(1e-9);
 }
 
 function expectComplete(event: UsageEvent): void {
@@ -80,6 +88,9 @@ describe('chat.completions', () => {
     expect(event).toMatchObject({ model: 'gpt-4.1-nano-2025-04-14', event_id: 'chatcmpl-D8Z5oo6uDh67AD85p73ksdT1KxhE0', stream: true });
     expect(counts(event)).toEqual({ input_tokens: 16, output_tokens: 300, total_tokens: 316, cached_tokens: 0, reasoning_tokens: 0 });
     expectCost(event, 'gpt-4.1-nano', { input_tokens: 16, output_tokens: 300 });
+    // Every chunk says `service_tier: "default"`: the standard price, no tier multiplier.
+    expect(event.service_tier).toBe('default');
+    expect(event.price_tier).toBeUndefined();
   });
 
   it('oai-chat-azure-router-stream.sse: identity from the first non-empty id and model, not the content-filter chunk', async () => {
@@ -129,7 +140,10 @@ describe('chat.completions', () => {
     expectComplete(event);
     expect(event).toMatchObject({ model: 'gpt-4o-audio-preview-2024-12-17', event_id: id });
     expect(counts(event)).toEqual({ input_tokens: input, output_tokens: output, total_tokens: input + output, cached_tokens: 0, reasoning_tokens: 0, audio_input_tokens: audio });
-    expectCost(event, 'gpt-4o-audio-preview', { input_tokens: input, input_audio_tokens: audio, output_tokens: output });
+    // The bundled data has only the text rates ($2.50 in, $10 out per 1M); the audio tokens are billed at $40 per 1M
+    // (OpenAI's rate for the 2024-12-17 snapshot), from llm-meter's table.
+    expect(calcPrice({}, 'gpt-4o-audio-preview', { providerId: 'openai' })!.model_price.input_audio_mtok).toBeUndefined();
+    expectTableCost(event, ((input - audio) * 2.5 + audio * 40 + output * 10) / 1e6, /^@pydantic\/genai-prices@[\d.]+ \+ llm-meter table 2026-11$/);
   });
 
   it('oai-chat-pyd-o3mini-reasoning.json: 64 reasoning tokens inside the 87 completion tokens, billed once as output', async () => {
@@ -240,6 +254,9 @@ describe('responses', () => {
     expect(event).toMatchObject({ model: 'gpt-5-2025-08-07', event_id: 'resp_00a60507bf41223d0068c9d2fbf93481a0ba2a7796ae2cab4c', stream: true });
     expect(counts(event)).toEqual({ input_tokens: 9463, output_tokens: 582, total_tokens: 10045, cached_tokens: 8320, reasoning_tokens: 512, web_search_requests: 1 });
     expectCost(event, 'gpt-5', { input_tokens: 9463, cache_read_tokens: 8320, output_tokens: 582, web_searches: 1 });
+    // response.created says the requested `auto`; response.completed the tier that served it, `default`.
+    expect(event.service_tier).toBe('default');
+    expect(event.price_tier).toBeUndefined();
   });
 
   it('oai-resp-vercel-file-search.json: one file_search_call', async () => {
@@ -262,15 +279,17 @@ describe('responses', () => {
     expectCost(event, 'gpt-5.2', { input_tokens: 51097, cache_read_tokens: 49792, output_tokens: 2505 });
   });
 
-  // service_tier "flex": the pinned price data has no flex rates, so the library's (standard) price is the reference.
-  it('oai-resp-pyd-flex-stream.sse', async () => {
+  // service_tier "flex": "Tokens are priced at Batch API rates" (OpenAI's flex processing guide), 50% of the standard
+  // price (OpenAI's Batch API FAQ); the pinned price data has standard rates only: half the library's price.
+  it('oai-resp-pyd-flex-stream.sse: flex, at half the standard price', async () => {
     const event = await recorded('openai/oai-resp-pyd-flex-stream.sse', async () => {
       await drain(await client.responses.create({ model: 'gpt-5', input: 'hi', service_tier: 'flex', stream: true }));
     });
     expectComplete(event);
     expect(event).toMatchObject({ model: 'gpt-5-2025-08-07', event_id: 'resp_0050471a34b36ae60068c97b94a480819587a9d70cf2979b33', stream: true });
     expect(counts(event)).toEqual({ input_tokens: 53, output_tokens: 469, total_tokens: 522, cached_tokens: 0, reasoning_tokens: 448 });
-    expectCost(event, 'gpt-5', { input_tokens: 53, output_tokens: 469 });
+    expect(event).toMatchObject({ service_tier: 'flex', price_tier: 'service_tier=flex x0.5' });
+    expectCost(event, 'gpt-5', { input_tokens: 53, output_tokens: 469 }, 0.5);
   });
 });
 
@@ -361,12 +380,32 @@ describe('images', () => {
     expectCost(event, 'gpt-image-1', { input_tokens: 50, input_image_tokens: 40, cache_read_tokens: 34, cache_image_read_tokens: 30, output_tokens: 50 });
   });
 
-  // DALL-E 3 bills per image; the pinned price data has no DALL-E prices, so the event says the price is unknown.
-  it('oai-img-dalle3.json: two images, no usage', async () => {
+  // DALL-E 3 bills per image by the requested size and quality (the response says neither); the pinned price data has
+  // no DALL-E prices, so they come from llm-meter's table: standard $0.04 (1024x1024) / $0.08 (1024x1792, 1792x1024),
+  // hd $0.08 / $0.12. A request without size or quality is 1024x1024 standard, the API's defaults.
+  it('oai-img-dalle3.json: two images, no usage, default size and quality: 2 x $0.04', async () => {
     expect(calcPrice({}, 'dall-e-3', { providerId: 'openai' })).toBeNull();
     const event = await recorded('openai/oai-img-dalle3.json', () => client.images.generate({ model: 'dall-e-3', prompt: 'x', n: 2 }));
     expectComplete(event);
-    expect(event).toMatchObject({ model: 'dall-e-3', cost_usd: 0, price_unknown: true });
+    expect(event).toMatchObject({ model: 'dall-e-3' });
     expect(counts(event)).toEqual({ input_tokens: 0, output_tokens: 0, total_tokens: 0, image_count: 2 });
+    expectTableCost(event, 2 * 0.04, /^llm-meter table 2026-11$/);
+  });
+
+  it('oai-img-dalle3.json asked for at 1792x1024, hd: 2 x $0.12', async () => {
+    const event = await recorded('openai/oai-img-dalle3.json', () => client.images.generate({ model: 'dall-e-3', prompt: 'x', n: 2, size: '1792x1024', quality: 'hd' }));
+    expect(counts(event)).toEqual({ input_tokens: 0, output_tokens: 0, total_tokens: 0, image_count: 2, image_width: 1792, image_height: 1024, hd_image_count: 2 });
+    expectTableCost(event, 2 * 0.12, /^llm-meter table 2026-11$/);
+  });
+
+  it('oai-img-dalle3.json asked for at 1024x1792, standard: 2 x $0.08', async () => {
+    const event = await recorded('openai/oai-img-dalle3.json', () => client.images.generate({ model: 'dall-e-3', prompt: 'x', n: 2, size: '1024x1792', quality: 'standard' }));
+    expect(counts(event)).toEqual({ input_tokens: 0, output_tokens: 0, total_tokens: 0, image_count: 2, image_width: 1024, image_height: 1792 });
+    expectTableCost(event, 2 * 0.08, /^llm-meter table 2026-11$/);
+  });
+
+  it('oai-img-dalle3.json asked for at a size DALL-E 3 has no price for: price unknown', async () => {
+    const event = await recorded('openai/oai-img-dalle3.json', () => client.images.generate({ model: 'dall-e-3', prompt: 'x', n: 2, size: '512x512' }));
+    expect(event).toMatchObject({ image_count: 2, image_width: 512, image_height: 512, cost_usd: 0, price_unknown: true });
   });
 });

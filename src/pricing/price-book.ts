@@ -4,6 +4,8 @@ import { dirname, join } from 'node:path';
 import { calcPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
+import { tierPrice } from './tiers.js';
+import { SUPPLEMENTARY_SOURCE, supplementaryPrice, type SupplementaryPrice } from './supplementary.js';
 
 /** A user's own price for a model, in USD per million tokens. */
 export interface PriceOverride {
@@ -19,6 +21,8 @@ export interface PriceQuote {
   unknown?: true;
   /** The usage did not add up (e.g. more cached tokens than input tokens): priced as well as it could be, and flagged. */
   inconsistent?: true;
+  /** The service-tier or residency multipliers applied to the standard price (see tiers.ts). */
+  tier?: string;
 }
 
 /**
@@ -88,6 +92,8 @@ interface ResolvedModel {
   libraryProvider: Provider | undefined;
   fast: boolean;
   contextWindow: number | undefined;
+  /** For a model priced per image (supplementary.ts): the price of one image of the event's request. */
+  perImage?: SupplementaryPrice['perImage'];
 }
 
 function rateAt(rate: number | TieredPrices | undefined, inputTotal: number): number | undefined {
@@ -137,9 +143,18 @@ export class PriceBook {
       if (reportedCostUsd !== undefined) return { costUsd: reportedCostUsd, source: 'reported' };
       return { costUsd: 0, source: 'unknown', unknown: true };
     }
+    const imagePrice = model.perImage?.(event);
+    if (model.perImage !== undefined && imagePrice === undefined) return { costUsd: 0, source: 'unknown', unknown: true };
     const usage = this.libraryUsage(event);
-    if (model.fast && model.price !== null) return { ...fastCost(usage, model.price), source: model.source };
-    return { ...libraryCost(usage, event, model), source: model.source };
+    const cost =
+      imagePrice !== undefined
+        ? { costUsd: imagePrice * (event.image_count ?? 0) }
+        : model.fast && model.price !== null
+          ? fastCost(usage, model.price)
+          : libraryCost(usage, event, model);
+    const tier = tierPrice(event);
+    if (tier === undefined) return { ...cost, source: model.source };
+    return { ...cost, costUsd: cost.costUsd * tier.factor, source: model.source, tier: tier.label };
   }
 
   /** The model's context window, when known: no call reads more input than this. */
@@ -150,7 +165,8 @@ export class PriceBook {
   /** Undefined for a model without a price. */
   reservationRates(provider: string, model: string, inputTokens: number, pools: InputPools): ReservationRates | undefined {
     const resolved = this.resolve(provider, model);
-    if (resolved === null) return undefined;
+    // Priced per character or per image: there are no token rates to size a reservation with.
+    if (resolved === null || resolved.source === SUPPLEMENTARY_SOURCE) return undefined;
     const price = resolved.price ?? this.currentPrice(resolved);
     if (price === undefined) return undefined;
     let input = 0;
@@ -181,18 +197,25 @@ export class PriceBook {
     const override = this.overrides[`${provider}:${model}`] ?? this.overrides[`${provider}:${canonicalModelId(model)}`];
     if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fast: true, contextWindow: undefined };
     const modelId = canonicalModelId(model);
+    const supplement = supplementaryPrice(provider, modelId);
     let found: { model: ModelInfo; provider: Provider } | null = null;
     try {
       found = calcPrice({}, modelId, { providerId: provider });
     } catch {
       found = null;
     }
-    if (found === null) return null;
-    const libraryProvider: Provider = { ...found.provider, models: [found.model] };
-    const conditional = Array.isArray(found.model.prices);
-    const price = conditional ? null : (found.model.prices as ModelPrice);
-    const fast = price !== null && Object.keys(price).every((k) => FAST_KEYS.has(k));
-    return { source: LIBRARY_SOURCE, price, libraryProvider, fast, contextWindow: found.model.context_window };
+    if (found === null) return supplement === undefined ? null : tableModel(provider, modelId, supplement);
+    let source = LIBRARY_SOURCE;
+    let info = found.model;
+    const conditional = Array.isArray(info.prices);
+    const lacking = conditional ? [] : Object.entries(supplement?.rates ?? {}).filter(([key]) => !(key in (info.prices as ModelPrice)));
+    if (lacking.length > 0) {
+      info = { ...info, prices: { ...Object.fromEntries(lacking), ...(info.prices as ModelPrice) } };
+      source = `${LIBRARY_SOURCE} + ${SUPPLEMENTARY_SOURCE}`;
+    }
+    const libraryProvider: Provider = { ...found.provider, models: [info] };
+    const price = conditional ? null : (info.prices as ModelPrice);
+    return { source, price, libraryProvider, fast: isFast(price), contextWindow: info.context_window };
   }
 
   /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
@@ -215,8 +238,19 @@ export class PriceBook {
     if ((event.output_image_tokens ?? 0) > 0) usage.output_image_tokens = event.output_image_tokens;
     if (cachedImage > 0) usage.cache_image_read_tokens = cachedImage;
     if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
+    if ((event.character_count ?? 0) > 0) usage.input_characters = event.character_count;
     return usage;
   }
+}
+
+const isFast = (price: ModelPrice | null): boolean => price !== null && Object.keys(price).every((k) => FAST_KEYS.has(k));
+
+/** A model only the supplementary table prices: its rates priced by the library's arithmetic, as if its own. */
+function tableModel(provider: string, modelId: string, supplement: SupplementaryPrice): ResolvedModel {
+  const price = supplement.rates ?? {};
+  const info: ModelInfo = { id: modelId, match: { equals: modelId }, prices: price };
+  const libraryProvider: Provider = { id: provider, name: provider, api_pattern: '', models: [info] };
+  return { source: SUPPLEMENTARY_SOURCE, price, libraryProvider, fast: isFast(price), contextWindow: undefined, perImage: supplement.perImage };
 }
 
 /** The library's arithmetic for text-token prices: each token in exactly one pool, tiers chosen by total input. */
