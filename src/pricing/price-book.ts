@@ -234,9 +234,12 @@ export class PriceBook {
     if ((event.audio_output_tokens ?? 0) > 0) usage.output_audio_tokens = event.audio_output_tokens;
     if ((event.input_image_tokens ?? 0) > 0) usage.input_image_tokens = event.input_image_tokens;
     if ((event.input_video_tokens ?? 0) > 0) usage.input_video_tokens = event.input_video_tokens;
-    if ((event.cached_input_audio_tokens ?? 0) > 0) usage.cache_audio_read_tokens = event.cached_input_audio_tokens;
+    // Cache reads and a modality together: the library needs the cached part of that modality, even when it is zero.
+    if ((event.cached_input_audio_tokens ?? 0) > 0 || (cacheRead > 0 && (usage.input_audio_tokens ?? 0) > 0)) {
+      usage.cache_audio_read_tokens = event.cached_input_audio_tokens ?? 0;
+    }
     if ((event.output_image_tokens ?? 0) > 0) usage.output_image_tokens = event.output_image_tokens;
-    if (cachedImage > 0) usage.cache_image_read_tokens = cachedImage;
+    if (cachedImage > 0 || (cacheRead > 0 && (usage.input_image_tokens ?? 0) > 0)) usage.cache_image_read_tokens = cachedImage;
     if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
     if ((event.character_count ?? 0) > 0) usage.input_characters = event.character_count;
     return usage;
