@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { replaceOnInstance } from './wrap-method.js';
 
 type Runner = <R>(fn: () => R) => R;
 const STEPS = ['next', 'return', 'throw'] as const;
@@ -22,15 +23,10 @@ function bindMethods(target: object, run: Runner): void {
       if (key === 'constructor' || Object.prototype.hasOwnProperty.call(target, key)) continue;
       const method = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
       if (typeof method !== 'function') continue;
-      Object.defineProperty(target, key, {
-        configurable: true,
-        writable: true,
-        enumerable: false,
-        value: function contextBoundMethod(this: unknown, ...args: unknown[]) {
-          const result = run(() => Reflect.apply(method, this, args));
-          if (typeof (result as { next?: unknown } | null)?.next === 'function') bindSteps(result, run);
-          return result;
-        },
+      replaceOnInstance(target, key, function contextBoundMethod(this: unknown, ...args: unknown[]) {
+        const result = run(() => Reflect.apply(method, this, args));
+        if (typeof (result as { next?: unknown } | null)?.next === 'function') bindSteps(result, run);
+        return result;
       });
     }
   }

@@ -3,13 +3,12 @@ import { interceptCall } from './intercept.js';
 import { asRecord, type HookTarget, type ProviderPatch } from '../provider.js';
 import { unpricedCall } from '../unpriced.js';
 import { gatedOptions } from '../requests/request-gate.js';
-import { sendingAsAgent } from './agent-sending.js';
+import { isAgentSending, sendingAsAgent } from './agent-sending.js';
 
-/**
- * Requests the app sends through a Stainless client's generic methods (`client.post(path, opts)`,
- * `client.request(options)`) or through resources the hook table does not name (`batches.create`, `videos.create`,
- * `beta.threads.runs.create`): nothing reaches the provider around the agent.
- */
+// Requests the app sends through a Stainless client's generic methods (`client.post(path, opts)`,
+// `client.request(options)`) or through resources the hook table does not name (`batches.create`, `videos.create`,
+// `beta.threads.runs.create`): nothing reaches the provider around the agent.
+
 /** How a generic request is billed. */
 type RequestRoute = { free: true } | { target: HookTarget };
 
@@ -61,7 +60,7 @@ function routeOf(provider: ProviderPatch, method: unknown, path: unknown): Reque
  * A generic request, metered like the named method it stands for: the body is the params the named method would take.
  * `send(options)` sends the request with (possibly rewritten) options.
  */
-export function interceptRequest(
+function interceptRequest(
   provider: ProviderPatch,
   sink: CallSink,
   client: unknown,
@@ -77,9 +76,26 @@ export function interceptRequest(
   // SDK resources pass their options as a promise: the request is gated on its admission, its body read from the
   // response alone (a request to a named endpoint sent this way is priced from its usage, but its bound is unknown).
   if (typeof (options as PromiseLike<unknown> | undefined)?.then === 'function') {
-    return interceptCall(provider, route.target, sink, () => sendingAsAgent(() => send(gatedOptions(options))), resource, []);
+    return interceptCall(provider, route.target, sink, () => send(gatedOptions(options)), resource, []);
   }
   const opts = asRecord(options);
-  const sendWithBody = (body: unknown): unknown => sendingAsAgent(() => send(gatedOptions({ ...opts, body })));
-  return interceptCall(provider, route.target, sink, sendWithBody, resource, [opts?.body]);
+  return interceptCall(provider, route.target, sink, (body: unknown) => send(gatedOptions({ ...opts, body })), resource, [opts?.body]);
+}
+
+/**
+ * The patched `methodRequest(method, path, options)`: the request of a hooked call waits for its gate (see
+ * request-gate.ts); any other is metered here.
+ */
+export function interceptMethodRequest(provider: ProviderPatch, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
+  const [method, path, options, ...rest] = args;
+  if (isAgentSending()) return Reflect.apply(original, client, [method, path, gatedOptions(options), ...rest]);
+  return interceptRequest(provider, sink, client, method, path, options, (sent) => Reflect.apply(original, client, [method, path, sent, ...rest]));
+}
+
+/** The patched `request(options)`, which the app may call itself: metered unless a hooked call or the agent sends. */
+export function interceptRawRequest(provider: ProviderPatch, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
+  if (isAgentSending()) return Reflect.apply(original, client, args);
+  const [options, ...rest] = args;
+  const { method, path } = asRecord(options) ?? {};
+  return interceptRequest(provider, sink, client, method, path, options, (sent) => Reflect.apply(original, client, [sent, ...rest]));
 }

@@ -16,7 +16,7 @@ export interface WrappedMethod {
   sink: CallSink | null;
 }
 
-type Intercept = (sink: CallSink, original: Function, thisArg: unknown, args: unknown[]) => unknown;
+export type Intercept = (sink: CallSink, original: Function, thisArg: unknown, args: unknown[]) => unknown;
 
 function stateOf(fn: unknown): WrappedMethod | undefined {
   return typeof fn === 'function' ? (fn as { [WRAPPER_STATE]?: WrappedMethod })[WRAPPER_STATE] : undefined;
@@ -73,6 +73,12 @@ export function wrapMethod(owner: object, method: string, sink: CallSink, interc
     enumerable: state.originalDescriptor?.enumerable ?? false,
   });
   return { wrapped: state };
+}
+
+/** Sets a method on one object, keeping the property as enumerable as it was (own) or hidden (inherited). */
+export function replaceOnInstance(target: object, key: PropertyKey, value: Function): void {
+  const own = Object.getOwnPropertyDescriptor(target, key);
+  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
 }
 
 /**

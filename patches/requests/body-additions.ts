@@ -18,8 +18,15 @@ function withField(json: string, key: string, callerValue: unknown, value: unkno
   return json.slice(0, at) + added + json.slice(at + written.length);
 }
 
+/** The patched body encoder (`buildBody({ options })`): what the SDK encoded, with the request's additions. */
+export function encodeWithAdditions(original: Function, client: unknown, args: unknown[]): unknown {
+  const encoded = Reflect.apply(original, client, args) as { body?: unknown } | undefined;
+  const body = encodedWithAdditions(asRecord(args[0])?.options, encoded?.body);
+  return body === undefined ? encoded : { ...encoded, body };
+}
+
 /** The encoded body with the request's additions, or undefined when it has none (or they cannot be added). */
-export function encodedWithAdditions(options: unknown, encoded: unknown): string | undefined {
+function encodedWithAdditions(options: unknown, encoded: unknown): string | undefined {
   const fields = asRecord((asRecord(options) as Record<symbol, unknown> | undefined)?.[BODY_ADDITIONS]);
   const record = asRecord(asRecord(options)?.body);
   if (fields === undefined || record === undefined || typeof encoded !== 'string' || !encoded.startsWith('{') || !encoded.endsWith('}')) return undefined;

@@ -1,5 +1,6 @@
 import { observeResult, requestIdOf, type Observation } from './observe.js';
 import { meterRawResponse } from './raw-response.js';
+import { replaceOnInstance } from '../calls/wrap-method.js';
 import { settleWhenAbandoned } from './stream.js';
 
 type ParseProps = { response: Response };
@@ -24,12 +25,6 @@ export function isApiPromise(value: unknown): value is ApiPromiseLike {
     typeof p.asResponse === 'function' &&
     typeof p.responsePromise?.then === 'function'
   );
-}
-
-/** Sets a method on one promise instance, keeping the property as enumerable as it was (own) or hidden (inherited). */
-function replaceOnInstance(target: object, key: string, value: Function): void {
-  const own = Object.getOwnPropertyDescriptor(target, key);
-  Object.defineProperty(target, key, { value, writable: true, configurable: true, enumerable: own?.enumerable ?? false });
 }
 
 /** A caller who takes the raw `Response` (`asResponse()`) is metered as it reads the body. */

@@ -1,6 +1,7 @@
 import { requestIdOf, type Observation } from './observe.js';
 import type { ResponseFacts } from '../provider.js';
 import { settleWhenAbandoned } from './stream.js';
+import { replaceOnInstance } from '../calls/wrap-method.js';
 
 /** A JSON body larger than this is passed on unread: no usage object is that large. */
 const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -112,16 +113,11 @@ export function meterRawResponse(response: Response, o: Observation): void {
   for (const [method, read] of Object.entries(WHOLE_BODY_READS)) {
     const original = (response as unknown as Record<string, unknown>)[method];
     if (typeof original !== 'function') continue;
-    Object.defineProperty(response, method, {
-      configurable: true,
-      writable: true,
-      enumerable: false,
-      value: function meteredRead(this: Response, ...args: unknown[]) {
-        return (Reflect.apply(original, this, args) as Promise<unknown>).then((value) => {
-          if (!o.call.done) finish((b) => b.readWhole(read === 'json' ? { json: value } : read === 'text' ? { text: value as string } : { bytes: value as ArrayBuffer }));
-          return value;
-        });
-      },
+    replaceOnInstance(response, method, function meteredRead(this: Response, ...args: unknown[]) {
+      return (Reflect.apply(original, this, args) as Promise<unknown>).then((value) => {
+        if (!o.call.done) finish((b) => b.readWhole(read === 'json' ? { json: value } : read === 'text' ? { text: value as string } : { bytes: value as ArrayBuffer }));
+        return value;
+      });
     });
   }
   settleWhenAbandoned(response, o.call, requestId);

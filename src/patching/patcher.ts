@@ -1,13 +1,11 @@
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../../patches/index.js';
 import type { CallSink } from '../../patches/calls/call.js';
 import { interceptCall } from '../../patches/calls/intercept.js';
-import { asRecord, objectAt, type HookTarget, type ProviderPatch } from '../../patches/provider.js';
-import { isAgentSending } from '../../patches/calls/agent-sending.js';
-import { interceptRequest } from '../../patches/calls/generic-request.js';
-import { encodedWithAdditions } from '../../patches/requests/body-additions.js';
+import { objectAt, type HookTarget, type ProviderPatch } from '../../patches/provider.js';
+import { interceptMethodRequest, interceptRawRequest } from '../../patches/calls/generic-request.js';
+import { encodeWithAdditions } from '../../patches/requests/body-additions.js';
 import { guardPublicMethods } from '../../patches/calls/outer-call.js';
-import { gatedOptions } from '../../patches/requests/request-gate.js';
-import { unwrapMethod, wrapMethod, type WrapOutcome, type WrappedMethod } from '../../patches/calls/wrap-method.js';
+import { unwrapMethod, wrapMethod, type Intercept, type WrappedMethod } from '../../patches/calls/wrap-method.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, describeValue } from '../errors.js';
@@ -135,10 +133,7 @@ export class Patcher {
   }
 
   private wrapTarget(provider: ProviderPatch, target: HookTarget, prototype: object): void {
-    this.remember(
-      provider,
-      wrapMethod(prototype, target.method, this.sink, (sink, original, thisArg, args) => interceptCall(provider, target, sink, original, thisArg, args)),
-    );
+    this.wrap(provider, prototype, target.method, (sink, original, thisArg, args) => interceptCall(provider, target, sink, original, thisArg, args));
   }
 
   /**
@@ -147,38 +142,18 @@ export class Patcher {
    * patches/calls/generic-request.ts).
    */
   private wrapRequestMethod(provider: ProviderPatch, prototype: object): void {
-    if (provider.requestMethod !== undefined) {
-      this.remember(
-        provider,
-        wrapMethod(prototype, provider.requestMethod, this.sink, (sink, original, thisArg, [method, path, options, ...rest]) => {
-          if (isAgentSending()) return Reflect.apply(original, thisArg, [method, path, gatedOptions(options), ...rest]);
-          return interceptRequest(provider, sink, thisArg, method, path, options, (sent) => Reflect.apply(original, thisArg, [method, path, sent, ...rest]));
-        }),
-      );
+    const { requestMethod, bodyEncoder, rawRequestMethod } = provider;
+    if (requestMethod !== undefined) {
+      this.wrap(provider, prototype, requestMethod, (sink, original, thisArg, args) => interceptMethodRequest(provider, sink, original, thisArg, args));
     }
-    if (provider.bodyEncoder !== undefined) {
-      this.remember(
-        provider,
-        wrapMethod(prototype, provider.bodyEncoder, this.sink, (_sink, original, thisArg, args) => {
-          const encoded = Reflect.apply(original, thisArg, args) as { body?: unknown } | undefined;
-          const body = encodedWithAdditions(asRecord(args[0])?.options, encoded?.body);
-          return body === undefined ? encoded : { ...encoded, body };
-        }),
-      );
-    }
-    if (provider.rawRequestMethod !== undefined) {
-      this.remember(
-        provider,
-        wrapMethod(prototype, provider.rawRequestMethod, this.sink, (sink, original, thisArg, [options, ...rest]) => {
-          if (isAgentSending()) return Reflect.apply(original, thisArg, [options, ...rest]);
-          const { method, path } = asRecord(options) ?? {};
-          return interceptRequest(provider, sink, thisArg, method, path, options, (sent) => Reflect.apply(original, thisArg, [sent, ...rest]));
-        }),
-      );
+    if (bodyEncoder !== undefined) this.wrap(provider, prototype, bodyEncoder, (_sink, original, thisArg, args) => encodeWithAdditions(original, thisArg, args));
+    if (rawRequestMethod !== undefined) {
+      this.wrap(provider, prototype, rawRequestMethod, (sink, original, thisArg, args) => interceptRawRequest(provider, sink, original, thisArg, args));
     }
   }
 
-  private remember(provider: ProviderPatch, outcome: WrapOutcome): void {
+  private wrap(provider: ProviderPatch, owner: object, method: string, intercept: Intercept): void {
+    const outcome = wrapMethod(owner, method, this.sink, intercept);
     if (!('wrapped' in outcome)) return;
     const list = this.wrapped.get(provider.name) ?? [];
     if (!list.includes(outcome.wrapped)) list.push(outcome.wrapped);
