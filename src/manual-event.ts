@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, describeValue } from './errors.js';
-import { USAGE_FIELDS, type UsageCounts, type UsageEvent } from './event.js';
+import { BILLING_TERMS, USAGE_FIELDS, type BillingTerm, type UsageCounts, type UsageEvent } from './event.js';
 import { validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
 
 /** A usage record the app reports itself. Counts are non-negative numbers; the tenant defaults to the current scope. */
-export interface ManualUsage extends UsageCounts {
+export interface ManualUsage extends UsageCounts, Partial<Record<BillingTerm, string>> {
   provider: string;
   model: string;
   input_tokens: number;
@@ -20,7 +20,7 @@ export interface ManualUsage extends UsageCounts {
   cost_usd?: number;
 }
 
-const OTHER_FIELDS = new Set(['provider', 'model', 'tenant_id', 'endpoint', 'event_id', 'request_id', 'timestamp', 'tags', 'duration_ms', 'cost_usd']);
+const OTHER_FIELDS = new Set<string>(['provider', 'model', 'tenant_id', 'endpoint', 'event_id', 'request_id', 'timestamp', 'tags', 'duration_ms', 'cost_usd', ...BILLING_TERMS]);
 const COUNT_FIELDS = new Set<string>(USAGE_FIELDS);
 
 function requiredString(usage: Record<string, unknown>, field: string): string {
@@ -80,6 +80,10 @@ export function validateManualEvent(usage: ManualUsage, scope: TenantContext | u
     if (raw[field] !== undefined) event[field] = count(raw, field);
   }
   if (raw.total_tokens === undefined) event.total_tokens = event.input_tokens + event.output_tokens;
+  for (const term of BILLING_TERMS) {
+    const value = optionalString(raw, term);
+    if (value !== undefined) event[term] = value;
+  }
   const tenantId = raw.tenant_id === undefined ? scope?.tenantId : validateTenantId(raw.tenant_id, 'trackManually: tenant_id');
   if (tenantId !== undefined) event.tenant_id = tenantId;
   const requestId = optionalString(raw, 'request_id');

@@ -87,6 +87,39 @@ describe('cost of a call, against hand-computed figures', () => {
     expect(tts).toMatchObject({ price_source: 'config', cost_usd: 0 });
   });
 
+  // OpenAI priority processing ("Fast mode" since 2026-07-30) has its own rates per model, [input, cached, output] per
+  // million (openai.com/api-priority-processing, api-fast-mode): gpt-5 $2.50 / $0.25 / $20 (standard $1.25 / $0.125 / $10);
+  // gpt-4o-mini $0.25 / $0.125 / $1.00 (standard $0.15 / $0.075 / $0.60), not a single multiplier; web searches keep
+  // their $10 per thousand.
+  it.each([
+    ['gpt-5-2025-08-07', 'priority', 2.5, 0.25, 20],
+    ['gpt-4o-mini-2024-07-18', 'fast', 0.25, 0.125, 1],
+    ['o4-mini', 'priority', 2, 0.5, 8],
+  ])('%s served at service_tier %s: the priority rates', (model, tier, input, cached, output) => {
+    const e = priced({ provider: 'openai', model, service_tier: tier, input_tokens: 1000, cached_tokens: 400, output_tokens: 300, web_search_requests: 1 });
+    expect(e.cost_usd).toBeCloseTo((600 * input + 400 * cached + 300 * output) / 1e6 + 0.01, 12);
+    expect(e.price_tier).toMatch(new RegExp(`^service_tier=${tier} \\(.+ priority rates\\)$`));
+  });
+
+  it('gpt-4o-2024-05-13 at priority: no cached rate, so cached input is billed as input', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-4o-2024-05-13', service_tier: 'priority', input_tokens: 1000, cached_tokens: 400, output_tokens: 300 });
+    expect(e.cost_usd).toBeCloseTo((1000 * 8.75 + 300 * 26.25) / 1e6, 12);
+  });
+
+  it('priority on a model without published priority rates, or served as default: the standard price, no tier', () => {
+    const unpublished = priced({ provider: 'openai', model: 'gpt-4o-audio-preview-2024-12-17', service_tier: 'priority', input_tokens: 1000, output_tokens: 100 });
+    expect(unpublished.price_tier).toBeUndefined();
+    const standard = priced({ provider: 'openai', model: 'gpt-5', service_tier: 'default', input_tokens: 1000, output_tokens: 100 });
+    expect(standard).toMatchObject({ cost_usd: (1000 * 1.25 + 100 * 10) / 1e6 });
+    expect(standard.price_tier).toBeUndefined();
+  });
+
+  it('manual usage takes the billing terms too: a flex row at half price', () => {
+    const e = priced({ provider: 'openai', model: 'gpt-5', service_tier: 'flex', input_tokens: 1000, output_tokens: 100 });
+    expect(e).toMatchObject({ service_tier: 'flex', price_tier: 'service_tier=flex x0.5', cost_usd: ((1000 * 1.25 + 100 * 10) / 1e6) * 0.5 });
+    expect(() => priced({ provider: 'openai', model: 'gpt-5', service_tier: 7 as any, input_tokens: 1, output_tokens: 1 })).toThrow(/service_tier must be a non-empty string, got 7/);
+  });
+
   it('a reported cost is used only when no price is known', () => {
     expect(priced({ provider: 'openrouter', model: 'x/y', input_tokens: 1, output_tokens: 1, cost_usd: 0.5 })).toMatchObject({ cost_usd: 0.5, price_source: 'reported' });
     expect(priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 0, output_tokens: 0, cost_usd: 0.5 }).cost_usd).toBe(0);

@@ -27,9 +27,9 @@ async function drain(stream: AsyncIterable<unknown>): Promise<number> {
 }
 
 /** The one event of a call served `file`. */
-async function recorded(file: string, call: () => Promise<unknown>): Promise<UsageEvent> {
+async function recorded(file: string, call: () => Promise<unknown>, edit?: (text: string) => string): Promise<UsageEvent> {
   events.length = 0;
-  server.serve(file);
+  server.serve(file, edit);
   await call();
   await until(() => events.length > 0, `the event of ${file}`);
   expect(events).toHaveLength(1);
@@ -290,6 +290,19 @@ describe('responses', () => {
     expect(counts(event)).toEqual({ input_tokens: 53, output_tokens: 469, total_tokens: 522, cached_tokens: 0, reasoning_tokens: 448 });
     expect(event).toMatchObject({ service_tier: 'flex', price_tier: 'service_tier=flex x0.5' });
     expectCost(event, 'gpt-5', { input_tokens: 53, output_tokens: 469 }, 0.5);
+  });
+
+  // Derived from the flex recording, the only change being the tier the stream reports: `priority` ("Fast mode" since
+  // 2026-07-30) has its own rates per model (openai.com/api-priority-processing), gpt-5 $2.50 in / $20 out per million.
+  it('oai-resp-pyd-flex-stream.sse served as priority: gpt-5 priority rates', async () => {
+    const event = await recorded(
+      'openai/oai-resp-pyd-flex-stream.sse',
+      async () => drain(await client.responses.create({ model: 'gpt-5', input: 'hi', service_tier: 'priority', stream: true })),
+      (text) => text.replaceAll('"service_tier":"flex"', '"service_tier":"priority"'),
+    );
+    expectComplete(event);
+    expect(event).toMatchObject({ service_tier: 'priority', price_tier: 'service_tier=priority (gpt-5 priority rates)' });
+    expectTableCost(event, (53 * 2.5 + 469 * 20) / 1e6, /^@pydantic\/genai-prices@/);
   });
 });
 

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { calcPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
-import { tierPrice } from './tiers.js';
+import { tierPrice, tierRates } from './tiers.js';
 import { SUPPLEMENTARY_SOURCE, supplementaryPrice, type SupplementaryPrice } from './supplementary.js';
 
 /** A user's own price for a model, in USD per million tokens. */
@@ -146,6 +146,12 @@ export class PriceBook {
     const imagePrice = model.perImage?.(event);
     if (model.perImage !== undefined && imagePrice === undefined) return { costUsd: 0, source: 'unknown', unknown: true };
     const usage = this.libraryUsage(event);
+    const tierModel = model.price !== null && model.libraryProvider !== undefined ? tierRates(event, model.libraryProvider.models[0]!.id) : undefined;
+    if (tierModel !== undefined) {
+      const price: ModelPrice = { ...model.price, ...tierModel.rates };
+      if (tierModel.rates.cache_read_mtok === undefined) delete price.cache_read_mtok;
+      return { ...fastCost(usage, price), source: model.source, tier: tierModel.label };
+    }
     const cost =
       imagePrice !== undefined
         ? { costUsd: imagePrice * (event.image_count ?? 0) }

@@ -14,10 +14,10 @@ interface TierRule {
 }
 
 /**
- * Left out, for want of one published figure: OpenAI `priority` and Vertex `ON_DEMAND_PRIORITY` (a price per model),
- * Anthropic `priority` (contracted capacity), Anthropic `speed: fast` (6x on Opus 4.6, other multipliers on other
- * models), OpenAI regional processing (not reported in the response). Gemini and OpenAI batch results are not metered
- * per row, so they need no rule.
+ * Left out, for want of one published figure: Vertex `ON_DEMAND_PRIORITY` (a price per model), Anthropic `priority`
+ * (contracted capacity), Anthropic `speed: fast` (6x on Opus 4.6, other multipliers on other models), OpenAI regional
+ * processing (not reported in the response). Gemini and OpenAI batch results are not metered per row, so they need no
+ * rule. OpenAI priority has a price per model: PRIORITY_RATES below.
  */
 const RULES: readonly TierRule[] = [
   // https://developers.openai.com/api/docs/guides/flex-processing: "Tokens are priced at Batch API rates";
@@ -34,6 +34,48 @@ const RULES: readonly TierRule[] = [
   // to Standard PayGo."
   { provider: 'google', term: 'service_tier', value: 'ON_DEMAND_FLEX', factor: 0.5 },
 ];
+
+/**
+ * OpenAI priority processing ("Fast mode" since 2026-07-30; the response reports `service_tier` `priority` or `fast`):
+ * its own per-model token rates in USD per million tokens, [input, cached input, output], keyed by the price data's
+ * model id (snapshots resolve to it), from https://openai.com/api-priority-processing/ and
+ * https://openai.com/api-fast-mode/ as read on 2026-11-30. Long-context requests are served (and reported) as `default`.
+ * Per-call tool fees keep their standard price.
+ */
+const PRIORITY_RATES: Readonly<Record<string, readonly [number, number | undefined, number]>> = {
+  'gpt-5.5': [12.5, 1.25, 75],
+  'gpt-5.4': [5, 0.5, 30],
+  'gpt-5.4-mini': [1.5, 0.15, 9],
+  'gpt-5.2': [3.5, 0.35, 28],
+  'gpt-5.1': [2.5, 0.25, 20],
+  'gpt-5': [2.5, 0.25, 20],
+  'gpt-5-mini': [0.45, 0.045, 3.6],
+  'gpt-4.1': [3.5, 0.875, 14],
+  'gpt-4.1-mini': [0.7, 0.175, 2.8],
+  'gpt-4.1-nano': [0.2, 0.05, 0.8],
+  'gpt-4o': [4.25, 2.125, 17],
+  'gpt-4o-2024-05-13': [8.75, undefined, 26.25],
+  'gpt-4o-mini': [0.25, 0.125, 1],
+  o3: [3.5, 0.875, 14],
+  'o4-mini': [2, 0.5, 8],
+};
+
+export interface TierRates {
+  /** Token rates replacing the model's standard ones, in the price data's keys. */
+  rates: Record<'input_mtok' | 'output_mtok', number> & { cache_read_mtok?: number };
+  label: string;
+}
+
+/** The model's own rates for the tier the event reports, where the provider publishes them per model. */
+export function tierRates(event: UsageEvent, modelId: string): TierRates | undefined {
+  if (event.provider !== 'openai' || (event.service_tier !== 'priority' && event.service_tier !== 'fast')) return undefined;
+  const found = PRIORITY_RATES[modelId];
+  if (found === undefined) return undefined;
+  const [input, cached, output] = found;
+  const rates: TierRates['rates'] = { input_mtok: input, output_mtok: output };
+  if (cached !== undefined) rates.cache_read_mtok = cached;
+  return { rates, label: `service_tier=${event.service_tier} (${modelId} priority rates)` };
+}
 
 export interface TierPrice {
   /** The product of every rule that applies: the providers' modifiers stack. */
