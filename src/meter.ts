@@ -6,6 +6,7 @@ import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
+import { CallRecorder } from './call-recorder.js';
 import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
@@ -36,6 +37,8 @@ export class Meter implements CallSink {
   private readonly limits: SpendLimits;
   private readonly delivery: Delivery;
   private readonly patcher: Patcher;
+  private readonly recorder: CallRecorder;
+  private readonly recordsAtOnce: boolean;
   private closed = false;
   private readonly rethrown = new WeakSet<object>();
   /** Faults inside the agent, swallowed (unless raiseOnError) and counted. */
@@ -51,8 +54,11 @@ export class Meter implements CallSink {
       (provider) => excludesCache.has(provider),
       (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
     );
-    this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config);
-    this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err));
+    this.recordsAtOnce = this.config.raiseOnError || this.config.onEvent !== undefined;
+    this.recorder = new CallRecorder((start, outcome, endedAt) => this.recordNow(start, outcome, endedAt));
+    const recordPending = (): void => this.recorder.drain();
+    this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config, recordPending);
+    this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err), recordPending);
     this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err), this.log);
   }
 
@@ -135,6 +141,7 @@ export class Meter implements CallSink {
 
   /** Per limited window: spent and reserved so far, the limit, and when the window resets. */
   getUsage(tenantId: string): Promise<WindowReport[]> {
+    this.recorder.drain();
     return this.limits.usage(tenantId);
   }
 
@@ -144,6 +151,7 @@ export class Meter implements CallSink {
   trackManually(usage: ManualUsage): UsageEvent {
     if (this.closed) throw new ConfigError('trackManually: this meter was shut down; usage recorded now would never be delivered');
     const event = validateManualEvent(usage, currentTenant());
+    this.recorder.drain();
     this.stampCost(event, this.prices.quote(event, reportedCost(usage)), undefined);
     this.emit(event);
     return event;
@@ -193,9 +201,19 @@ export class Meter implements CallSink {
     start.args = [];
   }
 
+  /**
+   * A call ended: its event is built, priced, settled and delivered with the next batch, off the call's path. With an
+   * `onEvent` hook at once, so that the app sees the event before the call returns; under raiseOnError at once too, so
+   * that a fault in recording reaches the caller where it happened.
+   */
   record(start: CallStart, outcome: CallOutcome): void {
+    if (this.recordsAtOnce) this.recordNow(start, outcome, performance.now());
+    else this.recorder.add(start, outcome, performance.now());
+  }
+
+  private recordNow(start: CallStart, outcome: CallOutcome, endedAt: number): void {
     try {
-      const event = buildEvent(start, outcome, performance.now());
+      const event = buildEvent(start, outcome, endedAt);
       this.price(event, start);
       this.emit(event);
     } catch (err) {

@@ -45,6 +45,8 @@ export class Delivery {
     private readonly log: AgentLog,
     /** A failed POST or write, its message already free of secrets. */
     onError: (err: Error) => void,
+    /** Hands over the calls that ended but are not recorded yet: done before anything delivery holds is read. */
+    private readonly recordPending: () => void,
   ) {
     const { url, file } = config;
     const open = (sender: BatchSender<UsageEvent>, notDone: string): Batcher<UsageEvent> => {
@@ -72,11 +74,18 @@ export class Delivery {
       this.usageFile = { sender, batcher: open(sender, 'written to the usage file') };
     }
     this.exitParticipant = {
-      undelivered: () => this.destinations.reduce((n, d) => n + d.batcher.undelivered, 0),
-      recorded: () => this.recorded,
+      undelivered: () => {
+        recordPending();
+        return this.destinations.reduce((n, d) => n + d.batcher.undelivered, 0);
+      },
+      recorded: () => {
+        recordPending();
+        return this.recorded;
+      },
       drain: (deadline) => this.drain(deadline),
       writeNow: () => {
         try {
+          recordPending();
           this.usageFile?.batcher.deliverNow((events) => this.usageFile?.sender.sendNow(events));
         } finally {
           this.warnUndelivered('exiting');
@@ -98,6 +107,7 @@ export class Delivery {
 
   /** Sends what is queued now, each batch once. */
   async flush(): Promise<void> {
+    this.recordPending();
     await Promise.all(this.destinations.map((d) => d.batcher.flush()));
   }
 
@@ -115,6 +125,7 @@ export class Delivery {
 
   /** Of the ingest, or of the usage file when there is no url; zeros when events go to neither. */
   stats(): DeliveryStats {
+    this.recordPending();
     const primary = this.destinations[0]?.batcher;
     if (primary === undefined) return { queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
     const { sent, retried, failedBatches } = primary.counts;
@@ -122,6 +133,7 @@ export class Delivery {
   }
 
   private async drain(deadline: number): Promise<void> {
+    this.recordPending();
     await Promise.all(this.destinations.map((d) => d.batcher.drainUntil(deadline)));
   }
 

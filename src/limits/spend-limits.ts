@@ -91,6 +91,8 @@ export class SpendLimits {
     private readonly calendar: WindowCalendar,
     private readonly prices: PriceBook,
     private readonly options: SpendLimitOptions,
+    /** Settles the calls that ended but are not recorded yet, so that a limited tenant's next call sees their cost. */
+    private readonly recordPending: () => void,
   ) {}
 
   /**
@@ -107,6 +109,7 @@ export class SpendLimits {
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return {};
+    this.recordPending();
     const output = readOutputBound(call.target, call.args[0]);
     const bound = this.bound(call, output);
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.

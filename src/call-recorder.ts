@@ -1,0 +1,40 @@
+import type { CallOutcome, CallStart } from './event.js';
+
+/** Calls recorded at once when this many have ended within one turn of the event loop. */
+const BATCH_SIZE = 64;
+
+/**
+ * Calls that ended, turned into events off the call's path: building, pricing, settling and emitting an event is done
+ * for a batch at a time, on the next turn of the event loop (or at once when a batch is full). Whoever reads what
+ * recording produces (spend, events, delivery) drains first, so nothing is ever read stale: a reservation only stays
+ * held until the next reader, the safe side of a budget.
+ */
+export class CallRecorder {
+  /** start, outcome, endedAt of each call, flat: no object per call. */
+  private pending: unknown[] = [];
+  private scheduled = false;
+
+  constructor(private readonly recordNow: (start: CallStart, outcome: CallOutcome, endedAt: number) => void) {}
+
+  add(start: CallStart, outcome: CallOutcome, endedAt: number): void {
+    this.pending.push(start, outcome, endedAt);
+    if (this.pending.length >= BATCH_SIZE * 3) this.drain();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.drainScheduled);
+    }
+  }
+
+  /** Records every call that ended so far. */
+  drain(): void {
+    const batch = this.pending;
+    if (batch.length === 0) return;
+    this.pending = [];
+    for (let i = 0; i < batch.length; i += 3) this.recordNow(batch[i] as CallStart, batch[i + 1] as CallOutcome, batch[i + 2] as number);
+  }
+
+  private readonly drainScheduled = (): void => {
+    this.scheduled = false;
+    this.drain();
+  };
+}
