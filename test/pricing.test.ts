@@ -204,6 +204,40 @@ describe('the cached fast path prices exactly as the library (text, cache pools,
       { numRuns: 500 },
     );
   });
+
+  // Prices that change on a date (claude-sonnet-4-6, claude-opus-4-6, ...) are resolved into one period per date: each
+  // call is priced by the period its timestamp falls in, as the library would, on either side of every boundary.
+  const scheduled = ['openai', 'anthropic', 'google'].flatMap((providerId) =>
+    genaiPrices
+      .findProvider({ providerId })!
+      .models.filter((m) => Array.isArray(m.prices) && m.prices.every((p) => p.constraint === undefined || p.constraint.type === 'start_date'))
+      .map((m) => ({ providerId, id: m.id, dates: (m.prices as { constraint?: { start_date: string } }[]).flatMap((p) => (p.constraint ? [p.constraint.start_date] : [])) })),
+  );
+
+  it(`priced by the period of their date, on ${scheduled.length} models with a dated price change`, () => {
+    expect(scheduled.map((m) => m.id)).toContain('claude-sonnet-4-6');
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...scheduled),
+        fc.integer({ min: -3, max: 3 }),
+        fc.nat(400_000),
+        fc.nat(50_000),
+        fc.nat(100),
+        ({ providerId, id, dates }, offsetMs, input, output, cachedPct) => {
+          // Around a boundary, to the millisecond.
+          const timestamp = new Date(Date.parse(`${dates[0]}T00:00:00Z`) + offsetMs).toISOString();
+          const cached = Math.floor((input * cachedPct) / 200);
+          events.length = 0;
+          const anthropic = providerId === 'anthropic';
+          meter.trackManually({ provider: providerId, model: id, timestamp, input_tokens: anthropic ? input - cached : input, cached_tokens: cached, output_tokens: output });
+          const usage = { input_tokens: input, output_tokens: output, cache_read_tokens: cached || undefined };
+          const expected = genaiPrices.calcPrice(usage, id, { providerId, timestamp: new Date(timestamp) })!.total_price;
+          expect(Math.abs(events[0]!.cost_usd! - expected)).toBeLessThan(0.6e-9);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
 
 describe('money as billing systems take it', () => {

@@ -149,7 +149,7 @@ export class SpendLimits {
     const measure = measureInput(call.args[0], call.classifyInput);
     const inputTokens = this.inputTokens(call.provider, measure, this.prices.contextWindow(call.provider, model) ?? this.options.maxInputTokens);
     const audio = measure.unbounded || measure.media.audio > 0 || measure.media.video > 0;
-    const rates = this.prices.reservationRates(call.provider, model, inputTokens, { audio, cacheWrites: measure.cacheWrites });
+    const rates = this.prices.reservationRates(call.provider, model, inputTokens, { audio, cacheWrites: measure.cacheWrites }, call.startedAtWall);
     if (rates === undefined) return undefined;
     const outputCap = output.cap ?? this.options.defaultMaxOutputTokens;
     const inputUsd = money(inputTokens * rates.inputPerToken + rates.perRequest);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { calcPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
+import { calcPrice, type ConditionalPrice, type ModelInfo, type ModelPrice, type Provider, type TieredPrices, type Usage } from '@pydantic/genai-prices';
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
 import { tierPrice, tierRates } from './tiers.js';
@@ -84,16 +84,64 @@ const LIBRARY_SOURCE = (() => {
 /** The price keys the fast path prices itself; a model with any other key (audio, images, ...) goes to the library. */
 const FAST_KEYS = new Set(['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok', 'cache_write_1h_mtok', 'web_searches_kcount', 'storage_searches_kcount']);
 
-interface ResolvedModel {
-  source: string;
-  /** Null when the model's price varies with time of day or date: then the library prices each call. */
+/** A model's rates at one time. */
+interface ModelRates {
+  /** Null when the price varies with the time of day: then the library prices each call. */
   price: ModelPrice | null;
   /** A one-model provider for the library's calcPrice: skips the search over every provider and model. */
   libraryProvider: Provider | undefined;
   fast: boolean;
+}
+
+/** Rates in force from a date (`YYYY-MM-DD`, UTC midnight; '' for the rates before any dated change). */
+interface DatedRates extends ModelRates {
+  from: string;
+}
+
+interface ResolvedModel extends ModelRates {
+  source: string;
   contextWindow: number | undefined;
   /** For a model priced per image (supplementary.ts): the price of one image of the event's request. */
   perImage?: SupplementaryPrice['perImage'];
+  /** For a model whose price changes on given dates: each period's rates, in the price data's order. */
+  schedule?: DatedRates[];
+}
+
+/**
+ * The rates in force at `timestamp` (an ISO 8601 string: it compares with a date as the instants do), chosen as the
+ * library chooses them: the last period that has begun, else the first.
+ */
+function ratesAt(model: ResolvedModel, timestamp: string): ModelRates {
+  const schedule = model.schedule;
+  if (schedule === undefined) return model;
+  for (let i = schedule.length - 1; i >= 0; i--) {
+    const period = schedule[i]!;
+    if (period.from === '' || timestamp >= period.from) return period;
+  }
+  return schedule[0]!;
+}
+
+let dayCache = { day: NaN, iso: '' };
+
+/** `YYYY-MM-DD` of an instant, which compares with a schedule's dates as the instant does. */
+function utcDay(ms: number): string {
+  const day = Math.floor(ms / 86_400_000);
+  if (day !== dayCache.day) dayCache = { day, iso: new Date(ms).toISOString().slice(0, 10) };
+  return dayCache.iso;
+}
+
+/**
+ * A price that changes on dates, resolved into one priced period per date so that each call is priced without a search
+ * of the schedule by the library; undefined when a period depends on the time of day.
+ */
+function datedSchedule(info: ModelInfo, provider: Provider, periods: readonly ConditionalPrice[]): DatedRates[] | undefined {
+  if (periods.some((p) => p.constraint !== undefined && p.constraint.type !== 'start_date')) return undefined;
+  return periods.map((period) => ({
+    from: period.constraint?.type === 'start_date' ? period.constraint.start_date : '',
+    price: period.prices,
+    libraryProvider: { ...provider, models: [{ ...info, prices: period.prices }] },
+    fast: isFast(period.prices),
+  }));
 }
 
 function rateAt(rate: number | TieredPrices | undefined, inputTotal: number): number | undefined {
@@ -146,18 +194,19 @@ export class PriceBook {
     const imagePrice = model.perImage?.(event);
     if (model.perImage !== undefined && imagePrice === undefined) return { costUsd: 0, source: 'unknown', unknown: true };
     const usage = this.libraryUsage(event);
-    const tierModel = model.price !== null && model.libraryProvider !== undefined ? tierRates(event, model.libraryProvider.models[0]!.id) : undefined;
+    const rates = ratesAt(model, event.timestamp);
+    const tierModel = rates.price !== null && rates.libraryProvider !== undefined ? tierRates(event, rates.libraryProvider.models[0]!.id) : undefined;
     if (tierModel !== undefined) {
-      const price: ModelPrice = { ...model.price, ...tierModel.rates };
+      const price: ModelPrice = { ...rates.price, ...tierModel.rates };
       if (tierModel.rates.cache_read_mtok === undefined) delete price.cache_read_mtok;
       return { ...fastCost(usage, price), source: model.source, tier: tierModel.label };
     }
     const cost =
       imagePrice !== undefined
         ? { costUsd: imagePrice * (event.image_count ?? 0) }
-        : model.fast && model.price !== null
-          ? fastCost(usage, model.price)
-          : libraryCost(usage, event, model);
+        : rates.fast && rates.price !== null
+          ? fastCost(usage, rates.price)
+          : libraryCost(usage, event, rates);
     const tier = tierPrice(event);
     if (tier === undefined) return { ...cost, source: model.source };
     return { ...cost, costUsd: cost.costUsd * tier.factor, source: model.source, tier: tier.label };
@@ -169,11 +218,11 @@ export class PriceBook {
   }
 
   /** Undefined for a model without a price. */
-  reservationRates(provider: string, model: string, inputTokens: number, pools: InputPools): ReservationRates | undefined {
+  reservationRates(provider: string, model: string, inputTokens: number, pools: InputPools, atMs: number): ReservationRates | undefined {
     const resolved = this.resolve(provider, model);
     // Priced per character or per image: there are no token rates to size a reservation with.
     if (resolved === null || resolved.source === SUPPLEMENTARY_SOURCE) return undefined;
-    const price = resolved.price ?? this.currentPrice(resolved);
+    const price = ratesAt(resolved, utcDay(atMs)).price ?? this.currentPrice(resolved);
     if (price === undefined) return undefined;
     let input = 0;
     let output = 0;
@@ -221,7 +270,10 @@ export class PriceBook {
     }
     const libraryProvider: Provider = { ...found.provider, models: [info] };
     const price = conditional ? null : (info.prices as ModelPrice);
-    return { source, price, libraryProvider, fast: isFast(price), contextWindow: info.context_window };
+    const schedule = conditional ? datedSchedule(info, found.provider, info.prices as ConditionalPrice[]) : undefined;
+    const resolved: ResolvedModel = { source, price, libraryProvider, fast: isFast(price), contextWindow: info.context_window };
+    if (schedule !== undefined) resolved.schedule = schedule;
+    return resolved;
   }
 
   /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
@@ -284,7 +336,7 @@ function fastCost(usage: Usage, price: ModelPrice): Omit<PriceQuote, 'source'> {
 }
 
 /** Prices with the library itself; its throw on inconsistent usage becomes a flag, and it must never print. */
-function libraryCost(usage: Usage, event: UsageEvent, model: ResolvedModel): Omit<PriceQuote, 'source'> {
+function libraryCost(usage: Usage, event: UsageEvent, model: ModelRates): Omit<PriceQuote, 'source'> {
   if (model.libraryProvider === undefined) return fastCost(usage, model.price ?? {});
   // The library warns on the console for price or usage keys it does not know; silenced for this synchronous call.
   const warn = console.warn;
