@@ -90,13 +90,14 @@ function readStreamEvent(item: unknown, facts: ResponseFacts): boolean {
   const event = asRecord(item);
   if (event?.type === 'message_start') {
     const message = asRecord(event.message);
+    facts.model = stringField(message, 'model');
+    facts.responseId = stringField(message, 'id');
     facts.providerUsage = { ...asRecord(message?.usage) };
-    Object.assign(facts, messageFacts(message));
+    facts.readProviderUsage = messageUsage;
   } else if (event?.type === 'message_delta') {
-    const merged = { ...facts.providerUsage };
+    const merged = (facts.providerUsage ??= {});
+    facts.readProviderUsage = messageUsage;
     for (const [key, value] of Object.entries(asRecord(event.usage) ?? {})) if (value !== null && value !== undefined) merged[key] = value;
-    facts.providerUsage = merged;
-    facts.usage = messageUsage(merged);
   } else if (event?.type === 'message_stop') {
     facts.complete = true;
   }

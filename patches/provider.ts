@@ -10,6 +10,14 @@ export interface ResponseFacts {
   complete?: boolean;
   /** The provider's own usage object accumulated over a stream, for providers whose stream events update it piecemeal. */
   providerUsage?: Record<string, unknown>;
+  /** Reads `providerUsage` (the agent's own copy) once, when the call is recorded, not at every event that updates it. */
+  readProviderUsage?: (usage: Record<string, unknown>) => RawUsage | undefined;
+}
+
+/** The usage the facts carry: read, or to be read from the provider's accumulated usage. */
+export function usageOf(facts: ResponseFacts): RawUsage | undefined {
+  if (facts.usage !== undefined || facts.providerUsage === undefined) return facts.usage;
+  return facts.readProviderUsage?.(facts.providerUsage);
 }
 
 /** The request as the patch sees it when the call starts: only what metering needs, never content. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from './log.js';
+import { isoTimestamp } from './timestamps.js';
 import type { Reservation } from './limits/store.js';
 import type { InputClassifier } from './limits/estimate.js';
 import type { HookTarget } from '../patches/provider.js';
@@ -155,6 +156,9 @@ function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? value : undefined;
 }
 
+const COUNT_FIELDS: ReadonlySet<string> = new Set(USAGE_FIELDS);
+const TERM_FIELDS: ReadonlySet<string> = new Set(BILLING_TERMS);
+
 export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: number): UsageEvent {
   const usage = outcome.usage;
   const event: UsageEvent = {
@@ -166,24 +170,26 @@ export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: numb
     output_tokens: 0,
     total_tokens: 0,
     duration_ms: Math.round((endedAt - start.startedAt) * 1000) / 1000,
-    timestamp: new Date(start.startedAtWall).toISOString(),
+    timestamp: isoTimestamp(start.startedAtWall),
     stream: start.stream,
   };
   if (start.tenant !== undefined) event.tenant_id = start.tenant.tenantId;
   let invalid = false;
   if (usage !== undefined) {
-    for (const field of USAGE_FIELDS) {
-      const raw = usage[field];
+    // The fields the reader set, not every field there is: most calls report a handful.
+    for (const key of Object.keys(usage)) {
+      const raw = usage[key as keyof RawUsage];
       if (raw === undefined || raw === null) continue;
-      const value = trustedCount(raw);
-      if (value === undefined) invalid = true;
-      else event[field] = value;
+      if (COUNT_FIELDS.has(key)) {
+        const value = trustedCount(raw);
+        if (value === undefined) invalid = true;
+        else event[key as UsageField] = value;
+      } else if (TERM_FIELDS.has(key)) {
+        const value = nonEmptyString(raw);
+        if (value !== undefined) event[key as BillingTerm] = value;
+      }
     }
     if (usage.total_tokens === undefined) event.total_tokens = event.input_tokens + event.output_tokens;
-    for (const term of BILLING_TERMS) {
-      const value = nonEmptyString(usage[term]);
-      if (value !== undefined) event[term] = value;
-    }
   }
   const requestId = nonEmptyString(outcome.requestId);
   if (requestId !== undefined) event.request_id = requestId;

@@ -4,9 +4,10 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { LimitExceededError, Meter, repoRoot, requireFrom, runNode } from './helpers.js';
+import { LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -115,5 +116,21 @@ describe('recording in batches, off the call path', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(eventsIn(file)).toMatchObject([{ tenant_id: 'acme', model: 'gpt-4o', output_tokens: 7 }]);
+  });
+});
+
+describe("the event's timestamp", () => {
+  const { isoTimestamp } = requireFromRepo('./dist/src/timestamps.js') as { isoTimestamp: (ms: number) => string };
+
+  it('is exactly toISOString() of the start, for calls in the same second and across seconds, days and years', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_198_755_200_000, max: 253_402_300_799_999 }), fc.array(fc.integer({ min: -1500, max: 1500 }), { maxLength: 8 }), (ms, steps) => {
+        for (const t of [ms, ...steps.map((step) => ms + step)]) expect(isoTimestamp(t)).toBe(new Date(t).toISOString());
+      }),
+      { numRuns: 2000 },
+    );
+    for (const t of [0, -1, 999, 1000, Date.parse('2026-12-31T23:59:59.999Z'), Date.parse('2027-01-01T00:00:00.000Z'), 8.64e15, -8.64e15]) {
+      expect(isoTimestamp(t)).toBe(new Date(t).toISOString());
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { requestIdOf, type Observation } from './observe.js';
-import type { ResponseFacts } from '../provider.js';
+import { usageOf, type ResponseFacts } from '../provider.js';
 import { settleWhenAbandoned } from './stream.js';
 import { replaceOnInstance } from '../calls/wrap-method.js';
 
@@ -103,8 +103,9 @@ export function meterRawResponse(response: Response, o: Observation): void {
     } catch (fault) {
       o.call.fault(fault);
     }
-    const facts = reader.facts;
-    o.call.finishInBackground({ ...facts, requestId, partial: partial ?? facts.usage === undefined, ...(error === undefined ? {} : { error }) });
+    const { model, responseId } = reader.facts;
+    const usage = usageOf(reader.facts);
+    o.call.finishInBackground({ usage, model, responseId, requestId, partial: partial ?? usage === undefined, ...(error === undefined ? {} : { error }) });
   };
   if (source !== null) {
     let metered: ReadableStream<Uint8Array> | undefined;

@@ -1,5 +1,5 @@
 import type { MeteredCall } from '../calls/call.js';
-import type { ResponseFacts } from '../provider.js';
+import { usageOf, type ResponseFacts } from '../provider.js';
 
 /** Reads one item into `facts`; true when the item was asked for by the agent and must be hidden from the caller. */
 export type StreamItemReader = (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean;
@@ -65,7 +65,8 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
   /** Partial: the usage never arrived, or the stream was cut short before its final usage (break, abort, error). */
   private settle(error: unknown, cutShort: boolean): void {
     if (this.call.done) return;
-    const { usage, model, responseId, complete } = this.facts;
+    const { model, responseId, complete } = this.facts;
+    const usage = usageOf(this.facts);
     const partial = usage === undefined || (cutShort && complete !== true);
     this.call.finish({ usage, model, responseId, requestId: this.requestId, error, partial });
   }
