@@ -172,6 +172,9 @@ export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: numb
     duration_ms: Math.round((endedAt - start.startedAt) * 1000) / 1000,
     timestamp: isoTimestamp(start.startedAtWall),
     stream: start.stream,
+    // Set when the event is priced, which every event is: declared here so the event keeps one shape.
+    cost_usd: 0,
+    price_source: '',
   };
   if (start.tenant !== undefined) event.tenant_id = start.tenant.tenantId;
   let invalid = false;

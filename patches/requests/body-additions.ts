@@ -21,7 +21,10 @@ function withField(json: string, key: string, callerValue: unknown, value: unkno
 /** The patched body encoder (`buildBody({ options })`): what the SDK encoded, with the request's additions. */
 export function encodeWithAdditions(original: Function, client: unknown, args: unknown[]): unknown {
   const encoded = Reflect.apply(original, client, args) as { body?: unknown } | undefined;
-  const body = encodedWithAdditions(asRecord(args[0])?.options, encoded?.body);
+  const options = asRecord(asRecord(args[0])?.options) as Record<symbol, unknown> | undefined;
+  // Most requests carry nothing of the agent's.
+  if (options?.[BODY_ADDITIONS] === undefined) return encoded;
+  const body = encodedWithAdditions(options, encoded?.body);
   return body === undefined ? encoded : { ...encoded, body };
 }
 

@@ -49,6 +49,9 @@ export interface Admission {
   sendOutputCap?: CapToSend | undefined;
 }
 
+/** A call no limit applies to: shared, so that the common case allocates nothing. */
+const ADMITTED: Admission = Object.freeze({});
+
 /** A call's worst case: what its reservation holds. */
 export interface CallBound {
   inputTokens: number;
@@ -101,14 +104,14 @@ export class SpendLimits {
    */
   admit(call: CallStart): Admission | Promise<Admission> {
     const tenant = call.tenant;
-    if (call.paidEarlier === true) return {};
+    if (call.paidEarlier === true) return ADMITTED;
     if (tenant === undefined) {
       return this.options.requireTenant
         ? { refusal: new RequireTenantError(`requireTenant: ${call.provider} ${call.endpoint} was called outside any tenant scope (wrap it in meter.forTenant)`) }
-        : {};
+        : ADMITTED;
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
-    if (this.store.limitsOf !== undefined && limits === undefined) return {};
+    if (this.store.limitsOf !== undefined && limits === undefined) return ADMITTED;
     this.recordPending();
     const output = readOutputBound(call.target, call.args[0]);
     const bound = this.bound(call, output);

@@ -85,9 +85,11 @@ export interface TierPrice {
 }
 
 /** The multiplier for the terms the event reports, or undefined when its standard price applies. */
+/** Every value some rule prices: a call reporting none of them (most report none, or `default`) looks nothing up. */
+const PRICED_VALUES: ReadonlySet<string | undefined> = new Set(RULES.map((rule) => rule.value));
+
 export function tierPrice(event: UsageEvent): TierPrice | undefined {
-  // Most calls report no term at all: nothing to look up on the hot path.
-  if (event.service_tier === undefined && event.inference_geo === undefined) return undefined;
+  if (!PRICED_VALUES.has(event.service_tier) && !PRICED_VALUES.has(event.inference_geo)) return undefined;
   const rules = RULES.filter((rule) => rule.provider === event.provider && event[rule.term] === rule.value);
   if (rules.length === 0) return undefined;
   return {
