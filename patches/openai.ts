@@ -171,9 +171,9 @@ function identity(body: Record<string, unknown> | undefined): ResponseFacts {
 
 /** A stream's identity is its first non-empty one: Azure's first chunk (content filters) has an empty id and model. */
 function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | undefined): void {
-  const { model, responseId } = identity(body);
-  facts.model ??= model;
-  facts.responseId ??= responseId;
+  // Read per chunk until found: after the first chunk, nothing to do.
+  facts.model ??= nonEmpty(stringField(body, 'model'));
+  facts.responseId ??= nonEmpty(stringField(body, 'id'));
 }
 
 // ---- stream items --------------------------------------------------------------------------------------------------

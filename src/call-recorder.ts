@@ -25,12 +25,13 @@ export class CallRecorder {
     }
   }
 
-  /** Records every call that ended so far. */
-  drain(): void {
+  /** Records every call that ended so far; true when there was any. */
+  drain(): boolean {
     const batch = this.pending;
-    if (batch.length === 0) return;
+    if (batch.length === 0) return false;
     this.pending = [];
     for (let i = 0; i < batch.length; i += 3) this.recordNow(batch[i] as CallStart, batch[i + 1] as CallOutcome, batch[i + 2] as number);
+    return true;
   }
 
   private readonly drainScheduled = (): void => {

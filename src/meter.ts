@@ -56,7 +56,7 @@ export class Meter implements CallSink {
     );
     this.recordsAtOnce = this.config.raiseOnError || this.config.onEvent !== undefined;
     this.recorder = new CallRecorder((start, outcome, endedAt) => this.recordNow(start, outcome, endedAt));
-    const recordPending = (): void => this.recorder.drain();
+    const recordPending = (): boolean => this.recorder.drain();
     this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config, recordPending);
     this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err), recordPending);
     this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err), this.log);

@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { currentTenant, tenantStore } from '../../src/tenants/tenant.js';
 import { replaceOnInstance } from './wrap-method.js';
 
 type Runner = <R>(fn: () => R) => R;
@@ -33,12 +33,15 @@ function bindMethods(target: object, run: Runner): void {
 }
 
 /**
- * Runs what a lazily started helper does in the async context of the call that created it, so that the requests it
+ * Runs what a lazily started helper does in the tenant scope of the call that created it, so that the requests it
  * makes on first read (and so their tenant and limits) belong to the caller, not to whoever reads it: a stream's
- * next/return/throw, or every method of a runner object (anthropic's tool runner). The same object comes back.
+ * next/return/throw, or every method of a runner object (anthropic's tool runner). The same object comes back. Only
+ * the tenant is carried over (the app's own async context is the reader's, as without the agent), and only when the
+ * reader is in another scope: a stream read where it was made, the common case, runs as it is.
  */
 export function bindStreamToCallerContext(result: unknown): unknown {
-  const run = AsyncLocalStorage.snapshot() as Runner;
+  const tenant = currentTenant();
+  const run: Runner = (fn) => (currentTenant() === tenant ? fn() : tenantStore.run(tenant!, fn));
   const bind = (value: unknown): unknown => {
     if (value === null || typeof value !== 'object') return value;
     if (typeof (value as { next?: unknown }).next === 'function') bindSteps(value, run);

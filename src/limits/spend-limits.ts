@@ -94,8 +94,11 @@ export class SpendLimits {
     private readonly calendar: WindowCalendar,
     private readonly prices: PriceBook,
     private readonly options: SpendLimitOptions,
-    /** Settles the calls that ended but are not recorded yet, so that a limited tenant's next call sees their cost. */
-    private readonly recordPending: () => void,
+    /**
+     * Settles the calls that ended but are not recorded yet (true when there were any), so that a limited tenant's call
+     * sees their cost rather than their reservations.
+     */
+    private readonly recordPending: () => boolean,
   ) {}
 
   /**
@@ -112,7 +115,11 @@ export class SpendLimits {
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return ADMITTED;
-    this.recordPending();
+    // A fleet-wide store hears of the settlements first. In-process, a call that ended and is not settled yet still
+    // holds its reservation (in strict mode never less than its cost): only a refusal needs them settled, and then
+    // the call asks again.
+    const local = this.store.limitsOf !== undefined;
+    if (!local) this.recordPending();
     const output = readOutputBound(call.target, call.args[0]);
     const bound = this.bound(call, output);
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
@@ -120,7 +127,11 @@ export class SpendLimits {
     const windows = this.windows(limits);
     // A call the agent cannot price (unknown model, a batch, a video) still costs something: it needs room left.
     const amount = blocked ? Number.MAX_SAFE_INTEGER : bound === undefined ? 1 : toNano(bound.amountUsd);
-    const outcome = this.store.reserve(tenant.tenantId, windows, amount, blocked ? 'strict' : this.options.enforcement);
+    const mode = blocked ? 'strict' : this.options.enforcement;
+    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode);
+    if (local && !(outcome instanceof Promise) && !outcome.admitted && this.recordPending()) {
+      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode);
+    }
     if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
     return outcome.then(
       (o) => this.admission(tenant.tenantId, o, output, bound),
