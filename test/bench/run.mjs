@@ -1,9 +1,11 @@
 // The llm-meter benchmark (`npm run bench`): what the agent costs an app that uses the real provider SDKs.
 //
-// - per call: each SDK's own work with and without the agent, in one process, on canned responses (no sockets, no
-//   delivery: the Meter has no url), interleaved in rounds so drift hits both sides alike: openai (plain call and
-//   100-chunk stream), @anthropic-ai/sdk (100-delta stream) and @google/genai (100-chunk stream); the ratio is against
-//   the agent-free SDK, and for streams also against the SDK in an app that has AsyncLocalStorage on anyway;
+// - per call: each SDK's own work with and without the agent on canned responses (no sockets, no delivery: the Meter
+//   has no url), every variant on its own copy of the SDK in one process, in CPU-timed batches interleaved for many
+//   rounds (overhead.mjs, run in several processes on each Node by overhead-report.mjs): openai (plain call and
+//   100-chunk stream), @anthropic-ai/sdk (100-delta stream), @google/genai (100-chunk stream), and openai 6 beside
+//   OpenTelemetry's instrumentation, against the SDK in an app that has AsyncLocalStorage on, with an A/A control;
+//   `BENCH_QUICK=1 node test/bench/run.mjs overhead` for a run of under a minute;
 // - pricing and spend limits: what admission (estimate + reserve + settle) adds to a call, and what trackManually costs;
 // - delivery: events/s through the whole delivery path (queue, batching, JSON, gzip, HTTP POST) to a minimal ingest on
 //   127.0.0.1, and the heap after GC, in children run with --expose-gc (delivery.mjs); and the heap with the ingest
@@ -23,6 +25,8 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { redisServerInstalled, startRedisServer } from '../fixtures/redis-server.mjs';
+import { AgentMisbehaved, fakeFetch, MESSAGES } from './canned.mjs';
+import { perCallOverhead } from './overhead-report.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(benchDir, '..', '..');
@@ -31,9 +35,7 @@ const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
 // As an app gets them: the CJS builds, by package name.
 const { OpenAI } = requireFromRepo('openai');
 const { VERSION: OPENAI_VERSION } = requireFromRepo('openai/version');
-const { Anthropic } = requireFromRepo('@anthropic-ai/sdk');
 const { VERSION: ANTHROPIC_VERSION } = requireFromRepo('@anthropic-ai/sdk/version');
-const { GoogleGenAI } = requireFromRepo('@google/genai');
 // @google/genai exports neither its version nor its package.json; its CJS entry is dist/node/index.cjs.
 const GENAI_VERSION = JSON.parse(readFileSync(join(dirname(requireFromRepo.resolve('@google/genai')), '..', '..', 'package.json'), 'utf8')).version;
 const { Meter } = requireFromRepo('llm-meter');
@@ -45,8 +47,6 @@ const STARTUP_WARMUPS = 2;
 const STARTUP_RUNS = 15;
 const TENANT = 'bench';
 const LIMITED_TENANT = 'bench-limited';
-
-class AgentMisbehaved extends Error {}
 
 // ---- the meter under test ------------------------------------------------------------------------------------------
 
@@ -81,196 +81,13 @@ function leaveAgentOff() {
   tenantStore.disable();
 }
 
-// run() with a store other than the current one is what turns an AsyncLocalStorage on (run(undefined) does not).
-const STORE_ON = Object.freeze({ tenantId: 'store-on-only' });
-
-/**
- * No patches, but the tenant store on: as an app that already uses AsyncLocalStorage (most servers do, through their
- * framework or tracing) runs without the agent. Against this the agent is charged only for its own code.
- */
-function leaveAgentOffStoreOn() {
-  meter.unpatchAll();
-  agentPatched = false;
-  tenantStore.run(STORE_ON, () => {});
-}
-
-// ---- canned responses ----------------------------------------------------------------------------------------------
-
-const STREAM_CHUNKS = 100;
-const CREATED = 1_730_000_000;
-const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'x-request-id': 'req_bench0002' };
-
-/** An SSE body: a frame per `{ event?, data }` (data JSON-encoded unless already a string), lines ended by `eol`. */
-function sseBody(frames, eol = '\n') {
-  const frame = ({ event, data }) =>
-    `${event === undefined ? '' : `event: ${event}${eol}`}data: ${typeof data === 'string' ? data : JSON.stringify(data)}${eol}${eol}`;
-  return frames.map(frame).join('');
-}
-
-/** A client's `fetch` that answers every request in-process with the same SSE body. */
-const sseFetch = (body) => async () => new Response(body, { headers: SSE_HEADERS });
-
-/**
- * Iterates a stream to its end. Both sides must hand the caller the same items: `expected` of them for which `counts`
- * holds (the agent may add a request option, never an item the caller sees).
- */
-async function drain(stream, counts, expected, what) {
-  let seen = 0;
-  for await (const item of stream) if (counts(item)) seen++;
-  if (seen !== expected) throw new AgentMisbehaved(`the caller saw ${seen} ${what}, not ${expected}`);
-}
-
-// ---- openai
-
-const USAGE = {
-  prompt_tokens: 412,
-  completion_tokens: 118,
-  total_tokens: 530,
-  prompt_tokens_details: { cached_tokens: 256, audio_tokens: 0 },
-  completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
-};
-
-const COMPLETION_BODY = JSON.stringify({
-  id: 'chatcmpl-bench0001',
-  object: 'chat.completion',
-  created: CREATED,
-  model: 'gpt-4o-2024-08-06',
-  choices: [
-    {
-      index: 0,
-      message: {
-        role: 'assistant',
-        content: 'Your invoice total is $1,284.50, due on 15 March. The two largest items are the annual support plan and seat upgrades.',
-        refusal: null,
-        annotations: [],
-      },
-      logprobs: null,
-      finish_reason: 'stop',
-    },
-  ],
-  usage: USAGE,
-  service_tier: 'default',
-  system_fingerprint: 'fp_bench01',
-});
-
-function chunk(index, delta, finishReason, includeUsage) {
-  const body = {
-    id: 'chatcmpl-bench0002',
-    object: 'chat.completion.chunk',
-    created: CREATED,
-    model: 'gpt-4o-mini-2024-07-18',
-    service_tier: 'default',
-    system_fingerprint: 'fp_bench02',
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-  };
-  // With include_usage the API puts `usage: null` on every chunk, and the usage on a last chunk of its own.
-  return includeUsage ? { ...body, usage: null } : body;
-}
-
-/** The SSE body of a 100-chunk chat stream, as the API sends it with or without `stream_options.include_usage`. */
-function streamBody(includeUsage) {
-  const chunks = Array.from({ length: STREAM_CHUNKS }, (_, i) => {
-    if (i === 0) return chunk(i, { role: 'assistant', content: '', refusal: null }, null, includeUsage);
-    if (i === STREAM_CHUNKS - 1) return chunk(i, {}, 'stop', includeUsage);
-    return chunk(i, { content: ` word${i}` }, null, includeUsage);
-  });
-  if (includeUsage) chunks.push({ ...chunk(0, {}, null, false), choices: [], usage: USAGE });
-  return sseBody([...chunks.map((data) => ({ data })), { data: '[DONE]' }]);
-}
-
-const STREAM_BODY = { withUsage: streamBody(true), withoutUsage: streamBody(false) };
-const JSON_HEADERS = { 'content-type': 'application/json', 'x-request-id': 'req_bench0001' };
-
-/** The client's `fetch`: answers in-process, streaming usage only when the request asked for it (as the agent does). */
-async function fakeFetch(_url, init) {
-  const request = JSON.parse(init.body);
-  if (request.stream !== true) return new Response(COMPLETION_BODY, { headers: JSON_HEADERS });
-  const body = request.stream_options?.include_usage === true ? STREAM_BODY.withUsage : STREAM_BODY.withoutUsage;
-  return new Response(body, { headers: SSE_HEADERS });
-}
+// ---- canned responses (canned.mjs) ---------------------------------------------------------------------------------
 
 const openai = new OpenAI({ apiKey: 'sk-bench', fetch: fakeFetch, maxRetries: 0 });
-const MESSAGES = [
-  { role: 'system', content: 'You are a billing assistant. Answer in two sentences.' },
-  { role: 'user', content: 'What do I owe this month, and what are the largest items?' },
-];
 
 async function plainCall() {
   const completion = await openai.chat.completions.create({ model: 'gpt-4o', messages: MESSAGES });
   if (completion.choices.length !== 1) throw new Error('unexpected completion');
-}
-
-async function streamCall() {
-  const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: MESSAGES, stream: true });
-  // The usage-only chunk the agent asked for must stay hidden, so both sides hand the caller the same 100 chunks.
-  await drain(stream, (c) => c.choices.length === 1, STREAM_CHUNKS, 'stream chunks');
-}
-
-// ---- anthropic
-
-const ANTHROPIC_MODEL = 'claude-sonnet-4-6';
-const ANTHROPIC_USAGE = { input_tokens: 156, cache_creation_input_tokens: 0, cache_read_input_tokens: 256, output_tokens: 118 };
-
-/** A 100-delta Messages stream: usage on message_start (output provisional) and, cumulative, on message_delta. */
-function anthropicStreamBody() {
-  const message = {
-    id: 'msg_bench0003',
-    type: 'message',
-    role: 'assistant',
-    model: ANTHROPIC_MODEL,
-    content: [],
-    stop_reason: null,
-    stop_sequence: null,
-    usage: { ...ANTHROPIC_USAGE, output_tokens: 1, service_tier: 'standard' },
-  };
-  const events = [
-    { type: 'message_start', message },
-    { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-    ...Array.from({ length: STREAM_CHUNKS }, (_, i) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ` word${i}` } })),
-    { type: 'content_block_stop', index: 0 },
-    { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: ANTHROPIC_USAGE },
-    { type: 'message_stop' },
-  ];
-  return sseBody(events.map((data) => ({ event: data.type, data })));
-}
-
-const anthropic = new Anthropic({ apiKey: 'sk-ant-bench', fetch: sseFetch(anthropicStreamBody()), maxRetries: 0 });
-const ANTHROPIC_SYSTEM = MESSAGES[0].content;
-const ANTHROPIC_MESSAGES = MESSAGES.slice(1);
-
-async function anthropicStreamCall() {
-  const stream = await anthropic.messages.create({
-    model: ANTHROPIC_MODEL,
-    max_tokens: 1024,
-    system: ANTHROPIC_SYSTEM,
-    messages: ANTHROPIC_MESSAGES,
-    stream: true,
-  });
-  await drain(stream, (event) => event.type === 'content_block_delta', STREAM_CHUNKS, 'content_block_delta events');
-}
-
-// ---- gemini
-
-const GEMINI_MODEL = 'gemini-2.5-flash';
-const GEMINI_USAGE = { promptTokenCount: 412, candidatesTokenCount: 118, totalTokenCount: 530, cachedContentTokenCount: 256 };
-
-/** A 100-chunk streamGenerateContent body (the Gemini API frames it with CRLF); usageMetadata on the last chunk only. */
-function geminiStreamBody() {
-  const chunks = Array.from({ length: STREAM_CHUNKS }, (_, i) => {
-    const last = i === STREAM_CHUNKS - 1;
-    const candidate = { content: { role: 'model', parts: [{ text: ` word${i}` }] }, index: 0, ...(last ? { finishReason: 'STOP' } : {}) };
-    return { candidates: [candidate], ...(last ? { usageMetadata: GEMINI_USAGE } : {}), modelVersion: GEMINI_MODEL, responseId: 'resp_bench0004' };
-  });
-  return sseBody(chunks.map((data) => ({ data })), '\r\n');
-}
-
-// genai 3.x takes a `fetch` in httpOptions (it is typed there: HttpOptions.fetch), which its apiCall uses instead of
-// the global one; without it the SDK calls global fetch through an undici dispatcher of its own.
-const gemini = new GoogleGenAI({ apiKey: 'bench-key', httpOptions: { fetch: sseFetch(geminiStreamBody()) } });
-
-async function geminiStreamCall() {
-  const stream = await gemini.models.generateContentStream({ model: GEMINI_MODEL, contents: MESSAGES[1].content });
-  await drain(stream, (c) => c.candidates?.length === 1, STREAM_CHUNKS, 'stream chunks');
 }
 
 // ---- per-call measurement ------------------------------------------------------------------------------------------
@@ -283,10 +100,6 @@ function newSide(name, fn, { enter, tenants = [], sync = false }) {
   return { name, fn, enter, tenants, sync, calls: 0, times: [] };
 }
 
-/** The call on the agent-free SDK: unpatched, tenant store off. */
-const agentFreeSide = (call) => newSide('unpatched', call, { enter: leaveAgentOff });
-/** The call on the SDK in an app with AsyncLocalStorage on: unpatched, tenant store on. */
-const storeOnSide = (call) => newSide('unpatched, AsyncLocalStorage on', call, { enter: leaveAgentOffStoreOn });
 /** The call patched, in a tenant scope, as a metered app makes it. */
 const meteredSide = (call, tenant = TENANT) =>
   newSide(`patched, tenant ${tenant}`, () => meter.forTenant(tenant, call), { enter: patchAgent, tenants: [tenant] });
@@ -378,7 +191,6 @@ function trimmedMean(values) {
   const kept = sorted.slice(cut, sorted.length - cut);
   return kept.reduce((sum, ns) => sum + ns, 0) / kept.length;
 }
-const range = (values, format) => `${format(Math.min(...values))} to ${format(Math.max(...values))}`;
 
 /**
  * Warms every side up, then times ROUNDS batches of each (filling side.times), interleaved; leaves the agent off.
@@ -400,47 +212,8 @@ async function measure(sides) {
   return n;
 }
 
-/** Per round, subject over baseline. */
-const ratios = (subject, baseline) => subject.times.map((ns, round) => ns / baseline.times[round]);
-
 const micros = (ns) => `${(ns / 1000).toFixed(1).padStart(7)} µs`;
 const nanos = (ns) => `${Math.round(ns)} ns`;
-
-// ---- per-call overhead ---------------------------------------------------------------------------------------------
-
-/**
- * Median ns per call of the patched call against the agent-free SDK, the main figure; with `storeOnBaseline`, also
- * against the SDK in an app that has AsyncLocalStorage on (see leaveAgentOffStoreOn).
- */
-async function compare(name, call, target, { storeOnBaseline = false } = {}) {
-  const agentFree = agentFreeSide(call);
-  const storeOn = storeOnBaseline ? storeOnSide(call) : undefined;
-  const patched = meteredSide(call);
-  const baselines = storeOn === undefined ? [agentFree] : [agentFree, storeOn];
-  const n = await measure([...baselines, patched]);
-  const perRound = (baseline) => range(ratios(patched, baseline), (r) => r.toFixed(2));
-  console.log(
-    `  ${ROUNDS} rounds x ${n} calls a side, ratio per round ${perRound(agentFree)} vs agent-free` +
-      `${storeOn === undefined ? '' : `, ${perRound(storeOn)} vs AsyncLocalStorage on`}; ` +
-      `one event for each of ${patched.calls} patched calls, none for ${baselines.reduce((sum, b) => sum + b.calls, 0)} unpatched: OK`,
-  );
-  const line = overheadLine(name, median(agentFree.times), median(patched.times), target);
-  if (storeOn === undefined) return [line];
-  const storeOnNs = median(storeOn.times);
-  return [
-    `${line} | ${(median(patched.times) / storeOnNs).toFixed(2)} vs SDK in an app with AsyncLocalStorage on ` +
-      `(unpatched ${micros(storeOnNs).trim()} there)`,
-  ];
-}
-
-function overheadLine(name, unpatchedNs, patchedNs, target) {
-  const ratio = patchedNs / unpatchedNs;
-  const verdict = ratio <= target ? 'PASS' : 'OVER';
-  return (
-    `${name.padEnd(26)} unpatched ${micros(unpatchedNs)}   patched ${micros(patchedNs)}   ` +
-    `ratio ${ratio.toFixed(2)} vs agent-free SDK (target <= ${target.toFixed(2)}) ${verdict}`
-  );
-}
 
 // ---- pricing and spend limits --------------------------------------------------------------------------------------
 
@@ -511,18 +284,18 @@ function admissionLatency() {
   const { SpendLimits } = dist('src', 'limits', 'spend-limits.js');
   const { MemoryLimitStore } = dist('src', 'limits', 'memory-store.js');
   const { WindowCalendar } = dist('src', 'limits', 'windows.js');
-  const { PriceBook } = dist('src', 'pricing.js');
+  const { PriceBook } = dist('src', 'pricing', 'price-book.js');
   const { resolveMediaTokens } = dist('src', 'limits', 'input-ceilings.js');
   const { openaiPatch } = dist('patches', 'openai.js');
   const options = { enforcement: 'strict', unknownModel: 'allow', requireTenant: false, defaultMaxOutputTokens: 4096, maxInputTokens: 1_048_576, mediaTokens: resolveMediaTokens(undefined), clock: Date.now };
   const store = new MemoryLimitStore();
-  const limits = new SpendLimits(store, new WindowCalendar(undefined), new PriceBook({}, () => false, () => undefined), options);
+  const limits = new SpendLimits(store, new WindowCalendar(undefined), new PriceBook({}, () => false, () => undefined), options, () => false);
   store.setLimit('admitted', { frequency: 'per_month', limitNano: 1e18 });
   const chat = openaiPatch.targets[0];
   const times = [];
   for (let i = 0; i < STORE_WARMUPS + ADMISSION_OPS; i++) {
     const params = { model: 'gpt-4o', messages: MESSAGES, max_tokens: 500 };
-    const call = { provider: 'openai', endpoint: 'chat.completions', requestedModel: 'gpt-4o', tenant: { tenantId: 'admitted' }, target: chat, classifyInput: openaiPatch.classifyInput, args: [params] };
+    const call = { provider: 'openai', endpoint: 'chat.completions', requestedModel: 'gpt-4o', tenant: { tenantId: 'admitted' }, startedAtWall: Date.now(), target: chat, classifyInput: openaiPatch.classifyInput, args: [params] };
     const start = process.hrtime.bigint();
     const { reservation } = limits.admit(call);
     limits.settle(reservation, 0.001);
@@ -802,19 +575,8 @@ async function startup() {
 
 // ---- main ----------------------------------------------------------------------------------------------------------
 
-/** The same call on each side; the patched side runs it in a tenant scope, as a metered app would. */
-function overheadSection(name, call, target, options) {
-  return { name, run: () => compare(name, call, target, options) };
-}
-
-// The call sections also report against an app with AsyncLocalStorage on: the SDK's own promises are what its hook taxes.
-const WITH_STORE_ON = { storeOnBaseline: true };
-
 const sections = [
-  overheadSection('openai plain call', plainCall, 1.1, WITH_STORE_ON),
-  overheadSection('openai 100-chunk stream', streamCall, 1.05, WITH_STORE_ON),
-  overheadSection('anthropic 100-delta stream', anthropicStreamCall, 1.05, WITH_STORE_ON),
-  overheadSection('gemini 100-chunk stream', geminiStreamCall, 1.05, WITH_STORE_ON),
+  { name: 'per-call overhead', run: () => perCallOverhead(console.log) },
   { name: 'pricing + limits', run: pricingAndLimits },
   { name: 'delivery throughput and memory', run: delivery },
   { name: 'fleet store latency', run: fleetStore },
