@@ -177,6 +177,8 @@ function canonicalModelId(model: string): string {
  */
 export class PriceBook {
   private readonly resolved = new Map<string, ResolvedModel | null>();
+  /** Per price without tiers: its reservation rates by the pools a request can reach (null: the price has tiers). */
+  private readonly flatRates = new WeakMap<ModelPrice, ReservationRates[] | null>();
 
   constructor(
     private readonly overrides: Record<string, PriceOverride>,
@@ -224,13 +226,15 @@ export class PriceBook {
     if (resolved === null || resolved.source === SUPPLEMENTARY_SOURCE) return undefined;
     const price = ratesAt(resolved, utcDay(atMs)).price ?? this.currentPrice(resolved);
     if (price === undefined) return undefined;
-    let input = 0;
-    let output = 0;
-    for (const [key, rate] of Object.entries(price)) {
-      if (isInputRate(key, pools)) input = Math.max(input, rateAt(rate, inputTokens) ?? 0);
-      else if (key.startsWith('output_')) output = Math.max(output, rateAt(rate, inputTokens) ?? 0);
-    }
-    return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000 };
+    // Rates without tiers are the same for every request: worked out once per set of pools a request can reach.
+    let flat = this.flatRates.get(price);
+    if (flat === undefined) this.flatRates.set(price, (flat = Object.values(price).some((rate) => typeof rate === 'object') ? null : []));
+    const slot = (pools.audio ? 1 : 0) + (pools.cacheWrites ? 2 : 0);
+    const known = flat?.[slot];
+    if (known !== undefined) return known;
+    const rates = reservationRatesOf(price, inputTokens, pools);
+    if (flat !== null) flat[slot] = rates;
+    return rates;
   }
 
   private currentPrice(model: ResolvedModel): ModelPrice | undefined {
@@ -312,6 +316,17 @@ function tableModel(provider: string, modelId: string, supplement: Supplementary
   const info: ModelInfo = { id: modelId, match: { equals: modelId }, prices: price };
   const libraryProvider: Provider = { id: provider, name: provider, api_pattern: '', models: [info] };
   return { source: SUPPLEMENTARY_SOURCE, price, libraryProvider, fast: isFast(price), contextWindow: undefined, perImage: supplement.perImage };
+}
+
+/** The highest input and output rates a request of `inputTokens` can meet, among the pools it can reach. */
+function reservationRatesOf(price: ModelPrice, inputTokens: number, pools: InputPools): ReservationRates {
+  let input = 0;
+  let output = 0;
+  for (const [key, rate] of Object.entries(price)) {
+    if (isInputRate(key, pools)) input = Math.max(input, rateAt(rate, inputTokens) ?? 0);
+    else if (key.startsWith('output_')) output = Math.max(output, rateAt(rate, inputTokens) ?? 0);
+  }
+  return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000 };
 }
 
 /** The library's arithmetic for text-token prices: each token in exactly one pool, tiers chosen by total input. */
