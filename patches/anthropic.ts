@@ -68,14 +68,13 @@ function messageUsage(raw: unknown): RawUsage | undefined {
   const iterations = Array.isArray(usage.iterations) ? usage.iterations.map((i) => asRecord(i) ?? {}) : [];
   const pools = iterations.length > 0 ? sumPools(iterations.map(iterationPools)) : iterationPools(usage);
   const webSearches = asRecord(usage.server_tool_use)?.web_search_requests;
-  return {
-    ...pools,
-    total_tokens: count(pools.input_tokens) + count(pools.cached_tokens) + count(pools.cache_creation_tokens) + count(pools.output_tokens),
-    web_search_requests: typeof webSearches === 'number' && webSearches > 0 ? webSearches : undefined,
-    service_tier: usage.service_tier,
-    inference_geo: usage.inference_geo,
-    speed: usage.speed,
-  };
+  // `pools` is this call's own object: filled in, not copied (see src/fast-objects.ts).
+  pools.total_tokens = count(pools.input_tokens) + count(pools.cached_tokens) + count(pools.cache_creation_tokens) + count(pools.output_tokens);
+  pools.web_search_requests = typeof webSearches === 'number' && webSearches > 0 ? webSearches : undefined;
+  pools.service_tier = usage.service_tier;
+  pools.inference_geo = usage.inference_geo;
+  pools.speed = usage.speed;
+  return pools;
 }
 
 function messageFacts(message: Record<string, unknown> | undefined): ResponseFacts {

@@ -169,6 +169,11 @@ function identity(body: Record<string, unknown> | undefined): ResponseFacts {
   return { model: nonEmpty(stringField(body, 'model')), responseId: nonEmpty(stringField(body, 'id')) };
 }
 
+function withUsage(facts: ResponseFacts, usage: RawUsage | undefined): ResponseFacts {
+  facts.usage = usage;
+  return facts;
+}
+
 /** A stream's identity is its first non-empty one: Azure's first chunk (content filters) has an empty id and model. */
 function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | undefined): void {
   // Read per chunk until found: after the first chunk, nothing to do.
@@ -245,7 +250,7 @@ const chatCompletions: HookTarget = {
   outputCap: [['max_completion_tokens'], ['max_tokens']],
   completions: [['n']],
   prepare: requestStreamUsage,
-  readResponse: (data) => ({ ...identity(asRecord(data)), usage: chatUsage(asRecord(data)) }),
+  readResponse: (data) => withUsage(identity(asRecord(data)), chatUsage(asRecord(data))),
   readStreamItem: readCompletionChunk,
 };
 
@@ -261,7 +266,7 @@ const targets: HookTarget[] = [
     path: '/responses',
     readRequest: readParams,
     outputCap: [['max_output_tokens']],
-    readResponse: (data) => ({ ...identity(asRecord(data)), usage: responsesUsage(asRecord(data)) }),
+    readResponse: (data) => withUsage(identity(asRecord(data)), responsesUsage(asRecord(data))),
     readStreamItem: readResponsesEvent,
   },
   {

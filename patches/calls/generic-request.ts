@@ -4,6 +4,7 @@ import { asRecord, type HookTarget, type ProviderPatch } from '../provider.js';
 import { unpricedCall } from '../unpriced.js';
 import { gatedOptions } from '../requests/request-gate.js';
 import { isAgentSending, sendingAsAgent } from './agent-sending.js';
+import { withField } from '../../src/fast-objects.js';
 
 // Requests the app sends through a Stainless client's generic methods (`client.post(path, opts)`,
 // `client.request(options)`) or through resources the hook table does not name (`batches.create`, `videos.create`,
@@ -79,7 +80,7 @@ function interceptRequest(
     return interceptCall(provider, route.target, sink, () => send(gatedOptions(options)), resource, []);
   }
   const opts = asRecord(options);
-  return interceptCall(provider, route.target, sink, (body: unknown) => send(gatedOptions({ ...opts, body })), resource, [opts?.body]);
+  return interceptCall(provider, route.target, sink, (body: unknown) => send(gatedOptions(withField(opts, 'body', body))), resource, [opts?.body]);
 }
 
 /**

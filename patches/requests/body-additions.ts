@@ -1,4 +1,5 @@
 import { asRecord } from '../provider.js';
+import { withField } from '../../src/fast-objects.js';
 
 /**
  * Fields the agent sends in a request on its own account (`stream_options.include_usage`, strict mode's output cap),
@@ -8,7 +9,7 @@ import { asRecord } from '../provider.js';
  */
 export const BODY_ADDITIONS = Symbol.for('llm-meter.body-additions');
 
-function withField(json: string, key: string, callerValue: unknown, value: unknown): string | undefined {
+function withJsonField(json: string, key: string, callerValue: unknown, value: unknown): string | undefined {
   const added = `"${key}":${JSON.stringify(value)}`;
   if (callerValue === undefined) return json === '{}' ? `{${added}}` : `${json.slice(0, -1)},${added}}`;
   // The caller's own value, as the serialiser wrote it: replaced only when it is found exactly once.
@@ -25,7 +26,7 @@ export function encodeWithAdditions(original: Function, client: unknown, args: u
   // Most requests carry nothing of the agent's.
   if (options?.[BODY_ADDITIONS] === undefined) return encoded;
   const body = encodedWithAdditions(options, encoded?.body);
-  return body === undefined ? encoded : { ...encoded, body };
+  return body === undefined ? encoded : withField(encoded, 'body', body);
 }
 
 /** The encoded body with the request's additions, or undefined when it has none (or they cannot be added). */
@@ -37,7 +38,7 @@ function encodedWithAdditions(options: unknown, encoded: unknown): string | unde
   for (const [key, value] of Object.entries(fields)) {
     const callerValue = record[key];
     const merged = asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? { ...asRecord(callerValue), ...asRecord(value) } : value;
-    json = withField(json, key, callerValue, merged);
+    json = withJsonField(json, key, callerValue, merged);
     if (json === undefined) return undefined;
   }
   return json;

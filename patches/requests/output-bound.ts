@@ -1,4 +1,5 @@
 import { asRecord, type HookTarget, type ParamPath } from '../provider.js';
+import { withField } from '../../src/fast-objects.js';
 
 /** The most output a request can produce: its cap (when one can be trusted) times the completions it asks for. */
 export interface OutputBound {
@@ -55,5 +56,5 @@ function withValueAt(params: unknown, path: ParamPath, value: unknown): unknown 
   const [key, ...rest] = path;
   if (key === undefined) return value;
   const record = asRecord(params) ?? {};
-  return { ...record, [key]: withValueAt(record[key], rest, value) };
+  return withField(record, key, withValueAt(record[key], rest, value));
 }

@@ -1,5 +1,6 @@
 import { BODY_ADDITIONS } from './body-additions.js';
 import type { CapToSend } from './output-bound.js';
+import { withField } from '../../src/fast-objects.js';
 
 /**
  * Holds a Stainless SDK's request until an asynchronous admission (a fleet-wide spend check) has answered, and carries
@@ -50,5 +51,5 @@ export function addingToBody(additions: Record<string, unknown> | undefined, cap
   if (cap === undefined && additions === undefined) return undefined;
   const fields: Record<string, unknown> = { ...additions };
   if (cap !== undefined) fields[cap.path[0]!] = cap.path.slice(1).reduceRight<unknown>((value, key) => ({ [key]: value }), cap.tokens);
-  return (options) => ({ ...options, [BODY_ADDITIONS]: fields });
+  return (options) => withField(options, BODY_ADDITIONS, fields);
 }

@@ -1,5 +1,5 @@
 import type { MeteredCall } from '../calls/call.js';
-import type { HookTarget } from '../provider.js';
+import { usageOf, type HookTarget } from '../provider.js';
 import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned } from './stream.js';
 
 /** Everything needed to read one call's result. */
@@ -55,6 +55,7 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
       return stream;
     }
   }
-  o.call.finish({ ...o.target.readResponse(data, o.args), requestId });
+  const facts = o.target.readResponse(data, o.args);
+  o.call.finish({ usage: usageOf(facts), model: facts.model, responseId: facts.responseId, requestId });
   return data;
 }

@@ -2,6 +2,7 @@ import { requestIdOf, type Observation } from './observe.js';
 import { usageOf, type ResponseFacts } from '../provider.js';
 import { settleWhenAbandoned } from './stream.js';
 import { replaceOnInstance } from '../calls/wrap-method.js';
+import type { CallOutcome } from '../../src/event.js';
 
 /** A JSON body larger than this is passed on unread: no usage object is that large. */
 const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -105,7 +106,9 @@ export function meterRawResponse(response: Response, o: Observation): void {
     }
     const { model, responseId } = reader.facts;
     const usage = usageOf(reader.facts);
-    o.call.finishInBackground({ usage, model, responseId, requestId, partial: partial ?? usage === undefined, ...(error === undefined ? {} : { error }) });
+    const outcome: CallOutcome = { usage, model, responseId, requestId, partial: partial ?? usage === undefined };
+    if (error !== undefined) outcome.error = error;
+    o.call.finishInBackground(outcome);
   };
   if (source !== null) {
     let metered: ReadableStream<Uint8Array> | undefined;

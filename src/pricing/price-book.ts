@@ -201,7 +201,7 @@ export class PriceBook {
     if (tierModel !== undefined) {
       const price: ModelPrice = { ...rates.price, ...tierModel.rates };
       if (tierModel.rates.cache_read_mtok === undefined) delete price.cache_read_mtok;
-      return { ...fastCost(usage, price), source: model.source, tier: tierModel.label };
+      return quoted(fastCost(usage, price), model.source, tierModel.label);
     }
     const cost =
       imagePrice !== undefined
@@ -210,8 +210,9 @@ export class PriceBook {
           ? fastCost(usage, rates.price)
           : libraryCost(usage, event, rates);
     const tier = tierPrice(event);
-    if (tier === undefined) return { ...cost, source: model.source };
-    return { ...cost, costUsd: cost.costUsd * tier.factor, source: model.source, tier: tier.label };
+    if (tier === undefined) return quoted(cost, model.source, undefined);
+    cost.costUsd *= tier.factor;
+    return quoted(cost, model.source, tier.label);
   }
 
   /** The model's context window, when known: no call reads more input than this. */
@@ -329,6 +330,14 @@ function reservationRatesOf(price: ModelPrice, inputTokens: number, pools: Input
   return { inputPerToken: input / 1e6, outputPerToken: output / 1e6, perRequest: highestRate(price.requests_kcount) / 1000 };
 }
 
+/** A cost, made the quote it is (its own fresh object: filled in, not copied; see src/fast-objects.ts). */
+function quoted(cost: Omit<PriceQuote, 'source'>, source: string, tier: string | undefined): PriceQuote {
+  const quote = cost as PriceQuote;
+  quote.source = source;
+  if (tier !== undefined) quote.tier = tier;
+  return quote;
+}
+
 /** The library's arithmetic for text-token prices: each token in exactly one pool, tiers chosen by total input. */
 function fastCost(usage: Usage, price: ModelPrice): Omit<PriceQuote, 'source'> {
   const inputTotal = usage.input_tokens ?? 0;
@@ -360,7 +369,10 @@ function libraryCost(usage: Usage, event: UsageEvent, model: ModelRates): Omit<P
     const result = calcPrice(usage, model.libraryProvider.models[0]!.id, { provider: model.libraryProvider, timestamp: new Date(event.timestamp) });
     return { costUsd: result?.total_price ?? 0 };
   } catch {
-    return model.price === null ? { costUsd: 0, inconsistent: true } : { ...fastCost(usage, model.price), inconsistent: true };
+    if (model.price === null) return { costUsd: 0, inconsistent: true };
+    const cost = fastCost(usage, model.price);
+    cost.inconsistent = true;
+    return cost;
   } finally {
     console.warn = warn;
   }
