@@ -183,23 +183,29 @@ function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | und
 
 // ---- stream items --------------------------------------------------------------------------------------------------
 
+/**
+ * The chunk as it would have come without `include_usage`: a copy without its `usage` key. (Deleting the key from the
+ * parsed chunk instead costs the stream a fifth of its time on Node 24: V8 then gives up the fast shape it parses every
+ * chunk into.)
+ */
+function withoutUsage(chunk: Record<string, unknown>): Record<string, unknown> {
+  const { usage: _usage, ...rest } = chunk;
+  return rest;
+}
+
 /** Chat and legacy completion chunks: usage arrives on its own chunk (`choices: []`) just before [DONE]. */
-function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean {
+function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean | object {
   const chunk = asRecord(item);
   if (chunk === undefined) return false;
   adoptIdentity(facts, chunk);
   const usage = chunk.usage;
-  if (usage === undefined || usage === null) {
-    if (hideInjected && usage === null) delete chunk.usage;
-    return false;
-  }
+  if (usage === undefined || usage === null) return hideInjected && usage === null ? withoutUsage(chunk) : false;
   facts.usage = chatUsage(chunk);
   facts.complete = true;
   if (!hideInjected) return false;
   const choices = chunk.choices;
   if (Array.isArray(choices) && choices.length === 0) return true;
-  delete chunk.usage;
-  return false;
+  return withoutUsage(chunk);
 }
 
 const RESPONSE_FINAL_EVENTS = new Set(['response.completed', 'response.incomplete', 'response.failed']);

@@ -67,8 +67,8 @@ export interface HookTarget {
   paidEarlier?: true;
   prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
   readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
-  /** Reads one stream item into `facts`; returns true when the item must be hidden from the caller. */
-  readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean;
+  /** Reads one stream item into `facts`; says what the caller gets instead of the item, if anything (StreamItemReader). */
+  readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean | object;
   /**
    * For a method that returns a stream whose requests start lazily, on first read (genai's automatic function calling):
    * no event of its own, but the stream runs in the caller's async context, so the hooked calls it makes are billed to

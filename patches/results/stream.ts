@@ -1,8 +1,12 @@
 import type { MeteredCall } from '../calls/call.js';
 import { usageOf, type ResponseFacts } from '../provider.js';
 
-/** Reads one item into `facts`; true when the item was asked for by the agent and must be hidden from the caller. */
-export type StreamItemReader = (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean;
+/**
+ * Reads one item into `facts`, and says what the caller gets: false, the item as it is; true, nothing (the agent asked
+ * for the item, and it must be hidden); an object, that object in the item's place (the item without what the agent
+ * asked for in it).
+ */
+export type StreamItemReader = (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean | object;
 
 /**
  * Passes a stream's items through unchanged (except items the agent asked for itself, which it hides), reads usage off
@@ -48,13 +52,14 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
       this.settle(undefined, this.abortSignal?.aborted === true);
       return result;
     }
-    let hide = false;
+    let verdict: boolean | object = false;
     try {
-      hide = this.readItem(result.value, this.facts, this.hideInjected);
+      verdict = this.readItem(result.value, this.facts, this.hideInjected);
     } catch (fault) {
       this.call.fault(fault);
     }
-    return hide ? this.next() : result;
+    if (verdict === false) return result;
+    return verdict === true ? this.next() : { done: false, value: verdict as T };
   }
 
   private onError(err: unknown): never {
