@@ -205,6 +205,29 @@ describe('the cached fast path prices exactly as the library (text, cache pools,
     );
   });
 
+  // A model with audio, image or video rates, on a call with none of them: priced by the fast path, as the library would.
+  const modal = models.filter(({ providerId, id }) => {
+    const price = genaiPrices.calcPrice({}, id, { providerId })!.model_price as Record<string, unknown>;
+    return Object.keys(price).some((key) => /(audio|image|video)/.test(key));
+  });
+
+  it(`text-only calls on ${modal.length} models that also have modality rates`, () => {
+    expect(modal.map((m) => m.id)).toContain('gemini-2.5-flash');
+    fc.assert(
+      fc.property(fc.constantFrom(...modal), fc.nat(400_000), fc.nat(50_000), fc.nat(100), fc.nat(3), ({ providerId, id }, input, output, cachedPct, searches) => {
+        const cached = Math.floor((input * cachedPct) / 200);
+        events.length = 0;
+        const anthropic = providerId === 'anthropic';
+        meter.trackManually({ provider: providerId, model: id, input_tokens: anthropic ? input - cached : input, cached_tokens: cached, output_tokens: output, web_search_requests: searches });
+        const usage = { input_tokens: input, output_tokens: output, cache_read_tokens: cached || undefined, web_searches: searches || undefined };
+        const expected = genaiPrices.calcPrice(usage, id, { providerId })!.total_price;
+        if (events[0]!.price_source !== librarySource) return;
+        expect(Math.abs(events[0]!.cost_usd! - expected)).toBeLessThan(0.6e-9);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   // Prices that change on a date (claude-sonnet-4-6, claude-opus-4-6, ...) are resolved into one period per date: each
   // call is priced by the period its timestamp falls in, as the library would, on either side of every boundary.
   const scheduled = ['openai', 'anthropic', 'google'].flatMap((providerId) =>

@@ -90,7 +90,11 @@ interface ModelRates {
   price: ModelPrice | null;
   /** A one-model provider for the library's calcPrice: skips the search over every provider and model. */
   libraryProvider: Provider | undefined;
-  fast: boolean;
+  /**
+   * When the fast path prices a call: the usage keys that, all absent, leave only rates it knows (a call without audio
+   * on a model with audio rates); empty, always; null, never (rates only the library knows how to apply).
+   */
+  fastUnless: readonly (keyof Usage)[] | null;
 }
 
 /** Rates in force from a date (`YYYY-MM-DD`, UTC midnight; '' for the rates before any dated change). */
@@ -140,7 +144,7 @@ function datedSchedule(info: ModelInfo, provider: Provider, periods: readonly Co
     from: period.constraint?.type === 'start_date' ? period.constraint.start_date : '',
     price: period.prices,
     libraryProvider: { ...provider, models: [{ ...info, prices: period.prices }] },
-    fast: isFast(period.prices),
+    fastUnless: fastUnless(period.prices),
   }));
 }
 
@@ -206,7 +210,7 @@ export class PriceBook {
     const cost =
       imagePrice !== undefined
         ? { costUsd: imagePrice * (event.image_count ?? 0) }
-        : rates.fast && rates.price !== null
+        : rates.price !== null && isFastFor(rates.fastUnless, usage)
           ? fastCost(usage, rates.price)
           : libraryCost(usage, event, rates);
     const tier = tierPrice(event);
@@ -255,7 +259,7 @@ export class PriceBook {
 
   private lookup(provider: string, model: string): ResolvedModel | null {
     const override = this.overrides[`${provider}:${model}`] ?? this.overrides[`${provider}:${canonicalModelId(model)}`];
-    if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fast: true, contextWindow: undefined };
+    if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fastUnless: [], contextWindow: undefined };
     const modelId = canonicalModelId(model);
     const supplement = supplementaryPrice(provider, modelId);
     let found: { model: ModelInfo; provider: Provider } | null = null;
@@ -276,7 +280,7 @@ export class PriceBook {
     const libraryProvider: Provider = { ...found.provider, models: [info] };
     const price = conditional ? null : (info.prices as ModelPrice);
     const schedule = conditional ? datedSchedule(info, found.provider, info.prices as ConditionalPrice[]) : undefined;
-    const resolved: ResolvedModel = { source, price, libraryProvider, fast: isFast(price), contextWindow: info.context_window };
+    const resolved: ResolvedModel = { source, price, libraryProvider, fastUnless: fastUnless(price), contextWindow: info.context_window };
     if (schedule !== undefined) resolved.schedule = schedule;
     return resolved;
   }
@@ -309,14 +313,44 @@ export class PriceBook {
   }
 }
 
-const isFast = (price: ModelPrice | null): boolean => price !== null && Object.keys(price).every((k) => FAST_KEYS.has(k));
+/**
+ * Rates of a modality, by the usage key that counts it: with none of that usage in a call, they add nothing to it, and
+ * the library would price it as the fast path does (the property test in test/pricing.test.ts holds both to that).
+ */
+const MODALITY_RATES: Readonly<Record<string, keyof Usage>> = {
+  input_audio_mtok: 'input_audio_tokens',
+  cache_audio_read_mtok: 'cache_audio_read_tokens',
+  output_audio_mtok: 'output_audio_tokens',
+  input_image_mtok: 'input_image_tokens',
+  cache_image_read_mtok: 'cache_image_read_tokens',
+  output_image_mtok: 'output_image_tokens',
+  input_video_mtok: 'input_video_tokens',
+};
+
+function fastUnless(price: ModelPrice | null): readonly (keyof Usage)[] | null {
+  if (price === null) return null;
+  const used: (keyof Usage)[] = [];
+  for (const key of Object.keys(price)) {
+    if (FAST_KEYS.has(key)) continue;
+    const usageKey = MODALITY_RATES[key];
+    if (usageKey === undefined) return null;
+    used.push(usageKey);
+  }
+  return used;
+}
+
+function isFastFor(unless: readonly (keyof Usage)[] | null, usage: Usage): boolean {
+  if (unless === null) return false;
+  for (const key of unless) if ((usage[key] ?? 0) > 0) return false;
+  return true;
+}
 
 /** A model only the supplementary table prices: its rates priced by the library's arithmetic, as if its own. */
 function tableModel(provider: string, modelId: string, supplement: SupplementaryPrice): ResolvedModel {
   const price = supplement.rates ?? {};
   const info: ModelInfo = { id: modelId, match: { equals: modelId }, prices: price };
   const libraryProvider: Provider = { id: provider, name: provider, api_pattern: '', models: [info] };
-  return { source: SUPPLEMENTARY_SOURCE, price, libraryProvider, fast: isFast(price), contextWindow: undefined, perImage: supplement.perImage };
+  return { source: SUPPLEMENTARY_SOURCE, price, libraryProvider, fastUnless: fastUnless(price), contextWindow: undefined, perImage: supplement.perImage };
 }
 
 /** The highest input and output rates a request of `inputTokens` can meet, among the pools it can reach. */
