@@ -34,16 +34,22 @@ export class MemoryLimitStore implements LimitStore {
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): ReserveOutcome {
     const limits = this.limits.get(tenantId) ?? [];
-    const counters = windows.map((w) => this.counter(tenantId, w));
-    for (const [i, window] of windows.entries()) {
+    // Plain loops: this runs on every call of a limited tenant.
+    const counters: Counter[] = [];
+    const windowKeys: string[] = [];
+    for (let i = 0; i < windows.length; i++) {
+      const window = windows[i]!;
+      const counter = this.counter(tenantId, window);
+      counters.push(counter);
+      windowKeys.push(window.key);
       const limit = limits.find((l) => l.frequency === window.frequency);
       if (limit === undefined) continue;
-      const { spent, reserved } = counters[i]!;
+      const { spent, reserved } = counter;
       const fits = mode === 'always' || (mode === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano);
       if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent, reservedNano: reserved };
     }
     for (const counter of counters) counter.reserved += amountNano;
-    const reservation: Reservation = { id: `r${++this.nextId}`, tenantId, windowKeys: windows.map((w) => w.key), amountNano };
+    const reservation: Reservation = { id: `r${++this.nextId}`, tenantId, windowKeys, amountNano };
     this.open.add(reservation.id);
     return { admitted: true, reservation };
   }
