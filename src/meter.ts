@@ -328,6 +328,8 @@ export class Meter implements CallSink {
     this.closed = true;
     const deadline = Date.now() + this.config.shutdownTimeout;
     this.unpatchAll();
+    // Calls that ended are settled while the limit store is still open.
+    this.recorder.drain();
     // The store gets the same deadline; a request of its own still in flight then ends by its own deadline.
     const limitsClosed = this.limits.close().catch((err: unknown) => this.noteFault(err));
     let timer: NodeJS.Timeout | undefined;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
+import { startRedisServer } from './fixtures/redis-server.mjs';
 import { LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
@@ -79,6 +80,25 @@ describe('recording in batches, off the call path', () => {
       await expect(call()).rejects.toBeInstanceOf(LimitExceededError);
     } finally {
       await meter.shutdown();
+    }
+  });
+
+  it('shutdown right after a call: its spend reaches the fleet ledger in Redis before the store closes', async () => {
+    const redisServer = await startRedisServer();
+    const options = { limits: { redis: redisServer.url, keyPrefix: 'recording:' }, prices, handleExit: false };
+    const meter = new Meter(options);
+    const reader = new Meter(options);
+    try {
+      const client = meteredClient(meter);
+      await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_month' });
+      await meter.forTenant('acme', () => client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000 }));
+      await meter.shutdown();
+      const [monthly] = (await reader.getUsage('acme')).filter((w) => w.frequency === 'per_month');
+      expect(monthly).toMatchObject({ spentUsd: CALL_COST, reservedUsd: 0 });
+    } finally {
+      await meter.shutdown();
+      await reader.shutdown();
+      await redisServer.stop();
     }
   });
 
