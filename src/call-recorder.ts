@@ -6,8 +6,9 @@ const BATCH_SIZE = 64;
 /**
  * Calls that ended, turned into events off the call's path: building, pricing, settling and emitting an event is done
  * for a batch at a time, on the next turn of the event loop (or at once when a batch is full). Whoever reads what
- * recording produces (spend, events, delivery) drains first, so nothing is ever read stale: a reservation only stays
- * held until the next reader, the safe side of a budget.
+ * recording produces (stats, spend, delivery, the exit path) drains first, so nothing is read stale. A limited call's
+ * admission reads the ledger as it is, and drains only when it would otherwise refuse: until then a call that ended
+ * still holds its reservation, the safe side of a budget.
  */
 export class CallRecorder {
   /** start, outcome, endedAt of each call, flat: no object per call. */
