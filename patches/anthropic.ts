@@ -81,6 +81,15 @@ function messageFacts(message: Record<string, unknown> | undefined): ResponseFac
   return { model: stringField(message, 'model'), responseId: stringField(message, 'id'), usage: messageUsage(message?.usage) };
 }
 
+/** The stream's usage as the agent's own copy accumulates it, read into the event's counts once, when recorded. */
+function accumulatedUsage(facts: ResponseFacts): Record<string, unknown> {
+  if (facts.providerUsage === undefined) {
+    facts.providerUsage = {};
+    facts.readProviderUsage = messageUsage;
+  }
+  return facts.providerUsage;
+}
+
 /**
  * `message_start` carries input and cache counts (and a provisional output count); each `message_delta` carries the
  * usage so far, CUMULATIVE: its non-null fields overwrite, never add.
@@ -91,11 +100,9 @@ function readStreamEvent(item: unknown, facts: ResponseFacts): boolean {
     const message = asRecord(event.message);
     facts.model = stringField(message, 'model');
     facts.responseId = stringField(message, 'id');
-    facts.providerUsage = { ...asRecord(message?.usage) };
-    facts.readProviderUsage = messageUsage;
+    Object.assign(accumulatedUsage(facts), asRecord(message?.usage));
   } else if (event?.type === 'message_delta') {
-    const merged = (facts.providerUsage ??= {});
-    facts.readProviderUsage = messageUsage;
+    const merged = accumulatedUsage(facts);
     for (const [key, value] of Object.entries(asRecord(event.usage) ?? {})) if (value !== null && value !== undefined) merged[key] = value;
   } else if (event?.type === 'message_stop') {
     facts.complete = true;

@@ -19,3 +19,16 @@ export function isoTimestamp(ms: number): string {
   if (!Number.isInteger(milli)) return new Date(ms).toISOString();
   return `${cachedPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
+
+let cachedDay = Number.NaN;
+let cachedDate = '';
+
+/** `YYYY-MM-DD` of an instant (UTC), which compares with a price schedule's dates as the instant does. */
+export function utcDay(ms: number): string {
+  const day = Math.floor(ms / 86_400_000);
+  if (day !== cachedDay) {
+    cachedDay = day;
+    cachedDate = new Date(ms).toISOString().slice(0, 10);
+  }
+  return cachedDate;
+}

@@ -29,44 +29,50 @@ function eventsIn(file: string): UsageEvent[] {
   return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as UsageEvent);
 }
 
-function meteredClient(meter: InstanceType<typeof Meter>) {
+type MeterInstance = InstanceType<typeof Meter>;
+type MeterOptions = ConstructorParameters<typeof Meter>[0];
+
+function meteredClient(meter: MeterInstance) {
   return meter.instrument(new OpenAI({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
+}
+
+/** Runs `test` with a Meter of these options (no onEvent hook: recording is batched) and a client it meters. */
+async function withMeter(options: MeterOptions, test: (meter: MeterInstance, client: ReturnType<typeof meteredClient>) => Promise<void>): Promise<void> {
+  const meter = new Meter({ prices, handleExit: false, ...options });
+  try {
+    await test(meter, meteredClient(meter));
+  } finally {
+    await meter.shutdown();
+  }
+}
+
+async function monthOf(meter: MeterInstance, tenantId: string) {
+  return (await meter.getUsage(tenantId)).find((w) => w.frequency === 'per_month');
 }
 
 describe('recording in batches, off the call path', () => {
   it('stats count a call the moment it returns; flush writes its event with tenant and cost', async () => {
     const file = usageFile();
-    const meter = new Meter({ file, prices, handleExit: false });
-    const client = meteredClient(meter);
-    try {
+    await withMeter({ file }, async (meter, client) => {
       await meter.forTenant('acme', () => client.chat.completions.create({ model: 'gpt-4o', messages }));
       expect(meter.stats().queued).toBe(1);
       await meter.flush();
       const [event, ...more] = eventsIn(file);
       expect(more).toHaveLength(0);
       expect(event).toMatchObject({ tenant_id: 'acme', model: 'gpt-4o', output_tokens: 7, cost_usd: CALL_COST });
-    } finally {
-      await meter.shutdown();
-    }
+    });
   });
 
   it('getUsage right after a call: its cost spent, nothing still held', async () => {
-    const meter = new Meter({ prices, handleExit: false });
-    const client = meteredClient(meter);
-    try {
+    await withMeter({}, async (meter, client) => {
       await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_month' });
       await meter.forTenant('acme', () => client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000 }));
-      const [monthly] = (await meter.getUsage('acme')).filter((w) => w.frequency === 'per_month');
-      expect(monthly).toMatchObject({ spentUsd: CALL_COST, reservedUsd: 0 });
-    } finally {
-      await meter.shutdown();
-    }
+      expect(await monthOf(meter, 'acme')).toMatchObject({ spentUsd: CALL_COST, reservedUsd: 0 });
+    });
   });
 
   it("a limited tenant's next call sees the previous call settled at its cost, not still reserved", async () => {
-    const meter = new Meter({ prices, handleExit: false });
-    const client = meteredClient(meter);
-    try {
+    await withMeter({}, async (meter, client) => {
       // Room for one reservation ($0.001) plus the first call's cost, not for two reservations.
       await meter.setLimit('acme', { limitUsd: 0.0015, frequency: 'per_month' });
       const call = () => meter.forTenant('acme', () => client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000 }));
@@ -74,13 +80,10 @@ describe('recording in batches, off the call path', () => {
       await expect(call()).resolves.toMatchObject({ object: 'chat.completion' });
       await expect(call()).resolves.toMatchObject({ object: 'chat.completion' });
       expect(fake.count('/chat/completions')).toBe(3);
-      const [monthly] = (await meter.getUsage('acme')).filter((w) => w.frequency === 'per_month');
-      expect(monthly!.spentUsd).toBeCloseTo(3 * CALL_COST, 12);
+      expect((await monthOf(meter, 'acme'))!.spentUsd).toBeCloseTo(3 * CALL_COST, 12);
       await meter.setLimit('acme', { limitUsd: 3 * CALL_COST + 0.0005, frequency: 'per_month' });
       await expect(call()).rejects.toBeInstanceOf(LimitExceededError);
-    } finally {
-      await meter.shutdown();
-    }
+    });
   });
 
   it('shutdown right after a call: its spend reaches the fleet ledger in Redis before the store closes', async () => {
@@ -93,8 +96,7 @@ describe('recording in batches, off the call path', () => {
       await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_month' });
       await meter.forTenant('acme', () => client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000 }));
       await meter.shutdown();
-      const [monthly] = (await reader.getUsage('acme')).filter((w) => w.frequency === 'per_month');
-      expect(monthly).toMatchObject({ spentUsd: CALL_COST, reservedUsd: 0 });
+      expect(await monthOf(reader, 'acme')).toMatchObject({ spentUsd: CALL_COST, reservedUsd: 0 });
     } finally {
       await meter.shutdown();
       await reader.shutdown();
@@ -104,9 +106,7 @@ describe('recording in batches, off the call path', () => {
 
   it('200 concurrent calls, more than a batch: 200 events, each once', async () => {
     const file = usageFile();
-    const meter = new Meter({ file, prices, handleExit: false, maxQueueSize: 1000 });
-    const client = meteredClient(meter);
-    try {
+    await withMeter({ file, maxQueueSize: 1000 }, async (meter, client) => {
       await Promise.all(
         Array.from({ length: 200 }, (_, i) => meter.forTenant(`t${i % 7}`, () => client.chat.completions.create({ model: 'gpt-4o', messages }))),
       );
@@ -115,9 +115,7 @@ describe('recording in batches, off the call path', () => {
       expect(events).toHaveLength(200);
       expect(new Set(events.map((e) => e.request_id)).size).toBe(200);
       for (let t = 0; t < 7; t++) expect(events.filter((e) => e.tenant_id === `t${t}`)).toHaveLength(Math.ceil((200 - t) / 7));
-    } finally {
-      await meter.shutdown();
-    }
+    });
   });
 
   it.each([

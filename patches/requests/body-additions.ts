@@ -22,22 +22,21 @@ function withJsonField(json: string, key: string, callerValue: unknown, value: u
 /** The patched body encoder (`buildBody({ options })`): what the SDK encoded, with the request's additions. */
 export function encodeWithAdditions(original: Function, client: unknown, args: unknown[]): unknown {
   const encoded = Reflect.apply(original, client, args) as { body?: unknown } | undefined;
-  const options = asRecord(asRecord(args[0])?.options) as Record<symbol, unknown> | undefined;
+  const options = asRecord(asRecord(args[0])?.options);
   // Most requests carry nothing of the agent's.
-  if (options?.[BODY_ADDITIONS] === undefined) return encoded;
-  const body = encodedWithAdditions(options, encoded?.body);
+  const fields = asRecord((options as Record<symbol, unknown> | undefined)?.[BODY_ADDITIONS]);
+  if (fields === undefined) return encoded;
+  const body = encodedWithAdditions(fields, asRecord(options?.body), encoded?.body);
   return body === undefined ? encoded : withField(encoded, 'body', body);
 }
 
-/** The encoded body with the request's additions, or undefined when it has none (or they cannot be added). */
-function encodedWithAdditions(options: unknown, encoded: unknown): string | undefined {
-  const fields = asRecord((asRecord(options) as Record<symbol, unknown> | undefined)?.[BODY_ADDITIONS]);
-  const record = asRecord(asRecord(options)?.body);
-  if (fields === undefined || record === undefined || typeof encoded !== 'string' || !encoded.startsWith('{') || !encoded.endsWith('}')) return undefined;
+/** The encoded body with the agent's fields added to the caller's, or undefined when they cannot be added. */
+function encodedWithAdditions(fields: Record<string, unknown>, record: Record<string, unknown> | undefined, encoded: unknown): string | undefined {
+  if (record === undefined || typeof encoded !== 'string' || !encoded.startsWith('{') || !encoded.endsWith('}')) return undefined;
   let json: string | undefined = encoded;
   for (const [key, value] of Object.entries(fields)) {
     const callerValue = record[key];
-    const merged = asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? { ...asRecord(callerValue), ...asRecord(value) } : value;
+    const merged = asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? Object.assign({}, callerValue, value) : value;
     json = withJsonField(json, key, callerValue, merged);
     if (json === undefined) return undefined;
   }

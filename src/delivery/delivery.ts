@@ -46,7 +46,7 @@ export class Delivery {
     /** A failed POST or write, its message already free of secrets. */
     onError: (err: Error) => void,
     /** Hands over the calls that ended but are not recorded yet: done before anything delivery holds is read. */
-    private readonly recordPending: () => unknown,
+    private readonly recordPending: () => void,
   ) {
     const { url, file } = config;
     const open = (sender: BatchSender<UsageEvent>, notDone: string): Batcher<UsageEvent> => {

@@ -5,6 +5,7 @@ import { calcPrice, type ConditionalPrice, type ModelInfo, type ModelPrice, type
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
 import { tierPrice, tierRates } from './tiers.js';
+import { utcDay } from '../timestamps.js';
 import { SUPPLEMENTARY_SOURCE, supplementaryPrice, type SupplementaryPrice } from './supplementary.js';
 
 /** A user's own price for a model, in USD per million tokens. */
@@ -125,27 +126,18 @@ function ratesAt(model: ResolvedModel, timestamp: string): ModelRates {
   return schedule[0]!;
 }
 
-let dayCache = { day: NaN, iso: '' };
-
-/** `YYYY-MM-DD` of an instant, which compares with a schedule's dates as the instant does. */
-function utcDay(ms: number): string {
-  const day = Math.floor(ms / 86_400_000);
-  if (day !== dayCache.day) dayCache = { day, iso: new Date(ms).toISOString().slice(0, 10) };
-  return dayCache.iso;
-}
-
 /**
  * A price that changes on dates, resolved into one priced period per date so that each call is priced without a search
  * of the schedule by the library; undefined when a period depends on the time of day.
  */
 function datedSchedule(info: ModelInfo, provider: Provider, periods: readonly ConditionalPrice[]): DatedRates[] | undefined {
   if (periods.some((p) => p.constraint !== undefined && p.constraint.type !== 'start_date')) return undefined;
-  return periods.map((period) => ({
-    from: period.constraint?.type === 'start_date' ? period.constraint.start_date : '',
-    price: period.prices,
-    libraryProvider: { ...provider, models: [{ ...info, prices: period.prices }] },
-    fastUnless: fastUnless(period.prices),
-  }));
+  return periods.map((period) => ({ from: period.constraint?.type === 'start_date' ? period.constraint.start_date : '', ...ratesOf(provider, info, period.prices) }));
+}
+
+/** A model's rates at one price, with a one-model provider for the library to price them. */
+function ratesOf(provider: Provider, info: ModelInfo, price: ModelPrice): ModelRates {
+  return { price, libraryProvider: { ...provider, models: [{ ...info, prices: price }] }, fastUnless: fastUnless(price) };
 }
 
 function rateAt(rate: number | TieredPrices | undefined, inputTotal: number): number | undefined {
@@ -200,13 +192,10 @@ export class PriceBook {
     const imagePrice = model.perImage?.(event);
     if (model.perImage !== undefined && imagePrice === undefined) return { costUsd: 0, source: 'unknown', unknown: true };
     const usage = this.libraryUsage(event);
-    const rates = ratesAt(model, event.timestamp);
-    const tierModel = rates.price !== null && rates.libraryProvider !== undefined ? tierRates(event, rates.libraryProvider.models[0]!.id) : undefined;
-    if (tierModel !== undefined) {
-      const price: ModelPrice = { ...rates.price, ...tierModel.rates };
-      if (tierModel.rates.cache_read_mtok === undefined) delete price.cache_read_mtok;
-      return quoted(fastCost(usage, price), model.source, tierModel.label);
-    }
+    const period = ratesAt(model, event.timestamp);
+    const library = period.libraryProvider;
+    const tierModel = period.price !== null && library !== undefined ? tierRates(event, period.price, library.models[0]!.id) : undefined;
+    const rates = tierModel === undefined ? period : ratesOf(library!, library!.models[0]!, tierModel.price);
     const cost =
       imagePrice !== undefined
         ? { costUsd: imagePrice * (event.image_count ?? 0) }
@@ -214,9 +203,9 @@ export class PriceBook {
           ? fastCost(usage, rates.price)
           : libraryCost(usage, event, rates);
     const tier = tierPrice(event);
-    if (tier === undefined) return quoted(cost, model.source, undefined);
+    if (tier === undefined) return quoted(cost, model.source, tierModel?.label);
     cost.costUsd *= tier.factor;
-    return quoted(cost, model.source, tier.label);
+    return quoted(cost, model.source, tierModel === undefined ? tier.label : `${tierModel.label}, ${tier.label}`);
   }
 
   /** The model's context window, when known: no call reads more input than this. */

@@ -1,3 +1,4 @@
+import type { ModelPrice } from '@pydantic/genai-prices';
 import type { BillingTerm, UsageEvent } from '../event.js';
 
 /**
@@ -61,20 +62,21 @@ const PRIORITY_RATES: Readonly<Record<string, readonly [number, number | undefin
 };
 
 export interface TierRates {
-  /** Token rates replacing the model's standard ones, in the price data's keys. */
-  rates: Record<'input_mtok' | 'output_mtok', number> & { cache_read_mtok?: number };
+  /** The model's price with its token rates replaced by the tier's (a model without a cached rate there has none). */
+  price: ModelPrice;
   label: string;
 }
 
 /** The model's own rates for the tier the event reports, where the provider publishes them per model. */
-export function tierRates(event: UsageEvent, modelId: string): TierRates | undefined {
+export function tierRates(event: UsageEvent, price: ModelPrice, modelId: string): TierRates | undefined {
   if (event.provider !== 'openai' || (event.service_tier !== 'priority' && event.service_tier !== 'fast')) return undefined;
   const found = PRIORITY_RATES[modelId];
   if (found === undefined) return undefined;
   const [input, cached, output] = found;
-  const rates: TierRates['rates'] = { input_mtok: input, output_mtok: output };
-  if (cached !== undefined) rates.cache_read_mtok = cached;
-  return { rates, label: `service_tier=${event.service_tier} (${modelId} priority rates)` };
+  const { cache_read_mtok: _standardCached, ...others } = price;
+  const tierPrice: ModelPrice = Object.assign(others, { input_mtok: input, output_mtok: output });
+  if (cached !== undefined) tierPrice.cache_read_mtok = cached;
+  return { price: tierPrice, label: `service_tier=${event.service_tier} (${modelId} priority rates)` };
 }
 
 export interface TierPrice {
