@@ -1,6 +1,6 @@
 import type { RawUsage } from '../src/event.js';
 import type { InputPart } from '../src/limits/estimate.js';
-import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import { asRecord, clientBaseUrl, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
@@ -153,6 +153,7 @@ export const anthropicPatch: ProviderPatch = {
   requestRoutes: { freePosts: /^\/v1\/(messages\/count_tokens|files(\/.*)?|skills(\/.*)?|models(\/.*)?|.*\/cancel)$/ },
   inputExcludesCache: true,
   requestIdHeader: 'request-id',
+  baseUrl: clientBaseUrl,
   classifyInput,
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;

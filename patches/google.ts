@@ -121,6 +121,8 @@ export const googlePatch: ProviderPatch = {
   classFiles: /^dist\/(node\/|web\/)?index\.(cjs|mjs)$/,
   style: 'promise',
   classifyInput,
+  // Where its requests go, Gemini API or Vertex AI (both the price data's `google`), or a proxy.
+  baseUrl: (resource) => stringField(objectAt(resource, ['apiClient', 'clientOptions', 'httpOptions']), 'baseUrl'),
   root: (moduleExports) => moduleExports,
   guardedMethods: [
     {

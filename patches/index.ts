@@ -1,9 +1,13 @@
 import { anthropicPatch } from './anthropic.js';
+import { bedrockPatch } from './bedrock.js';
 import { googlePatch } from './google.js';
+import { groqPatch } from './groq.js';
 import { openaiPatch } from './openai.js';
+import { mistralPatch } from './mistral.js';
 import type { ProviderPatch } from './provider.js';
 
-export const BUILT_IN_PATCHES: readonly ProviderPatch[] = [openaiPatch, anthropicPatch, googlePatch];
+/** `instrument(client)` takes the last patch that accepts a client: groq's OpenAI-shaped clients come after openai's. */
+export const BUILT_IN_PATCHES: readonly ProviderPatch[] = [openaiPatch, anthropicPatch, googlePatch, groqPatch, mistralPatch, bedrockPatch];
 
 export const BUILT_IN_PATCH_NAMES: readonly string[] = BUILT_IN_PATCHES.map((p) => p.name);
 

@@ -1,10 +1,10 @@
 import type { RawUsage } from '../src/event.js';
 import type { InputPart } from '../src/limits/estimate.js';
-import { asRecord, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+import { asRecord, clientBaseUrl, objectAt, stringField, type HookTarget, type PreparedCall, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 // ---- reading the request -------------------------------------------------------------------------------------------
 
-function readParams(args: readonly unknown[]): RequestFacts {
+export function readParams(args: readonly unknown[]): RequestFacts {
   const params = asRecord(args[0]);
   return { model: stringField(params, 'model'), stream: params?.stream === true };
 }
@@ -12,7 +12,7 @@ function readParams(args: readonly unknown[]): RequestFacts {
 /** Tools that run at the provider and feed what they find back into the model's input. */
 const SERVER_TOOLS = /^(web_search|file_search|code_interpreter|mcp|image_generation|computer_use|local_shell|shell)/;
 
-function classifyInput(part: Record<string, unknown>): InputPart {
+export function classifyInput(part: Record<string, unknown>): InputPart {
   const type = part.type;
   if (type === 'image_url' || type === 'input_image') return 'image';
   if (type === 'input_audio') return 'audio';
@@ -47,8 +47,11 @@ function requestStreamUsage(args: readonly unknown[], resource: unknown): Prepar
 
 const positive = (value: unknown): unknown => (typeof value === 'number' && value === 0 ? undefined : value);
 
-/** Usage of a chat or legacy completion, or of a stream's usage chunk; the tier is on the body, beside the usage. */
-function chatUsage(body: Record<string, unknown> | undefined): RawUsage | undefined {
+/**
+ * Usage of a chat or legacy completion, or of a stream's usage chunk; the tier is on the body, beside the usage.
+ * DeepSeek reports its cache hits as `prompt_cache_hit_tokens` (part of `prompt_tokens`, as OpenAI's cached tokens are).
+ */
+export function chatUsage(body: Record<string, unknown> | undefined): RawUsage | undefined {
   const usage = asRecord(body?.usage);
   if (usage === undefined) return undefined;
   const prompt = asRecord(usage.prompt_tokens_details);
@@ -57,7 +60,7 @@ function chatUsage(body: Record<string, unknown> | undefined): RawUsage | undefi
     input_tokens: usage.prompt_tokens,
     output_tokens: usage.completion_tokens ?? 0,
     total_tokens: usage.total_tokens,
-    cached_tokens: prompt?.cached_tokens,
+    cached_tokens: prompt?.cached_tokens ?? usage.prompt_cache_hit_tokens,
     cache_creation_tokens: prompt?.cache_write_tokens,
     reasoning_tokens: completion?.reasoning_tokens,
     audio_input_tokens: positive(prompt?.audio_tokens),
@@ -164,18 +167,37 @@ function codePointCount(text: string): number {
 
 const nonEmpty = (value: string | undefined): string | undefined => (value === '' ? undefined : value);
 
+const usd = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined);
+
+/**
+ * What a gateway says of the call, beside its usage: OpenRouter's `usage.cost` (what it charged; with a key of the
+ * caller's own, `is_byok`, the upstream provider charged `cost_details.upstream_inference_cost` on top) and the provider
+ * it routed to.
+ */
+function readGateway(facts: ResponseFacts, body: Record<string, unknown> | undefined): ResponseFacts {
+  const usage = asRecord(body?.usage);
+  const charged = usd(usage?.cost);
+  if (charged !== undefined) {
+    const upstream = usage?.is_byok === true ? (usd(asRecord(usage.cost_details)?.upstream_inference_cost) ?? 0) : 0;
+    facts.reportedCostUsd = charged + upstream;
+  }
+  const provider = stringField(body, 'provider');
+  if (provider !== undefined && provider !== '') facts.upstreamProvider = provider;
+  return facts;
+}
+
 /** The identity fields every OpenAI response object carries. */
-function identity(body: Record<string, unknown> | undefined): ResponseFacts {
+export function identity(body: Record<string, unknown> | undefined): ResponseFacts {
   return { model: nonEmpty(stringField(body, 'model')), responseId: nonEmpty(stringField(body, 'id')) };
 }
 
-function withUsage(facts: ResponseFacts, usage: RawUsage | undefined): ResponseFacts {
+export function withUsage(facts: ResponseFacts, usage: RawUsage | undefined): ResponseFacts {
   facts.usage = usage;
   return facts;
 }
 
 /** A stream's identity is its first non-empty one: Azure's first chunk (content filters) has an empty id and model. */
-function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | undefined): void {
+export function adoptIdentity(facts: ResponseFacts, body: Record<string, unknown> | undefined): void {
   // Read per chunk until found: after the first chunk, nothing to do.
   facts.model ??= nonEmpty(stringField(body, 'model'));
   facts.responseId ??= nonEmpty(stringField(body, 'id'));
@@ -201,6 +223,7 @@ function readCompletionChunk(item: unknown, facts: ResponseFacts, hideInjected: 
   const usage = chunk.usage;
   if (usage === undefined || usage === null) return hideInjected && usage === null ? withoutUsage(chunk) : false;
   facts.usage = chatUsage(chunk);
+  readGateway(facts, chunk);
   facts.complete = true;
   if (!hideInjected) return false;
   const choices = chunk.choices;
@@ -218,6 +241,7 @@ function readResponsesEvent(item: unknown, facts: ResponseFacts): boolean {
     adoptIdentity(facts, response);
     if (RESPONSE_FINAL_EVENTS.has(type as string)) {
       facts.usage = responsesUsage(response) ?? facts.usage;
+      readGateway(facts, response);
       facts.complete = true;
     }
   }
@@ -256,14 +280,27 @@ const chatCompletions: HookTarget = {
   outputCap: [['max_completion_tokens'], ['max_tokens']],
   completions: [['n']],
   prepare: requestStreamUsage,
-  readResponse: (data) => withUsage(identity(asRecord(data)), chatUsage(asRecord(data))),
+  readResponse: (data) => readGateway(withUsage(identity(asRecord(data)), chatUsage(asRecord(data))), asRecord(data)),
   readStreamItem: readCompletionChunk,
 };
+
+/** A legacy completion with a `suffix` fills in the middle (DeepSeek's beta FIM, gpt-3.5-turbo-instruct's insert). */
+const completionEndpoint = (args: readonly unknown[]): string => (typeof asRecord(args[0])?.suffix === 'string' ? 'fim.completions' : 'completions');
 
 const targets: HookTarget[] = [
   chatCompletions,
   // Legacy completions stop at 16 tokens when the request sets no max_tokens.
-  { ...chatCompletions, endpoint: 'completions', classPath: ['Completions'], clientPath: ['completions'], path: '/completions', outputCap: [['max_tokens']], defaultOutputCap: 16, completions: [['n'], ['best_of']] },
+  {
+    ...chatCompletions,
+    endpoint: 'completions',
+    endpointOf: completionEndpoint,
+    classPath: ['Completions'],
+    clientPath: ['completions'],
+    path: '/completions',
+    outputCap: [['max_tokens']],
+    defaultOutputCap: 16,
+    completions: [['n'], ['best_of']],
+  },
   {
     endpoint: 'responses',
     classPath: ['Responses'],
@@ -272,7 +309,7 @@ const targets: HookTarget[] = [
     path: '/responses',
     readRequest: readParams,
     outputCap: [['max_output_tokens']],
-    readResponse: (data) => withUsage(identity(asRecord(data)), responsesUsage(asRecord(data))),
+    readResponse: (data) => readGateway(withUsage(identity(asRecord(data)), responsesUsage(asRecord(data))), asRecord(data)),
     readStreamItem: readResponsesEvent,
   },
   {
@@ -284,10 +321,11 @@ const targets: HookTarget[] = [
     readRequest: readParams,
     readResponse: (data) => {
       const usage = asRecord(asRecord(data)?.usage);
-      return {
+      const facts: ResponseFacts = {
         model: stringField(data, 'model'),
         usage: usage && { input_tokens: usage.prompt_tokens, output_tokens: 0, total_tokens: usage.total_tokens },
       };
+      return readGateway(facts, asRecord(data));
     },
   },
   ...(['transcriptions', 'translations'] as const).map(
@@ -336,7 +374,8 @@ const targets: HookTarget[] = [
 export const openaiPatch: ProviderPatch = {
   name: 'openai',
   packageName: 'openai',
-  classFiles: /^client\.(js|mjs)$/,
+  // client.* defines OpenAI from openai 5; openai 4 defines it in index.* (from 5 on, index.* re-exports it).
+  classFiles: /^(client|index)\.(js|mjs)$/,
   style: 'api-promise',
   requestMethod: 'methodRequest',
   rawRequestMethod: 'request',
@@ -348,6 +387,9 @@ export const openaiPatch: ProviderPatch = {
       /^\/(files|uploads(\/.*)?|moderations|assistants(\/[^/]+)?|threads(\/[^/]+)?(\/messages(\/[^/]+)?)?|vector_stores(\/.*)?|conversations(\/.*)?|chat\/completions\/[^/]+|responses\/input_tokens|evals(\/[^/]+)?|organization\/.*|.*\/cancel)$/,
   },
   requestIdHeader: 'x-request-id',
+  baseUrl: clientBaseUrl,
+  // AzureOpenAI (the one client with an api-version) is Azure whatever its domain.
+  clientProvider: (resource) => (stringField(objectAt(resource, ['_client']), 'apiVersion') === undefined ? undefined : 'azure'),
   classifyInput,
   root: (moduleExports) => {
     const ns = moduleExports as Record<string, unknown>;

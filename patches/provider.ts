@@ -1,4 +1,4 @@
-import type { RawUsage } from '../src/event.js';
+import type { CallOutcome, RawUsage } from '../src/event.js';
 import type { InputClassifier } from '../src/limits/estimate.js';
 
 /** What a response (or the items of a stream, read so far) says about the call. */
@@ -12,12 +12,29 @@ export interface ResponseFacts {
   providerUsage?: Record<string, unknown>;
   /** Reads `providerUsage` (the agent's own copy) once, when the call is recorded, not at every event that updates it. */
   readProviderUsage?: (usage: Record<string, unknown>) => RawUsage | undefined;
+  /** What the provider or gateway says the call cost, in USD (OpenRouter `usage.cost`): the truth for this call. */
+  reportedCostUsd?: number | undefined;
+  /** The provider a gateway routed the call to, as the gateway names it (OpenRouter `provider`). */
+  upstreamProvider?: string | undefined;
 }
 
 /** The usage the facts carry: read, or to be read from the provider's accumulated usage. */
 export function usageOf(facts: ResponseFacts): RawUsage | undefined {
   if (facts.usage !== undefined || facts.providerUsage === undefined) return facts.usage;
   return facts.readProviderUsage?.(facts.providerUsage);
+}
+
+/** The outcome of a call whose response (or stream, so far) says `facts`. */
+export function outcomeOf(facts: ResponseFacts, requestId: string | undefined): CallOutcome {
+  const outcome: CallOutcome = { usage: usageOf(facts), model: facts.model, responseId: facts.responseId, requestId };
+  if (facts.reportedCostUsd !== undefined) outcome.reportedCostUsd = facts.reportedCostUsd;
+  if (facts.upstreamProvider !== undefined) outcome.upstreamProvider = facts.upstreamProvider;
+  return outcome;
+}
+
+/** The base URL of a Stainless client (openai, anthropic, groq), from one of its resources or `{ _client }`. */
+export function clientBaseUrl(resource: unknown): string | undefined {
+  return stringField(objectAt(resource, ['_client']), 'baseURL');
 }
 
 /** The request as the patch sees it when the call starts: only what metering needs, never content. */
@@ -65,6 +82,19 @@ export interface HookTarget {
   unpriced?: true;
   /** Spend already made at the provider (batch results): recorded and counted, never refused. */
   paidEarlier?: true;
+  /**
+   * For a method that serves several endpoints (Bedrock's `send`, one per command): the target that meters this call,
+   * or undefined for a call that is not metered at all (passed straight through).
+   */
+  select?(args: readonly unknown[]): HookTarget | undefined;
+  /** The property of the method's result that holds its stream (Bedrock's `stream`, `body`), metered in place. */
+  streamAt?: string;
+  /** The request id a result or an error carries (Bedrock `$metadata.requestId`), for SDKs that expose no headers. */
+  requestIdOf?(resultOrError: unknown): string | undefined;
+  /** The method takes an optional Node-style callback last (smithy's `send(command, options?, cb?)`). */
+  callbackLast?: true;
+  /** The event's endpoint when it depends on the request (a completion with a `suffix` is fill-in-the-middle). */
+  endpointOf?(args: readonly unknown[]): string;
   prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
   readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
   /** Reads one stream item into `facts`; says what the caller gets instead of the item, if anything (StreamItemReader). */
@@ -92,7 +122,17 @@ export type ResultStyle = 'api-promise' | 'promise';
 
 /** A provider SDK, declared: the modules to hook, where its classes are, and how to read them. */
 export interface ProviderPatch {
+  /** The SDK's name for `patch()`, `providers` and debug output. */
   name: string;
+  /**
+   * The provider of its events when the base URL names no host the price library knows (the library's id: 'aws' for
+   * Bedrock); `name` when absent.
+   */
+  provider?: string;
+  /** The base URL a hooked resource (or a client, for the generic request methods) sends its requests to. */
+  baseUrl?(resource: unknown): string | undefined;
+  /** The provider a client's class names whatever its URL (AzureOpenAI on a custom domain), if any. */
+  clientProvider?(resource: unknown): string | undefined;
   /** The npm package. */
   packageName: string;
   /**

@@ -9,6 +9,7 @@ import type { WireFormat } from '../transport/http-sender.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisClient, type RedisStoreOptions } from './limits/redis-store.js';
 import type { FailMode } from './limits/store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
+import { validateProviderHosts } from './providers/identity.js';
 
 export interface MeterOptions {
   /** Ingest endpoint. Absent: nothing leaves the process; events reach `onEvent` only. */
@@ -31,6 +32,11 @@ export interface MeterOptions {
   patches?: string[];
   /** Your own prices, keyed 'provider:model', in USD per million tokens: they win over the bundled price data. */
   prices?: Record<string, PriceOverride>;
+  /**
+   * Hosts the price data does not know, mapped to the provider they serve: a host (`'llm.internal.example.com'`,
+   * `'localhost:8000'`) or a base-URL prefix (`'https://gateway.example.com/deepseek'`) to a provider id (`'deepseek'`).
+   */
+  providerHosts?: Record<string, string>;
   /** May a tenant with a limit call a model that has no known price? (default 'allow') */
   unknownModel?: UnknownModelPolicy;
   /** 'strict' (default): admit only when spent + reserved + this call's reservation fits; 'lenient': while spent + reserved < limit. */
@@ -114,6 +120,7 @@ export interface ResolvedConfig {
   onFlushError: ((err: Error) => void) | undefined;
   patches: string[];
   prices: Record<string, PriceOverride>;
+  providerHosts: ReturnType<typeof validateProviderHosts>;
   unknownModel: UnknownModelPolicy;
   enforcement: Enforcement;
   requireTenant: boolean;
@@ -132,7 +139,7 @@ export interface ResolvedConfig {
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
-  'prices', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
+  'prices', 'providerHosts', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
   'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
 ]);
 
@@ -273,6 +280,7 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     onFlushError: optionalFunction(raw, 'onFlushError'),
     patches: [...(patches as string[])],
     prices: validatePriceOverrides(raw.prices),
+    providerHosts: validateProviderHosts(raw.providerHosts),
     unknownModel: oneOf(raw, 'unknownModel', ['allow', 'block'] as const),
     enforcement: oneOf(raw, 'enforcement', ['strict', 'lenient'] as const),
     requireTenant: optionalBoolean(raw, 'requireTenant'),

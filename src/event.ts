@@ -5,6 +5,7 @@ import type { Reservation } from './limits/store.js';
 import type { InputClassifier } from './limits/estimate.js';
 import type { HookTarget } from '../patches/provider.js';
 import type { TenantContext } from './tenants/tenant.js';
+import type { ProviderIdentity } from './providers/identity.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
 export const USAGE_FIELDS = [
@@ -68,10 +69,16 @@ export interface UsageEvent extends UsageCounts {
   error?: string;
   partial?: boolean;
   usage_invalid?: boolean;
+  /** Host (and port) of the base URL the request went to, where the SDK says (e.g. `api.deepseek.com`, `127.0.0.1:8000`). */
+  host?: string;
+  /** The provider a gateway routed the call to, as the gateway names it (OpenRouter's `provider`, e.g. `DeepInfra`). */
+  upstream_provider?: string;
   /** Cost in USD at the price of `price_source`. */
   cost_usd?: number;
   /** Where the price came from: `config` (an override), the price package and version, or `reported`. */
   price_source?: string;
+  /** With a `reported` cost: the agent's own estimate of the same usage, for comparison (absent when it knows no price). */
+  estimated_cost_usd?: number;
   /** No price is known for this provider and model: cost_usd is 0. */
   price_unknown?: boolean;
   /** The provider's usage never arrived (early break, abort): cost_usd is the call's reservation-sized estimate. */
@@ -111,7 +118,11 @@ export interface UsageEvent extends UsageCounts {
 
 /** What is known about a call when it starts. */
 export interface CallStart {
+  /** The provider the call went to (see src/providers/identity.ts). */
   provider: string;
+  identity: ProviderIdentity;
+  /** The SDK's usage counts input_tokens without cache reads and writes (Anthropic, Bedrock): pricing adds them back. */
+  inputExcludesCache: boolean;
   endpoint: string;
   requestedModel: string | undefined;
   stream: boolean;
@@ -139,6 +150,9 @@ export interface CallOutcome {
   requestId?: string | undefined;
   error?: unknown;
   partial?: boolean;
+  /** What the provider or gateway says the call cost, in USD: the truth for the call. */
+  reportedCostUsd?: number | undefined;
+  upstreamProvider?: string | undefined;
 }
 
 /**
@@ -177,6 +191,10 @@ export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: numb
     price_source: '',
   };
   if (start.tenant !== undefined) event.tenant_id = start.tenant.tenantId;
+  const host = start.identity.host;
+  if (host !== undefined) event.host = host;
+  const upstream = nonEmptyString(outcome.upstreamProvider);
+  if (upstream !== undefined) event.upstream_provider = upstream;
   let invalid = false;
   if (usage !== undefined) {
     // The fields the reader set, not every field there is: most calls report a handful.

@@ -45,9 +45,11 @@ export class AgentLog {
 /** Names an error without its message: provider messages can quote the request, so only type and status leave. */
 export function describeError(err: unknown): string {
   if (err === null || typeof err !== 'object') return typeof err;
-  const e = err as { name?: unknown; status?: unknown; code?: unknown; constructor?: { name?: string } };
+  const e = err as { name?: unknown; status?: unknown; statusCode?: unknown; code?: unknown; constructor?: { name?: string } };
   const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name : (e.constructor?.name ?? 'Error');
   if (typeof e.status === 'number') return `${name}: ${e.status}`;
+  // Speakeasy SDKs (@mistralai/mistralai) name the HTTP status `statusCode`.
+  if (typeof e.statusCode === 'number') return `${name}: ${e.statusCode}`;
   if (typeof e.code === 'string' && /^[A-Z_]+$/.test(e.code)) return `${name}: ${e.code}`;
   return name;
 }

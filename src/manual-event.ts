@@ -16,7 +16,7 @@ export interface ManualUsage extends UsageCounts, Partial<Record<BillingTerm, st
   duration_ms?: number;
   timestamp?: string | Date;
   tags?: Record<string, string>;
-  /** A cost reported with the usage (e.g. by a gateway): used when no price is known for the model. */
+  /** A cost reported with the usage (e.g. by a gateway): the event's cost, with the agent's own estimate beside it. */
   cost_usd?: number;
 }
 

@@ -17,6 +17,7 @@ import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } 
 import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
 import { WindowCalendar } from './limits/windows.js';
+import { ProviderIdentities } from './providers/identity.js';
 
 /** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */
 const UNPRICED: PriceQuote = { costUsd: 0, source: 'unknown', unknown: true };
@@ -34,6 +35,9 @@ export class Meter implements CallSink {
   private readonly config: ResolvedConfig;
   private readonly log: AgentLog;
   private readonly prices: PriceBook;
+  private readonly identities: ProviderIdentities;
+  /** Providers whose usage counts input_tokens without cache reads and writes, for usage the app reports itself. */
+  private readonly excludesCacheProviders: ReadonlySet<string>;
   private readonly limits: SpendLimits;
   private readonly delivery: Delivery;
   private readonly patcher: Patcher;
@@ -48,10 +52,10 @@ export class Meter implements CallSink {
     this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
     const { limits } = this.config;
     this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password, limits?.kind === 'backend' ? limits.apiKey : undefined]);
-    const excludesCache = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.name));
+    this.excludesCacheProviders = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.provider ?? p.name));
+    this.identities = new ProviderIdentities(this.config.providerHosts);
     this.prices = new PriceBook(
       this.config.prices,
-      (provider) => excludesCache.has(provider),
       (provider, model) => this.log.debug(`no price known for ${provider} model ${JSON.stringify(model)}: its events carry price_unknown`),
     );
     this.recordsAtOnce = this.config.raiseOnError || this.config.onEvent !== undefined;
@@ -152,16 +156,20 @@ export class Meter implements CallSink {
     if (this.closed) throw new ConfigError('trackManually: this meter was shut down; usage recorded now would never be delivered');
     const event = validateManualEvent(usage, currentTenant());
     this.recorder.drain();
-    this.stampCost(event, this.prices.quote(event, reportedCost(usage)), undefined);
+    const quote = this.prices.quote(event, this.excludesCacheProviders.has(event.provider));
+    this.stampCost(event, quote, undefined, reportedCost(usage));
     this.emit(event);
     return event;
   }
 
-  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[]): MeteredCall {
+  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[], resource: unknown): MeteredCall {
     const request = target.readRequest(args);
+    const identity = this.identities.of(provider.provider ?? provider.name, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
     const start: CallStart = {
-      provider: provider.name,
-      endpoint: target.endpoint,
+      provider: identity.provider,
+      identity,
+      inputExcludesCache: provider.inputExcludesCache === true,
+      endpoint: target.endpointOf?.(args) ?? target.endpoint,
       requestedModel: request.model,
       stream: request.stream,
       tenant: currentTenant(),
@@ -214,7 +222,7 @@ export class Meter implements CallSink {
   private recordNow(start: CallStart, outcome: CallOutcome, endedAt: number): void {
     try {
       const event = buildEvent(start, outcome, endedAt);
-      this.price(event, start);
+      this.price(event, start, outcome);
       this.emit(event);
     } catch (err) {
       this.fault(err);
@@ -226,14 +234,15 @@ export class Meter implements CallSink {
    * short before its final usage (early break, abort), or counts that arrived invalid — is costed at its reservation
    * when that is higher: over-counting is the safe side of a budget.
    */
-  private price(event: UsageEvent, start: CallStart): void {
-    const quote = start.target.unpriced === true ? UNPRICED : this.prices.quote(event);
+  private price(event: UsageEvent, start: CallStart, outcome: CallOutcome): void {
+    const quote = start.target.unpriced === true ? UNPRICED : this.prices.quote(event, start.inputExcludesCache);
+    const reported = outcome.reportedCostUsd;
     let estimate: number | undefined;
-    if (event.usage_invalid === true || (event.partial === true && event.error === undefined)) {
+    if (reported === undefined && (event.usage_invalid === true || (event.partial === true && event.error === undefined))) {
       const reserved = this.limits.reservedUsd(start);
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
-    const cost = this.stampCost(event, quote, estimate);
+    const cost = this.stampCost(event, quote, estimate, reported);
     if (start.paidEarlier === true) {
       if (start.tenant !== undefined) this.limits.recordPaid(start.tenant.tenantId, cost);
       return;
@@ -248,7 +257,14 @@ export class Meter implements CallSink {
    * Costs are whole nano-dollars, the resolution every ledger counts in: a billing system gets at most 15 significant
    * digits (never 0.0013700000000000001), and the events of a tenant sum to its ledger exactly.
    */
-  private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined): number {
+  private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined, reportedUsd: number | undefined): number {
+    if (reportedUsd !== undefined) {
+      event.cost_usd = toUsd(toNano(reportedUsd));
+      event.price_source = 'reported';
+      if (quote.unknown !== true) event.estimated_cost_usd = toUsd(toNano(quote.costUsd));
+      if (quote.tier !== undefined) event.price_tier = quote.tier;
+      return event.cost_usd;
+    }
     event.cost_usd = toUsd(toNano(estimate ?? quote.costUsd));
     event.price_source = quote.source;
     if (estimate !== undefined) event.cost_estimated = true;

@@ -7,6 +7,7 @@ import { collectingMeter, repoRoot, requireFrom, runNode, tick, until, eventsPer
 const GENAI_VERSIONS = {
   'genai 3': repoRoot,
   'genai 2': join(repoRoot, 'test/sdk-versions/genai-2'),
+  'genai 1': join(repoRoot, 'test/sdk-versions/genai-1'),
 } as const;
 
 /** Every test runs against each SDK version in both of its backends. */
@@ -28,11 +29,20 @@ const { meter, events } = collectingMeter();
 meter.patchAll();
 afterAll(() => meter.unpatchAll());
 
+/**
+ * Vertex AI credentials that need no network: an API key beside project and location (genai 1.x rejects that pair, so
+ * there a google-auth-library client that hands out a fixed bearer token, through the SDK's own `googleAuthOptions`).
+ */
+function vertexAuth(appRoot: string): Record<string, unknown> {
+  if (appRoot !== GENAI_VERSIONS['genai 1']) return { apiKey: 'k' };
+  return { googleAuthOptions: { authClient: { getRequestHeaders: async () => new Headers({ authorization: 'Bearer t' }) } } };
+}
+
 describe.each(MATRIX)('$label', ({ appRoot, mode }) => {
   const { GoogleGenAI, ApiError } = requireFrom(appRoot, '@google/genai');
   const ai =
     mode === 'vertex'
-      ? new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } })
+      ? new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', ...vertexAuth(appRoot), httpOptions: { baseUrl: fake.geminiBaseUrl } })
       : new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } });
 
   const { metered, clear } = eventsPerRequest(events, fake);
@@ -267,7 +277,7 @@ describe.each(MATRIX)('$label', ({ appRoot, mode }) => {
   it('a network error yields one event with error', async () => {
     const dead =
       mode === 'vertex'
-        ? new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', apiKey: 'k', httpOptions: { baseUrl: 'http://127.0.0.1:1' } })
+        ? new GoogleGenAI({ vertexai: true, project: 'p', location: 'us-central1', ...vertexAuth(appRoot), httpOptions: { baseUrl: 'http://127.0.0.1:1' } })
         : new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: 'http://127.0.0.1:1' } });
     const caught = await dead.models.generateContent({ model: MODEL, contents: 'x' }).catch((e: unknown) => e);
     expect(caught).toBeInstanceOf(Error);

@@ -17,6 +17,7 @@ export const OPENAI_VERSIONS = {
   'openai 7': repoRoot,
   'openai 6': join(repoRoot, 'test/sdk-versions/openai-6'),
   'openai 5': join(repoRoot, 'test/sdk-versions/openai-5'),
+  'openai 4': join(repoRoot, 'test/sdk-versions/openai-4'),
 } as const;
 
 /** Requires a module as an app in `appRoot` would: the real package from that root's node_modules. */

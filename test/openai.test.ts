@@ -17,6 +17,8 @@ afterAll(() => meter.unpatchAll());
 describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
   const { OpenAI, AzureOpenAI } = requireFrom(appRoot, 'openai');
   const client = new OpenAI({ apiKey: 'sk-test-key', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+  // openai 4 has the chat helpers (parse, stream, runTools) under beta; they call chat.completions.create all the same.
+  const chatHelpers = _label === 'openai 4' ? client.beta.chat.completions : client.chat.completions;
 
   const { metered, clear } = eventsPerRequest(events, fake);
   afterEach(clear);
@@ -78,7 +80,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
 
   it('asResponse on a helper promise (parse) is metered once', async () => {
     const [event] = await metered(async () => {
-      const response = await client.chat.completions.parse({ model: 'gpt-4o', messages }).asResponse();
+      const response = await chatHelpers.parse({ model: 'gpt-4o', messages }).asResponse();
       expect((await response.json()).object).toBe('chat.completion');
     });
     expect(event).toMatchObject({ input_tokens: 11, output_tokens: 7 });
@@ -93,7 +95,10 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     expect(event).toMatchObject({ stream: true, input_tokens: 11, output_tokens: 7 });
   });
 
-  it('asResponse of a stream, cancelled by the caller after one chunk: the request stops, one partial event', async () => {
+  // openai 4 fetches with node-fetch 2 on Node: its raw body is a Node stream, and destroying it does not close the
+  // connection (node-fetch 2 never propagates it; without the agent the provider sends every frame too). The request
+  // cannot be stopped through the raw body there, so only the metering half is checked.
+  it.skipIf(_label === 'openai 4')('asResponse of a stream, cancelled by the caller after one chunk: the request stops, one partial event', async () => {
     const [event] = await metered(async () => {
       const response = await client.chat.completions
         .create({ model: 'gpt-4o', messages, stream: true }, { headers: { 'x-fake-chunks': '100', 'x-fake-delay-ms': '10' } })
@@ -104,6 +109,21 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       await until(() => fake.requests.at(-1)?.clientGone === true, 'the provider sees the connection closed');
     });
     expect(fake.requests.at(-1)!.framesSent).toBeLessThan(100);
+    expect(event).toMatchObject({ stream: true, partial: true });
+  });
+
+  it.runIf(_label === 'openai 4')('asResponse of a stream (a node-fetch body), destroyed by the caller after one chunk: one partial event', async () => {
+    const [event] = await metered(async () => {
+      const response = await client.chat.completions
+        .create({ model: 'gpt-4o', messages, stream: true }, { headers: { 'x-fake-chunks': '100', 'x-fake-delay-ms': '10' } })
+        .asResponse();
+      let chunks = 0;
+      for await (const _ of response.body as unknown as AsyncIterable<unknown>) {
+        chunks++;
+        break;
+      }
+      expect(chunks).toBe(1);
+    });
     expect(event).toMatchObject({ stream: true, partial: true });
   });
 
@@ -157,7 +177,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     const parameters = { type: 'object', properties: {}, required: [], additionalProperties: false };
     const fn = { name: 'a', parameters, strict: false, toJSON: () => ({ name: 'b', parameters, strict: true }) };
     const [event] = await metered(async () => {
-      const stream = client.chat.completions.stream({ model: 'gpt-4o', messages, tools: [{ type: 'function', function: fn }] });
+      const stream = chatHelpers.stream({ model: 'gpt-4o', messages, tools: [{ type: 'function', function: fn }] });
       const final = await stream.finalChatCompletion();
       expect(final.choices[0]!.message.tool_calls![0]).toMatchObject({ function: { name: 'b', parsed_arguments: {} } });
     });
@@ -270,7 +290,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
 
   it('helpers: parse, stream, runTools produce one event per HTTP call', async () => {
     await metered(async () => {
-      const parsed = await client.chat.completions.parse({
+      const parsed = await chatHelpers.parse({
         model: 'gpt-4o',
         messages,
         response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: {} } } },
@@ -281,7 +301,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     clear();
 
     const streamed = await metered(async () => {
-      const stream = client.chat.completions.stream({ model: 'gpt-4o', messages });
+      const stream = chatHelpers.stream({ model: 'gpt-4o', messages });
       const final = await stream.finalChatCompletion();
       expect(final.choices[0].message.content).toBeTruthy();
     });
@@ -290,7 +310,7 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
     clear();
 
     const rounds = await metered(async () => {
-      const runner = client.chat.completions.runTools({
+      const runner = chatHelpers.runTools({
         model: 'gpt-4o',
         messages,
         tools: [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: {} }, function: () => 'ok' } }],
@@ -387,10 +407,11 @@ describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
       deployment: 'gpt-4o',
       maxRetries: 0,
     });
-    // Whatever the fake answers on Azure's paths, the call is metered through the shared prototype.
+    // Whatever the fake answers on Azure's paths, the call is metered through the shared prototype; the client's class
+    // makes it Azure's, whatever its domain.
     await azure.chat.completions.create({ model: 'gpt-4o', messages }).catch(() => undefined);
     await until(() => events.length === 1, 'the azure event');
-    expect(events[0]).toMatchObject({ provider: 'openai', endpoint: 'chat.completions' });
+    expect(events[0]).toMatchObject({ provider: 'azure', host: new URL(fake.url).host, endpoint: 'chat.completions' });
   });
 
   it('AzureOpenAI before api-version 2024-09-01 is never sent stream_options', async () => {

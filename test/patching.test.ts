@@ -144,7 +144,7 @@ describe('every installed copy', () => {
       await clientFor(O).embeddings.create({ model: 'text-embedding-3-small', input: 'x' });
     }
     await tick(20);
-    expect(events).toHaveLength(3);
+    expect(events).toHaveLength(Object.keys(OPENAI_VERSIONS).length);
     meter.unpatchAll();
   });
 });

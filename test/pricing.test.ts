@@ -120,9 +120,14 @@ describe('cost of a call, against hand-computed figures', () => {
     expect(() => priced({ provider: 'openai', model: 'gpt-5', service_tier: 7 as any, input_tokens: 1, output_tokens: 1 })).toThrow(/service_tier must be a non-empty string, got 7/);
   });
 
-  it('a reported cost is used only when no price is known', () => {
-    expect(priced({ provider: 'openrouter', model: 'x/y', input_tokens: 1, output_tokens: 1, cost_usd: 0.5 })).toMatchObject({ cost_usd: 0.5, price_source: 'reported' });
-    expect(priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 0, output_tokens: 0, cost_usd: 0.5 }).cost_usd).toBe(0);
+  it('a reported cost is the truth for the call, with the agent\'s own estimate beside it where it knows a price', () => {
+    const unknown = priced({ provider: 'openrouter', model: 'x/y', input_tokens: 1, output_tokens: 1, cost_usd: 0.5 });
+    expect(unknown).toMatchObject({ cost_usd: 0.5, price_source: 'reported' });
+    expect(unknown.estimated_cost_usd).toBeUndefined();
+    expect(unknown.price_unknown).toBeUndefined();
+    // gpt-4o: $2.50 / $10 per million input / output tokens.
+    const known = priced({ provider: 'openai', model: 'gpt-4o', input_tokens: 1000, output_tokens: 100, cost_usd: 0.5 });
+    expect(known).toMatchObject({ cost_usd: 0.5, price_source: 'reported', estimated_cost_usd: (1000 * 2.5 + 100 * 10) / 1e6 });
   });
 
   it('inconsistent usage (more cached than input) is flagged, never thrown, never printed', () => {

@@ -12,7 +12,7 @@ afterEach(() => fake.reset());
 const { BUILT_IN_PATCHES } = requireFromRepo('./dist/patches/index.js');
 const { buildEvent, USAGE_FIELDS } = requireFromRepo('./dist/src/event.js');
 
-const start = { provider: 'p', endpoint: 'e', requestedModel: 'm', stream: false, tenant: undefined, startedAt: 0, startedAtWall: 0, maxOutputTokens: undefined, args: [] };
+const start = { provider: 'p', identity: { provider: 'p', host: undefined, unknownHost: false }, inputExcludesCache: false, endpoint: 'e', requestedModel: 'm', stream: false, tenant: undefined, startedAt: 0, startedAtWall: 0, args: [] };
 
 describe('usage extractors never throw, and events only carry trusted counts', () => {
   const targets = BUILT_IN_PATCHES.flatMap((p: any) => p.targets.map((t: any) => ({ provider: p.name, target: t })));

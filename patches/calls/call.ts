@@ -5,7 +5,7 @@ import type { HookTarget, ProviderPatch } from '../provider.js';
 /** What a wrapper reports to: implemented by the Meter that installed it. */
 export interface CallSink {
   /** Starts a call: tenant and clock captured now, spend limits checked (a refused call carries its refusal). */
-  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[]): MeteredCall;
+  begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[], resource: unknown): MeteredCall;
   record(start: CallStart, outcome: CallOutcome): void;
   /** The request never left: its reservation (now, or when its admission answers) is released. */
   release(start: CallStart): void;

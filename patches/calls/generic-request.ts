@@ -3,6 +3,7 @@ import { interceptCall } from './intercept.js';
 import { asRecord, type HookTarget, type ProviderPatch } from '../provider.js';
 import { unpricedCall } from '../unpriced.js';
 import { gatedOptions } from '../requests/request-gate.js';
+import { withBodyAdditionsInline } from '../requests/body-additions.js';
 import { isAgentSending, sendingAsAgent } from './agent-sending.js';
 import { withField } from '../../src/fast-objects.js';
 
@@ -58,6 +59,17 @@ function routeOf(provider: ProviderPatch, method: unknown, path: unknown): Reque
 }
 
 /**
+ * The request's options once its gate has answered, with what the agent adds to the body: added where the client
+ * encodes the body (its hooked `bodyEncoder`), or, for a build without one (openai 4), put into the body now.
+ */
+function sendableOptions(provider: ProviderPatch, client: unknown, options: unknown): unknown {
+  const gated = gatedOptions(options);
+  const encoder = provider.bodyEncoder;
+  if (encoder === undefined || typeof (client as Record<string, unknown> | null)?.[encoder] === 'function') return gated;
+  return withBodyAdditionsInline(gated);
+}
+
+/**
  * A generic request, metered like the named method it stands for: the body is the params the named method would take.
  * `send(options)` sends the request with (possibly rewritten) options.
  */
@@ -77,10 +89,10 @@ function interceptRequest(
   // SDK resources pass their options as a promise: the request is gated on its admission, its body read from the
   // response alone (a request to a named endpoint sent this way is priced from its usage, but its bound is unknown).
   if (typeof (options as PromiseLike<unknown> | undefined)?.then === 'function') {
-    return interceptCall(provider, route.target, sink, () => send(gatedOptions(options)), resource, []);
+    return interceptCall(provider, route.target, sink, () => send(sendableOptions(provider, client, options)), resource, []);
   }
   const opts = asRecord(options);
-  return interceptCall(provider, route.target, sink, (body: unknown) => send(gatedOptions(withField(opts, 'body', body))), resource, [opts?.body]);
+  return interceptCall(provider, route.target, sink, (body: unknown) => send(sendableOptions(provider, client, withField(opts, 'body', body))), resource, [opts?.body]);
 }
 
 /**
@@ -89,7 +101,7 @@ function interceptRequest(
  */
 export function interceptMethodRequest(provider: ProviderPatch, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
   const [method, path, options, ...rest] = args;
-  if (isAgentSending()) return Reflect.apply(original, client, [method, path, gatedOptions(options), ...rest]);
+  if (isAgentSending()) return Reflect.apply(original, client, [method, path, sendableOptions(provider, client, options), ...rest]);
   return interceptRequest(provider, sink, client, method, path, options, (sent) => Reflect.apply(original, client, [method, path, sent, ...rest]));
 }
 

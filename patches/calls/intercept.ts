@@ -25,10 +25,21 @@ export function interceptCall(
   thisArg: unknown,
   args: unknown[],
 ): unknown {
+  if (target.select !== undefined) {
+    const selected = target.select(args);
+    if (selected === undefined) return Reflect.apply(original, thisArg, args);
+    target = selected;
+  }
+  if (target.callbackLast === true && typeof args[args.length - 1] === 'function') return withCallback(provider, target, sink, original, thisArg, args);
+  return meterCall(provider, target, sink, original, thisArg, args);
+}
+
+/** A call of one target, in its promise (or API-promise) form. */
+function meterCall(provider: ProviderPatch, target: HookTarget, sink: CallSink, original: Function, thisArg: unknown, args: unknown[]): unknown {
   if (target.bindsCallerContext === true) return bindStreamToCallerContext(Reflect.apply(original, thisArg, args));
   let call: MeteredCall;
   try {
-    call = sink.begin(provider, target, args);
+    call = sink.begin(provider, target, args, thisArg);
   } catch (fault) {
     sink.fault(fault);
     return Reflect.apply(original, thisArg, args);
@@ -71,6 +82,29 @@ export function interceptCall(
   return result;
 }
 
+const ignore = (): void => undefined;
+
+/**
+ * The callback form (`send(command, options, cb)`): run as the promise form, metered, and its outcome handed to the
+ * callback the way the SDK does it (a refusal too), so a callback caller is metered and refused like any other.
+ */
+function withCallback(provider: ProviderPatch, target: HookTarget, sink: CallSink, original: Function, thisArg: unknown, args: unknown[]): undefined {
+  const callback = args[args.length - 1] as (err: unknown, data?: unknown) => void;
+  const result = meterCall(provider, target, sink, original, thisArg, args.slice(0, -1));
+  Promise.resolve(result)
+    .then((data) => callback(null, data), (err: unknown) => callback(err))
+    .catch(ignore);
+  return undefined;
+}
+
+function requestIdOf(target: HookTarget, resultOrError: unknown): string | undefined {
+  try {
+    return target.requestIdOf?.(resultOrError);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the SDK's own method and observes its result without changing it. */
 function runAndObserve(
   provider: ProviderPatch,
@@ -107,7 +141,7 @@ function runAndObserve(
           }
         },
         (err: unknown) => {
-          call.finish({ error: err });
+          call.finish({ error: err, requestId: requestIdOf(target, err) });
           throw err;
         },
       );

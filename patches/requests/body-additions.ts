@@ -30,14 +30,48 @@ export function encodeWithAdditions(original: Function, client: unknown, args: u
   return body === undefined ? encoded : withField(encoded, 'body', body);
 }
 
+/**
+ * For an SDK build with no body encoder to hook (openai 4 serialises `options.body` inside `buildRequest`, together
+ * with the headers and the agent; the hooked encoder is `buildBody`, from openai 5): the request's options with the
+ * agent's fields merged into the body as the SDK would serialise it (its JSON form, so `toJSON` is honoured), a new
+ * object in the caller's object's place. Such a build observes no request body by identity (openai 7's request-body
+ * observers are why newer builds get their fields at the encoder), and the caller's object is never changed.
+ */
+export function withBodyAdditionsInline(options: unknown): unknown {
+  if (typeof (options as PromiseLike<unknown> | undefined)?.then === 'function') return Promise.resolve(options).then(withBodyAdditionsInline);
+  const record = asRecord(options);
+  const fields = asRecord((record as Record<symbol, unknown> | undefined)?.[BODY_ADDITIONS]);
+  if (record === undefined || fields === undefined || !isJsonBody(record.body)) return options;
+  let serialised: Record<string, unknown> | undefined;
+  try {
+    serialised = asRecord(JSON.parse(JSON.stringify(record.body)));
+  } catch {
+    // A body the SDK cannot serialise either fails there, as it would without the agent.
+  }
+  if (serialised === undefined) return options;
+  for (const [key, value] of Object.entries(fields)) serialised[key] = mergedField(serialised[key], value);
+  return withField(record, 'body', serialised);
+}
+
+/** A body the SDK sends as JSON: not bytes, a Blob or a multipart form (openai 4's `MultipartBody`). */
+function isJsonBody(body: unknown): boolean {
+  const record = asRecord(body);
+  if (record === undefined || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return false;
+  return typeof record.arrayBuffer !== 'function' && (record as Record<symbol, unknown>)[Symbol.toStringTag] !== 'MultipartBody';
+}
+
+/** The agent's value for a field, merged into the caller's when both are objects (`stream_options`). */
+function mergedField(callerValue: unknown, value: unknown): unknown {
+  return asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? Object.assign({}, callerValue, value) : value;
+}
+
 /** The encoded body with the agent's fields added to the caller's, or undefined when they cannot be added. */
 function encodedWithAdditions(fields: Record<string, unknown>, record: Record<string, unknown> | undefined, encoded: unknown): string | undefined {
   if (record === undefined || typeof encoded !== 'string' || !encoded.startsWith('{') || !encoded.endsWith('}')) return undefined;
   let json: string | undefined = encoded;
   for (const [key, value] of Object.entries(fields)) {
     const callerValue = record[key];
-    const merged = asRecord(value) !== undefined && asRecord(callerValue) !== undefined ? Object.assign({}, callerValue, value) : value;
-    json = withJsonField(json, key, callerValue, merged);
+    json = withJsonField(json, key, callerValue, mergedField(callerValue, value));
     if (json === undefined) return undefined;
   }
   return json;

@@ -56,5 +56,13 @@ function withValueAt(params: unknown, path: ParamPath, value: unknown): unknown 
   const [key, ...rest] = path;
   if (key === undefined) return value;
   const record = asRecord(params) ?? {};
+  const prototype = Object.getPrototypeOf(record) as object | null;
+  if (prototype !== Object.prototype && prototype !== null && !Array.isArray(record)) {
+    // A request object of the SDK's own class (a smithy Command, whose `input` is the request): copied as an instance
+    // of that class, so that the SDK still takes it.
+    const copy = Object.assign(Object.create(prototype) as Record<string, unknown>, record);
+    copy[key] = withValueAt(record[key], rest, value);
+    return copy;
+  }
   return withField(record, key, withValueAt(record[key], rest, value));
 }

@@ -6,10 +6,11 @@ import { settleWhenAbandoned } from './stream.js';
 type ParseProps = { response: Response };
 type Transform = (data: unknown, props: ParseProps) => unknown;
 
-/** The parts of a Stainless APIPromise the agent relies on (openai 5-7, @anthropic-ai/sdk). */
+/** The parts of a Stainless APIPromise the agent relies on (openai 4-7, @anthropic-ai/sdk). */
 interface ApiPromiseLike {
   responsePromise: Promise<{ response: Response }>;
-  parseResponse: (client: unknown, props: ParseProps) => Promise<unknown>;
+  /** `(client, props)`; `(props)` in openai 4, whose APIPromise holds no client. */
+  parseResponse: (...args: unknown[]) => Promise<unknown>;
   parsedPromise?: Promise<unknown>;
   asResponse(): Promise<Response>;
   _thenUnwrap?: (transform: Transform) => unknown;
@@ -72,8 +73,10 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   );
 
   const parse = promise.parseResponse;
-  promise.parseResponse = function meteredParse(this: unknown, client, props) {
-    return parse.call(this, client, props).then(
+  promise.parseResponse = function meteredParse(this: unknown, ...args: unknown[]) {
+    // openai 5+ and anthropic pass (client, props); openai 4 passes the props alone.
+    const props = (args.length >= 2 ? args[1] : args[0]) as ParseProps;
+    return (Reflect.apply(parse, this, args) as Promise<unknown>).then(
       (data) => observeOnce(data, props.response),
       (err: unknown) => {
         o.call.finish({ error: err, requestId: requestIdOf(props.response, o.requestIdHeader) });

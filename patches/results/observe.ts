@@ -1,6 +1,7 @@
 import type { MeteredCall } from '../calls/call.js';
-import { usageOf, type HookTarget } from '../provider.js';
-import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned } from './stream.js';
+import { outcomeOf, type HookTarget } from '../provider.js';
+import { isWebReadableStream, meterWebStreamInPlace } from './web-stream.js';
+import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned, type StreamItemReader } from './stream.js';
 
 /** Everything needed to read one call's result. */
 export interface Observation {
@@ -18,6 +19,18 @@ export function requestIdOf(response: Response | undefined, header: string | und
   return response.headers?.get(header) ?? undefined;
 }
 
+/** The cost a LiteLLM proxy reports for a whole (non-streamed) response, in USD. */
+const COST_HEADER = 'x-litellm-response-cost';
+
+/** A gateway's cost header, read only from hosts the price data does not know (a proxy in front of a provider). */
+export function reportedCostHeader(response: Response | undefined, call: MeteredCall): number | undefined {
+  if (response === undefined || !call.start.identity.unknownHost) return undefined;
+  const value = response.headers?.get(COST_HEADER);
+  if (value === null || value === undefined || value === '') return undefined;
+  const cost = Number(value);
+  return Number.isFinite(cost) && cost >= 0 ? cost : undefined;
+}
+
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
@@ -27,7 +40,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
  * back behind a metered iterator (a Stainless `Stream` is metered in place instead, so the SDK's own object survives).
  */
 export function observeResult(data: unknown, response: Response | undefined, o: Observation): unknown {
-  const requestId = requestIdOf(response, o.requestIdHeader);
+  const requestId = requestIdOf(response, o.requestIdHeader) ?? o.target.requestIdOf?.(data);
   const readEachItem = o.target.readEachItem;
   if (readEachItem !== undefined && isAsyncIterable(data)) {
     o.call.abandon();
@@ -49,6 +62,20 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
       settleWhenAbandoned(data, o.call, requestId);
       return data;
     }
+    const streamAt = o.target.streamAt;
+    if (streamAt !== undefined) {
+      const stream = (data as Record<string, unknown> | null | undefined)?.[streamAt];
+      if (isAsyncIterable(stream)) {
+        meterIterableInPlace(stream, o, readItem, requestId);
+        return data;
+      }
+    }
+    // A web ReadableStream (Speakeasy's EventStream): metered in place, so the caller keeps its reader, tee and pipes.
+    if (isWebReadableStream(data)) {
+      meterWebStreamInPlace(data, o.call, readItem, o.hideInjected, requestId);
+      settleWhenAbandoned(data, o.call, requestId);
+      return data;
+    }
     if (isAsyncIterable(data)) {
       const stream = new MeteredIterator(data[Symbol.asyncIterator](), o.call, readItem, o.hideInjected, requestId);
       settleWhenAbandoned(stream, o.call, requestId);
@@ -56,6 +83,23 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
     }
   }
   const facts = o.target.readResponse(data, o.args);
-  o.call.finish({ usage: usageOf(facts), model: facts.model, responseId: facts.responseId, requestId });
+  facts.reportedCostUsd ??= reportedCostHeader(response, o.call);
+  o.call.finish(outcomeOf(facts, requestId));
   return data;
+}
+
+/**
+ * Meters a stream held by the result (Bedrock's `output.stream`) in place: the caller keeps the SDK's own object, whose
+ * iteration passes every item through a metered iterator.
+ */
+function meterIterableInPlace(stream: AsyncIterable<unknown>, o: Observation, readItem: StreamItemReader, requestId: string | undefined): void {
+  const iterate = stream[Symbol.asyncIterator];
+  Object.defineProperty(stream, Symbol.asyncIterator, {
+    configurable: true,
+    writable: true,
+    value: function meteredStream(this: unknown) {
+      return new MeteredIterator(iterate.call(this), o.call, readItem, o.hideInjected, requestId);
+    },
+  });
+  settleWhenAbandoned(stream, o.call, requestId);
 }

@@ -1,8 +1,7 @@
-import { requestIdOf, type Observation } from './observe.js';
-import { usageOf, type ResponseFacts } from '../provider.js';
+import { reportedCostHeader, requestIdOf, type Observation } from './observe.js';
+import { outcomeOf, type ResponseFacts } from '../provider.js';
 import { settleWhenAbandoned } from './stream.js';
 import { replaceOnInstance } from '../calls/wrap-method.js';
-import type { CallOutcome } from '../../src/event.js';
 
 /** A JSON body larger than this is passed on unread: no usage object is that large. */
 const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
@@ -10,7 +9,7 @@ const MAX_JSON_BODY_BYTES = 16 * 1024 * 1024;
 /** Reads the facts of a body from its bytes, as they pass: server-sent events one by one, anything else at its end. */
 class BodyReader {
   private readonly decoder = new TextDecoder();
-  private readonly sse: boolean;
+  readonly sse: boolean;
   private pending = '';
   private readonly chunks: Uint8Array[] = [];
   private size = 0;
@@ -104,13 +103,16 @@ export function meterRawResponse(response: Response, o: Observation): void {
     } catch (fault) {
       o.call.fault(fault);
     }
-    const { model, responseId } = reader.facts;
-    const usage = usageOf(reader.facts);
-    const outcome: CallOutcome = { usage, model, responseId, requestId, partial: partial ?? usage === undefined };
+    if (!reader.sse) reader.facts.reportedCostUsd ??= reportedCostHeader(response, o.call);
+    const outcome = outcomeOf(reader.facts, requestId);
+    outcome.partial = partial ?? outcome.usage === undefined;
     if (error !== undefined) outcome.error = error;
     o.call.finishInBackground(outcome);
   };
-  if (source !== null) {
+  if (isNodeReadable(source)) {
+    // node-fetch (openai 4's default on Node): a Node stream, read by the SDK's own body methods too.
+    meterNodeBodyInPlace(source, reader, finish, () => o.call.done);
+  } else if (source !== null) {
     let metered: ReadableStream<Uint8Array> | undefined;
     Object.defineProperty(response, 'body', { configurable: true, enumerable: true, get: () => (metered ??= meteredBody(source, reader, finish)) });
   }
@@ -128,6 +130,41 @@ export function meterRawResponse(response: Response, o: Observation): void {
 }
 
 type Finish = (step: (b: BodyReader) => void, partial?: boolean, error?: unknown) => void;
+
+/** The parts of a Node `Readable` (node-fetch's `Response.body`) the agent relies on. */
+interface NodeReadableLike {
+  pipe: Function;
+  emit: (event: string | symbol, ...args: unknown[]) => boolean;
+}
+
+function isNodeReadable(body: unknown): body is NodeReadableLike {
+  const b = body as Partial<NodeReadableLike> | null;
+  return b !== null && typeof b === 'object' && typeof b.pipe === 'function' && typeof b.emit === 'function' && typeof (b as { getReader?: unknown }).getReader !== 'function';
+}
+
+/**
+ * Meters a Node stream body in place, as its reader reads it: the stream's own events are observed as it emits them
+ * ('data' only as a consumer reads; 'end'; 'error'; 'close' before the end when the consumer destroyed it). No listener
+ * is added (one would start the flow, or take an 'error' the app must see), nothing is read ahead.
+ */
+function meterNodeBodyInPlace(source: NodeReadableLike, body: BodyReader, finish: Finish, done: () => boolean): void {
+  const emit = source.emit;
+  replaceOnInstance(source, 'emit', function meteredEmit(this: unknown, event: string | symbol, ...args: unknown[]) {
+    if (!done()) {
+      if (event === 'data') {
+        const chunk = args[0];
+        try {
+          body.push(typeof chunk === 'string' ? new TextEncoder().encode(chunk) : (chunk as Uint8Array));
+        } catch {
+          // A chunk the agent cannot read is the caller's all the same.
+        }
+      } else if (event === 'end') finish((b) => b.end());
+      else if (event === 'error') finish(() => undefined, body.facts.complete !== true, args[0]);
+      else if (event === 'close') finish(() => undefined, body.facts.complete !== true);
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  });
+}
 
 /** The SDK's body as its reader sees it, read through the agent; its reader is taken on the first read, not before. */
 function meteredBody(source: ReadableStream<Uint8Array>, body: BodyReader, finish: Finish): ReadableStream<Uint8Array> {

@@ -1,5 +1,5 @@
 import type { MeteredCall } from '../calls/call.js';
-import { usageOf, type ResponseFacts } from '../provider.js';
+import { outcomeOf, type ResponseFacts } from '../provider.js';
 
 /**
  * Reads one item into `facts`, and says what the caller gets: false, the item as it is; true, nothing (the agent asked
@@ -70,10 +70,10 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
   /** Partial: the usage never arrived, or the stream was cut short before its final usage (break, abort, error). */
   private settle(error: unknown, cutShort: boolean): void {
     if (this.call.done) return;
-    const { model, responseId, complete } = this.facts;
-    const usage = usageOf(this.facts);
-    const partial = usage === undefined || (cutShort && complete !== true);
-    this.call.finish({ usage, model, responseId, requestId: this.requestId, error, partial });
+    const outcome = outcomeOf(this.facts, this.requestId);
+    outcome.partial = outcome.usage === undefined || (cutShort && this.facts.complete !== true);
+    if (error !== undefined) outcome.error = error;
+    this.call.finish(outcome);
   }
 }
 

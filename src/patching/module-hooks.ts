@@ -143,8 +143,9 @@ export async function importFromAppRoot(): Promise<string[]> {
       continue;
     }
     if (dir === undefined) continue;
-    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports?: unknown; module?: string };
-    const target = esmTarget(manifest.exports) ?? manifest.module;
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { exports?: unknown; main?: string };
+    // Without an exports map Node imports `main` (@aws-sdk/client-bedrock-runtime's CJS bundle), never `module`.
+    const target = esmTarget(manifest.exports) ?? manifest.main;
     if (target === undefined) continue;
     recordLoadedModule({ moduleName, moduleExports: await import(pathToFileURL(join(dir, target)).href), packageDir: dir, format: 'esm' });
     imported.push(moduleName);

@@ -80,7 +80,8 @@ export class Patcher {
 
   /** The classes behind one client: its prototype, and each resource's. */
   instrument(client: unknown): void {
-    const provider = BUILT_IN_PATCHES.find((p) => p.isClient(client));
+    // The last patch that takes the client: an SDK whose clients are OpenAI-shaped (Groq's) comes after openai's.
+    const provider = BUILT_IN_PATCHES.findLast((p) => p.isClient(client));
     if (provider === undefined) {
       throw new ConfigError(`instrument: not a client of a supported SDK (${BUILT_IN_PATCH_NAMES.join(', ')}), got ${describeValue(client)}`);
     }

@@ -166,6 +166,29 @@ function canonicalModelId(model: string): string {
 }
 
 /**
+ * Providers that sell another's models at its list prices, for the models the price data has no rates of their own
+ * for: Azure OpenAI deployments of OpenAI models.
+ */
+const PRICED_AS: Readonly<Record<string, string>> = { azure: 'openai' };
+
+/**
+ * The price data's model, by the id as the provider spells it (OpenRouter's `openai/gpt-4o`, Together's
+ * `meta-llama/...`), else without its prefix (a Vertex resource path, `models/`).
+ */
+function libraryModel(provider: string, model: string): { model: ModelInfo; provider: Provider } | null {
+  const canonical = canonicalModelId(model);
+  for (const id of canonical === model ? [model] : [model, canonical]) {
+    try {
+      const found = calcPrice({}, id, { providerId: provider });
+      if (found !== null) return found;
+    } catch {
+      // Not a model of this provider.
+    }
+  }
+  return null;
+}
+
+/**
  * Prices events: the user's overrides first, then the bundled @pydantic/genai-prices data (offline; never updated at
  * run time), then a cost reported with the usage itself. Resolved (provider, model) prices are cached, a bounded number
  * of them; a model's price keys that the fast path knows are priced here without calling the library, and everything
@@ -178,20 +201,16 @@ export class PriceBook {
 
   constructor(
     private readonly overrides: Record<string, PriceOverride>,
-    /** Anthropic-style usage, where input_tokens excludes the cache pools. */
-    private readonly inputExcludesCache: (provider: string) => boolean,
     private readonly onUnknownModel: (provider: string, model: string) => void,
   ) {}
 
-  quote(event: UsageEvent, reportedCostUsd?: number): PriceQuote {
+  /** `inputExcludesCache`: the usage is Anthropic-style, its input_tokens without the cache pools. */
+  quote(event: UsageEvent, inputExcludesCache: boolean): PriceQuote {
     const model = this.resolve(event.provider, event.model);
-    if (model === null) {
-      if (reportedCostUsd !== undefined) return { costUsd: reportedCostUsd, source: 'reported' };
-      return { costUsd: 0, source: 'unknown', unknown: true };
-    }
+    if (model === null) return { costUsd: 0, source: 'unknown', unknown: true };
     const imagePrice = model.perImage?.(event);
     if (model.perImage !== undefined && imagePrice === undefined) return { costUsd: 0, source: 'unknown', unknown: true };
-    const usage = this.libraryUsage(event);
+    const usage = libraryUsage(event, inputExcludesCache);
     const period = ratesAt(model, event.timestamp);
     const library = period.libraryProvider;
     const tierModel = period.price !== null && library !== undefined ? tierRates(event, period.price, library.models[0]!.id) : undefined;
@@ -251,12 +270,8 @@ export class PriceBook {
     if (override !== undefined) return { source: 'config', price: { ...override }, libraryProvider: undefined, fastUnless: [], contextWindow: undefined };
     const modelId = canonicalModelId(model);
     const supplement = supplementaryPrice(provider, modelId);
-    let found: { model: ModelInfo; provider: Provider } | null = null;
-    try {
-      found = calcPrice({}, modelId, { providerId: provider });
-    } catch {
-      found = null;
-    }
+    const fallback = PRICED_AS[provider];
+    const found = libraryModel(provider, model) ?? (fallback === undefined ? null : libraryModel(fallback, model));
     if (found === null) return supplement === undefined ? null : tableModel(provider, modelId, supplement);
     let source = LIBRARY_SOURCE;
     let info = found.model;
@@ -273,33 +288,33 @@ export class PriceBook {
     if (schedule !== undefined) resolved.schedule = schedule;
     return resolved;
   }
+}
 
-  /** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
-  private libraryUsage(event: UsageEvent): Usage {
-    const cachedImage = event.cached_input_image_tokens ?? 0;
-    const cacheRead = event.cached_tokens ?? (event.cached_input_text_tokens ?? 0) + cachedImage;
-    const cacheWrite = event.cache_creation_tokens ?? 0;
-    const input = this.inputExcludesCache(event.provider) ? event.input_tokens + cacheRead + cacheWrite : event.input_tokens;
-    const usage: Usage = { input_tokens: input, output_tokens: event.output_tokens };
-    if (cacheRead > 0) usage.cache_read_tokens = cacheRead;
-    if (cacheWrite > 0) usage.cache_write_tokens = cacheWrite;
-    if ((event.cache_creation_1h_tokens ?? 0) > 0) usage.cache_write_1h_tokens = event.cache_creation_1h_tokens;
-    if ((event.web_search_requests ?? 0) > 0) usage.web_searches = event.web_search_requests;
-    if ((event.file_search_calls ?? 0) > 0) usage.storage_searches = event.file_search_calls;
-    if ((event.audio_input_tokens ?? 0) > 0) usage.input_audio_tokens = event.audio_input_tokens;
-    if ((event.audio_output_tokens ?? 0) > 0) usage.output_audio_tokens = event.audio_output_tokens;
-    if ((event.input_image_tokens ?? 0) > 0) usage.input_image_tokens = event.input_image_tokens;
-    if ((event.input_video_tokens ?? 0) > 0) usage.input_video_tokens = event.input_video_tokens;
-    // Cache reads and a modality together: the library needs the cached part of that modality, even when it is zero.
-    if ((event.cached_input_audio_tokens ?? 0) > 0 || (cacheRead > 0 && (usage.input_audio_tokens ?? 0) > 0)) {
-      usage.cache_audio_read_tokens = event.cached_input_audio_tokens ?? 0;
-    }
-    if ((event.output_image_tokens ?? 0) > 0) usage.output_image_tokens = event.output_image_tokens;
-    if (cachedImage > 0 || (cacheRead > 0 && (usage.input_image_tokens ?? 0) > 0)) usage.cache_image_read_tokens = cachedImage;
-    if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
-    if ((event.character_count ?? 0) > 0) usage.input_characters = event.character_count;
-    return usage;
+/** The event's counts in the library's terms: `input_tokens` there is ALL input, cache pools included. */
+function libraryUsage(event: UsageEvent, inputExcludesCache: boolean): Usage {
+  const cachedImage = event.cached_input_image_tokens ?? 0;
+  const cacheRead = event.cached_tokens ?? (event.cached_input_text_tokens ?? 0) + cachedImage;
+  const cacheWrite = event.cache_creation_tokens ?? 0;
+  const input = inputExcludesCache ? event.input_tokens + cacheRead + cacheWrite : event.input_tokens;
+  const usage: Usage = { input_tokens: input, output_tokens: event.output_tokens };
+  if (cacheRead > 0) usage.cache_read_tokens = cacheRead;
+  if (cacheWrite > 0) usage.cache_write_tokens = cacheWrite;
+  if ((event.cache_creation_1h_tokens ?? 0) > 0) usage.cache_write_1h_tokens = event.cache_creation_1h_tokens;
+  if ((event.web_search_requests ?? 0) > 0) usage.web_searches = event.web_search_requests;
+  if ((event.file_search_calls ?? 0) > 0) usage.storage_searches = event.file_search_calls;
+  if ((event.audio_input_tokens ?? 0) > 0) usage.input_audio_tokens = event.audio_input_tokens;
+  if ((event.audio_output_tokens ?? 0) > 0) usage.output_audio_tokens = event.audio_output_tokens;
+  if ((event.input_image_tokens ?? 0) > 0) usage.input_image_tokens = event.input_image_tokens;
+  if ((event.input_video_tokens ?? 0) > 0) usage.input_video_tokens = event.input_video_tokens;
+  // Cache reads and a modality together: the library needs the cached part of that modality, even when it is zero.
+  if ((event.cached_input_audio_tokens ?? 0) > 0 || (cacheRead > 0 && (usage.input_audio_tokens ?? 0) > 0)) {
+    usage.cache_audio_read_tokens = event.cached_input_audio_tokens ?? 0;
   }
+  if ((event.output_image_tokens ?? 0) > 0) usage.output_image_tokens = event.output_image_tokens;
+  if (cachedImage > 0 || (cacheRead > 0 && (usage.input_image_tokens ?? 0) > 0)) usage.cache_image_read_tokens = cachedImage;
+  if (event.duration_seconds !== undefined) usage.audio_seconds = event.duration_seconds;
+  if ((event.character_count ?? 0) > 0) usage.input_characters = event.character_count;
+  return usage;
 }
 
 /**

@@ -46,12 +46,15 @@ for (const [subpath, file] of entries) {
 }
 if (meter === undefined) await setUp();
 
+const WEB_PLATFORM_CLASSES = new Set(['FormData', 'File', 'Blob', 'Headers', 'Request', 'Response', 'ReadableStream']);
 const results = [];
 const classes = new Map();
 for (const [subpath, moduleExports] of loaded) {
   for (const [name, value] of Object.entries(moduleExports)) {
     // Only classes: constructing an exported helper function can start work of its own.
     if (typeof value !== 'function' || !Function.prototype.toString.call(value).startsWith('class')) continue;
+    // Web platform classes openai 4's shims re-export (formdata-node's FormData warns when given an options object).
+    if (WEB_PLATFORM_CLASSES.has(name)) continue;
     const known = classes.get(value);
     if (known !== undefined) {
       known?.subpaths.push(subpath);
