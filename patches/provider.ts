@@ -65,7 +65,8 @@ export interface HookTarget {
   method: string;
   /** The path the method's request goes to (query included), for requests sent to it through the generic methods. */
   path?: string;
-  readRequest(args: readonly unknown[]): RequestFacts;
+  /** `resource`: the object the method was called on (an AI SDK model names its model id itself). */
+  readRequest(args: readonly unknown[], resource?: unknown): RequestFacts;
   /**
    * Where the request's output cap may be, the one strict mode sends (when the request has none) first. Absent: the
    * request cannot cap its output, which is then bounded by defaultMaxOutputTokens.
@@ -93,12 +94,15 @@ export interface HookTarget {
   requestIdOf?(resultOrError: unknown): string | undefined;
   /** The method takes an optional Node-style callback last (smithy's `send(command, options?, cb?)`). */
   callbackLast?: true;
-  /** The event's endpoint when it depends on the request (a completion with a `suffix` is fill-in-the-middle). */
-  endpointOf?(args: readonly unknown[]): string;
+  /** The event's endpoint when it depends on the request (a completion with a `suffix` is fill-in-the-middle) or the model. */
+  endpointOf?(args: readonly unknown[], resource: unknown): string;
   prepare?(args: readonly unknown[], resource: unknown): PreparedCall | undefined;
-  readResponse(data: unknown, args: readonly unknown[]): ResponseFacts;
+  /** `resource`: the object the method was called on (an AI SDK model, whose provider sets its usage convention). */
+  readResponse(data: unknown, args: readonly unknown[], resource?: unknown): ResponseFacts;
   /** Reads one stream item into `facts`; says what the caller gets instead of the item, if anything (StreamItemReader). */
   readStreamItem?(item: unknown, facts: ResponseFacts, hideInjected: boolean): boolean | object;
+  /** A stream item reader for the object the method was called on, where reading depends on it (an AI SDK model). */
+  streamReaderFor?(resource: unknown): (item: unknown, facts: ResponseFacts, hideInjected: boolean) => boolean | object;
   /**
    * For a method that returns a stream whose requests start lazily, on first read (genai's automatic function calling):
    * no event of its own, but the stream runs in the caller's async context, so the hooked calls it makes are billed to
@@ -129,6 +133,11 @@ export interface ProviderPatch {
    * Bedrock); `name` when absent.
    */
   provider?: string;
+  /**
+   * The provider a hooked object names for itself (an AI SDK model's `provider`), when its host names none; the patch's
+   * `provider` when it names none either.
+   */
+  providerOf?(resource: unknown): string | undefined;
   /** The base URL a hooked resource (or a client, for the generic request methods) sends its requests to. */
   baseUrl?(resource: unknown): string | undefined;
   /** The provider a client's class names whatever its URL (AzureOpenAI on a custom domain), if any. */

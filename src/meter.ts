@@ -163,13 +163,14 @@ export class Meter implements CallSink {
   }
 
   begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[], resource: unknown): MeteredCall {
-    const request = target.readRequest(args);
-    const identity = this.identities.of(provider.provider ?? provider.name, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
+    const request = target.readRequest(args, resource);
+    const sdkProvider = provider.providerOf?.(resource) ?? provider.provider ?? provider.name;
+    const identity = this.identities.of(sdkProvider, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
     const start: CallStart = {
       provider: identity.provider,
       identity,
       inputExcludesCache: provider.inputExcludesCache === true,
-      endpoint: target.endpointOf?.(args) ?? target.endpoint,
+      endpoint: target.endpointOf?.(args, resource) ?? target.endpoint,
       requestedModel: request.model,
       stream: request.stream,
       tenant: currentTenant(),

@@ -124,7 +124,7 @@ function runAndObserve(
     throw err;
   }
 
-  const observation: Observation = { call, target, args, hideInjected, requestIdHeader: provider.requestIdHeader, rawTaken: false };
+  const observation: Observation = { call, target, args, hideInjected, requestIdHeader: provider.requestIdHeader, rawTaken: false, resource: thisArg };
   try {
     if (provider.style === 'api-promise' && isApiPromise(result)) {
       observeApiPromise(result, observation);

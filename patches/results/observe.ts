@@ -12,6 +12,8 @@ export interface Observation {
   requestIdHeader: string | undefined;
   /** The caller took the raw response: its body, read through the agent, records the call. */
   rawTaken: boolean;
+  /** The object the hooked method was called on. */
+  resource: unknown;
 }
 
 export function requestIdOf(response: Response | undefined, header: string | undefined): string | undefined {
@@ -55,7 +57,7 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
     });
     return data;
   }
-  const readItem = o.target.readStreamItem;
+  const readItem = o.target.streamReaderFor?.(o.resource) ?? o.target.readStreamItem;
   if (readItem !== undefined) {
     if (hasIteratorProperty(data)) {
       meterStreamInPlace(data, o.call, readItem, o.hideInjected, requestId);
@@ -65,6 +67,11 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
     const streamAt = o.target.streamAt;
     if (streamAt !== undefined) {
       const stream = (data as Record<string, unknown> | null | undefined)?.[streamAt];
+      if (isWebReadableStream(stream)) {
+        meterWebStreamInPlace(stream, o.call, readItem, o.hideInjected, requestId);
+        settleWhenAbandoned(stream, o.call, requestId);
+        return data;
+      }
       if (isAsyncIterable(stream)) {
         meterIterableInPlace(stream, o, readItem, requestId);
         return data;
@@ -82,7 +89,7 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
       return stream;
     }
   }
-  const facts = o.target.readResponse(data, o.args);
+  const facts = o.target.readResponse(data, o.args, o.resource);
   facts.reportedCostUsd ??= reportedCostHeader(response, o.call);
   o.call.finish(outcomeOf(facts, requestId));
   return data;

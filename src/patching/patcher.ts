@@ -117,8 +117,11 @@ export class Patcher {
       if (this.log.debugEnabled) this.log.debugOnce(`patched:${loaded.packageDir}:${loaded.format}`, `patching ${describeCopy(loaded)}`);
       if (typeof root === 'function') this.wrapRequestMethod(provider, root.prototype as object);
       for (const target of provider.targets) {
-        const resourceClass = objectAt(root, target.classPath);
-        if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
+        // A class path may lead to several classes (an AI SDK package's language models): each is patched.
+        const found = objectAt(root, target.classPath);
+        for (const resourceClass of Array.isArray(found) ? found : [found]) {
+          if (typeof resourceClass === 'function') this.wrapTarget(provider, target, resourceClass.prototype as object);
+        }
       }
       for (const { classPath, names } of provider.guardedMethods ?? []) {
         const resourceClass = objectAt(root, classPath);

@@ -12,15 +12,32 @@ const { BUILT_IN_PATCHES } = agentRequire('../../dist/patches/index.js');
 const provider = BUILT_IN_PATCHES.find((p) => p.name === providerName);
 const requireFromPackage = createRequire(`${packageDir}/package.json`);
 
+// Built when the first client is constructed (after the SDK under test is loaded): Bedrock's options hold a request
+// handler from @smithy/node-http-handler, loaded from the app root, so it is not among the modules loaded first.
 const CLIENT_OPTIONS = {
-  openai: { apiKey: 'k', baseURL, apiVersion: '2024-10-21', maxRetries: 0 },
-  anthropic: { apiKey: 'k', baseURL, maxRetries: 0 },
-  google: { apiKey: 'k', httpOptions: { baseUrl: baseURL } },
+  openai: () => ({ apiKey: 'k', baseURL, apiVersion: '2024-10-21', maxRetries: 0 }),
+  anthropic: () => ({ apiKey: 'k', baseURL, maxRetries: 0 }),
+  google: () => ({ apiKey: 'k', httpOptions: { baseUrl: baseURL } }),
+  groq: () => ({ apiKey: 'k', baseURL, maxRetries: 0 }),
+  mistral: () => ({ apiKey: 'k', serverURL: baseURL }),
+  bedrock: () => ({
+    region: 'us-east-1',
+    endpoint: baseURL,
+    credentials: { accessKeyId: 'AKIDFAKE', secretAccessKey: 'fake-secret' },
+    requestHandler: new (agentRequire('@smithy/node-http-handler').NodeHttpHandler)(),
+    maxAttempts: 1,
+  }),
 };
+const chat = { messages: [{ role: 'user', content: 'hi' }] };
+/** One call through `client`, whose class `moduleExports` (one entry point's exports) exported. */
 const CALL = {
-  openai: (c) => c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
-  anthropic: (c) => c.messages.create({ model: 'claude-3-5-haiku-latest', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+  openai: (c) => c.chat.completions.create({ model: 'gpt-4o-mini', ...chat }),
+  anthropic: (c) => c.messages.create({ model: 'claude-3-5-haiku-latest', max_tokens: 10, ...chat }),
   google: (c) => c.models.generateContent({ model: 'gemini-2.0-flash', contents: 'hi' }),
+  groq: (c) => c.chat.completions.create({ model: 'llama-3.1-8b-instant', ...chat }),
+  mistral: (c) => c.chat.complete({ model: 'mistral-small-latest', ...chat }),
+  bedrock: (c, moduleExports) =>
+    c.send(new moduleExports.ConverseCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', messages: [{ role: 'user', content: [{ text: 'hi' }] }] })),
 };
 
 async function load(file) {
@@ -63,14 +80,14 @@ for (const [subpath, moduleExports] of loaded) {
     classes.set(value, null);
     let client;
     try {
-      client = new value(CLIENT_OPTIONS[providerName]);
+      client = new value(CLIENT_OPTIONS[providerName]());
     } catch {
       continue;
     }
     if (!provider.isClient(client)) continue;
     let outcome;
     try {
-      await meter.forTenant('broke', () => CALL[providerName](client));
+      await meter.forTenant('broke', () => CALL[providerName](client, moduleExports));
       outcome = 'sent';
     } catch (err) {
       outcome = err?.name === 'LimitExceededError' ? 'refused' : `error ${err?.name}`;

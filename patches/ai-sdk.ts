@@ -1,0 +1,303 @@
+import type { RawUsage } from '../src/event.js';
+import type { InputPart } from '../src/limits/estimate.js';
+import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
+
+// The Vercel AI SDK's provider packages (@ai-sdk/openai, ...) POST with fetch themselves: the official SDKs never see
+// their calls. Every model class implements `doGenerate` / `doStream` (language models: LanguageModelV2 in ai 5, V3 in
+// ai 6, V4 in ai 7) or `doEmbed` (embedding models); generateText, streamText, agents and frameworks that call models
+// directly (Mastra) all go through them, one call per HTTP request. The classes are not exported from the packages'
+// main entry, so each loaded build's are reached through its provider factory: a provider made with placeholder
+// settings makes a model of each kind (no request is sent; models are lazy), whose prototype is its class's.
+
+/** One provider package: its factory, and the price data's id of the provider it reaches by default. */
+interface AiSdkPackage {
+  packageName: string;
+  factory: string;
+  provider: string;
+}
+
+const PACKAGES: readonly AiSdkPackage[] = [
+  { packageName: '@ai-sdk/openai', factory: 'createOpenAI', provider: 'openai' },
+  { packageName: '@ai-sdk/anthropic', factory: 'createAnthropic', provider: 'anthropic' },
+  { packageName: '@ai-sdk/google', factory: 'createGoogleGenerativeAI', provider: 'google' },
+  { packageName: '@ai-sdk/amazon-bedrock', factory: 'createAmazonBedrock', provider: 'aws' },
+  { packageName: '@ai-sdk/gateway', factory: 'createGateway', provider: 'vercel' },
+  // Last: `instrument(model)` takes the last patch that accepts a model, and a model of a provider built on this
+  // package (DeepSeek's, Together's, a company's own) is OpenAI-shaped by default.
+  { packageName: '@ai-sdk/openai-compatible', factory: 'createOpenAICompatible', provider: 'openai' },
+];
+
+/** The provider methods that make a model from an id, and nothing else: other methods may send requests. */
+const MODEL_MAKERS = ['languageModel', 'chat', 'responses', 'completion', 'messages', 'chatModel', 'completionModel', 'embedding', 'embeddingModel', 'textEmbeddingModel'];
+
+/** Placeholder settings under which every factory makes a provider without reading the environment or sending anything. */
+const PLACEHOLDER_SETTINGS = { apiKey: 'placeholder', name: 'placeholder', baseURL: 'http://127.0.0.1/placeholder', region: 'us-east-1', accessKeyId: 'placeholder', secretAccessKey: 'placeholder' };
+
+interface ModelClasses {
+  language: Function[];
+  embedding: Function[];
+}
+
+const classesByFactory = new WeakMap<Function, ModelClasses>();
+
+function modelClasses(moduleExports: unknown, factoryName: string): ModelClasses | undefined {
+  const factory = objectAt(moduleExports, [factoryName]);
+  if (typeof factory !== 'function') return undefined;
+  const known = classesByFactory.get(factory);
+  if (known !== undefined) return known;
+  const classes: ModelClasses = { language: [], embedding: [] };
+  let provider: unknown;
+  try {
+    provider = factory(PLACEHOLDER_SETTINGS);
+  } catch {
+    return undefined;
+  }
+  for (const maker of MODEL_MAKERS) {
+    const make = objectAt(provider, [maker]);
+    if (typeof make !== 'function') continue;
+    try {
+      const prototype = Object.getPrototypeOf(make.call(provider, 'placeholder-model')) as Record<string, unknown> | null;
+      const modelClass = prototype?.constructor;
+      if (typeof modelClass !== 'function' || modelClass === Object) continue;
+      const kind = typeof prototype!.doStream === 'function' ? classes.language : typeof prototype!.doEmbed === 'function' ? classes.embedding : undefined;
+      if (kind !== undefined && !kind.includes(modelClass)) kind.push(modelClass);
+    } catch {
+      // A model this provider cannot make with placeholder settings.
+    }
+  }
+  classesByFactory.set(factory, classes);
+  return classes;
+}
+
+// ---- who served the call -------------------------------------------------------------------------------------------
+
+/** The AI SDK's provider names (the part of `model.provider` before the first dot) that are not the price data's ids. */
+const PROVIDER_IDS: Readonly<Record<string, string>> = {
+  'amazon-bedrock': 'aws',
+  bedrock: 'aws',
+  'google.vertex': 'google',
+  xai: 'x-ai',
+  togetherai: 'together',
+};
+
+/** The price data's ids the AI SDK names the same way. */
+const SAME_IDS = new Set(['openai', 'anthropic', 'google', 'azure', 'groq', 'mistral', 'deepseek', 'fireworks', 'perplexity', 'cerebras', 'deepinfra', 'cohere']);
+
+function providerOf(model: unknown): string | undefined {
+  const name = stringField(model, 'provider');
+  if (name === undefined) return undefined;
+  if (name === 'gateway') return gatewayUpstream(model);
+  const vertex = name.startsWith('google.vertex') ? 'google.vertex' : undefined;
+  const prefix = vertex ?? name.split('.', 1)[0]!;
+  return PROVIDER_IDS[prefix] ?? (SAME_IDS.has(prefix) ? prefix : undefined);
+}
+
+/** A Vercel AI Gateway model (`openai/gpt-4o`) is served by the provider its id names, at that provider's list price. */
+function gatewayUpstream(model: unknown): string | undefined {
+  const id = stringField(model, 'modelId');
+  const slash = id?.indexOf('/') ?? -1;
+  if (id === undefined || slash <= 0) return undefined;
+  const prefix = id.slice(0, slash);
+  return PROVIDER_IDS[prefix] ?? (SAME_IDS.has(prefix) ? prefix : undefined);
+}
+
+const baseUrls = new WeakMap<object, string | undefined>();
+
+/** Where a model's requests go: its settings' `baseURL`, or the URL its `url` builder makes of an empty path. */
+function baseUrlOf(model: unknown): string | undefined {
+  if (model === null || typeof model !== 'object') return undefined;
+  if (baseUrls.has(model)) return baseUrls.get(model);
+  const config = asRecord((model as Record<string, unknown>).config);
+  let url: unknown = config?.baseURL;
+  try {
+    if (typeof url !== 'string' && typeof config?.url === 'function') url = config.url({ path: '', modelId: stringField(model, 'modelId') ?? '' });
+    if (typeof url !== 'string' && typeof config?.baseUrl === 'function') url = config.baseUrl();
+  } catch {
+    url = undefined;
+  }
+  const found = typeof url === 'string' ? url : undefined;
+  baseUrls.set(model, found);
+  return found;
+}
+
+/** The API a model speaks, from its `provider` (`openai.chat` → `chat`, `anthropic.messages` → `messages`). */
+function endpointOf(model: unknown, fallback: string): string {
+  const name = stringField(model, 'provider');
+  const dot = name?.indexOf('.') ?? -1;
+  return name === undefined || dot === -1 ? fallback : name.slice(dot + 1);
+}
+
+// ---- reading usage -------------------------------------------------------------------------------------------------
+
+const number = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+
+/** Cache writes the V2 providers report only in their metadata (Anthropic, Bedrock). */
+function v2CacheWrites(metadata: Record<string, unknown> | undefined): number | undefined {
+  return number(asRecord(metadata?.anthropic)?.cacheCreationInputTokens) ?? number(asRecord(asRecord(metadata?.bedrock)?.usage)?.cacheWriteInputTokens);
+}
+
+/**
+ * The AI SDK's usage, as the event counts it (input including the cache pools). V3/V4 (ai 6, 7) split it by pool,
+ * normalised across providers. V2 (ai 5) is flat and keeps each provider's own convention: Anthropic's and Bedrock's
+ * `inputTokens` exclude cache reads (`cachedInputTokens`) and writes (in their provider metadata), the others'
+ * include them.
+ */
+function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined, model: unknown): RawUsage | undefined {
+  const usage = asRecord(raw);
+  if (usage === undefined) return undefined;
+  const input = asRecord(usage.inputTokens);
+  const output = asRecord(usage.outputTokens);
+  if (input !== undefined || output !== undefined) {
+    return {
+      input_tokens: input?.total,
+      output_tokens: output?.total ?? 0,
+      cached_tokens: input?.cacheRead,
+      cache_creation_tokens: input?.cacheWrite,
+      reasoning_tokens: output?.reasoning,
+    };
+  }
+  const cached = number(usage.cachedInputTokens);
+  const writes = v2CacheWrites(metadata);
+  const excludesCache = /^(anthropic|amazon-bedrock|bedrock)/.test(stringField(model, 'provider') ?? '');
+  const inputTokens = number(usage.inputTokens);
+  return {
+    input_tokens: excludesCache && inputTokens !== undefined ? inputTokens + (cached ?? 0) + (writes ?? 0) : usage.inputTokens,
+    output_tokens: usage.outputTokens ?? 0,
+    total_tokens: excludesCache ? undefined : usage.totalTokens,
+    cached_tokens: cached,
+    cache_creation_tokens: writes,
+    reasoning_tokens: usage.reasoningTokens,
+  };
+}
+
+/** What the Vercel AI Gateway says it charged (`providerMetadata.gateway.cost`, USD). */
+function gatewayCost(metadata: Record<string, unknown> | undefined): number | undefined {
+  const cost = asRecord(metadata?.gateway)?.cost;
+  const value = typeof cost === 'string' && cost !== '' ? Number(cost) : cost;
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+function finishFacts(facts: ResponseFacts, usage: unknown, metadataValue: unknown, model: unknown): ResponseFacts {
+  const metadata = asRecord(metadataValue);
+  facts.usage = modelUsage(usage, metadata, model);
+  const reported = gatewayCost(metadata);
+  if (reported !== undefined) facts.reportedCostUsd = reported;
+  return facts;
+}
+
+function readRequest(stream: boolean): (args: readonly unknown[], model?: unknown) => RequestFacts {
+  return (_args, model) => ({ model: stringField(model, 'modelId'), stream });
+}
+
+const HEADER_IDS = ['x-request-id', 'request-id', 'x-amzn-requestid'];
+
+/** The request id among the response headers the AI SDK hands back (a plain object). */
+function requestIdOf(result: unknown): string | undefined {
+  const headers = asRecord(objectAt(result, ['response', 'headers']));
+  if (headers === undefined) return undefined;
+  for (const name of HEADER_IDS) {
+    const id = headers[name];
+    if (typeof id === 'string' && id !== '') return id;
+  }
+  return undefined;
+}
+
+/** Stream parts: `response-metadata` names the response and model; `finish` carries the call's usage. */
+function streamPartReader(model: unknown): (item: unknown, facts: ResponseFacts) => boolean {
+  return (item, facts) => {
+    const part = asRecord(item);
+    const type = part?.type;
+    if (type === 'response-metadata') {
+      facts.responseId ??= stringField(part, 'id');
+      facts.model ??= stringField(part, 'modelId');
+    } else if (type === 'finish') {
+      finishFacts(facts, part!.usage, part!.providerMetadata, model);
+      facts.complete = true;
+    }
+    return false;
+  };
+}
+
+/** Media in an AI SDK prompt are `file` parts (and V2 `image` parts), by media type. */
+function classifyInput(part: Record<string, unknown>): InputPart {
+  if (part.type === 'image') return 'image';
+  if (part.type !== 'file') return undefined;
+  const mediaType = stringField(part, 'mediaType') ?? '';
+  if (mediaType.startsWith('image/')) return 'image';
+  if (mediaType.startsWith('audio/')) return 'audio';
+  if (mediaType.startsWith('video/')) return 'video';
+  return 'document';
+}
+
+// ---- the hook table ------------------------------------------------------------------------------------------------
+
+const generate: HookTarget = {
+  endpoint: 'generate',
+  classPath: ['language'],
+  clientPath: [],
+  method: 'doGenerate',
+  readRequest: readRequest(false),
+  endpointOf: (_args, model) => endpointOf(model, 'generate'),
+  outputCap: [['maxOutputTokens']],
+  readResponse: (data, _args, model) => {
+    const result = asRecord(data);
+    const response = asRecord(result?.response);
+    const facts: ResponseFacts = { model: stringField(response, 'modelId'), responseId: stringField(response, 'id') };
+    return finishFacts(facts, result?.usage, result?.providerMetadata, model);
+  },
+  requestIdOf,
+};
+
+const stream: HookTarget = { ...generate, method: 'doStream', readRequest: readRequest(true), streamAt: 'stream', streamReaderFor: streamPartReader };
+
+/** The language-model hooks, for metering one model through a middleware (see src/ai-sdk-middleware.ts). */
+export const LANGUAGE_MODEL_TARGETS = { generate, stream };
+
+function targetsFor(): HookTarget[] {
+  return [
+    generate,
+    stream,
+    {
+      endpoint: 'embeddings',
+      classPath: ['embedding'],
+      clientPath: [],
+      method: 'doEmbed',
+      readRequest: readRequest(false),
+      readResponse: (data) => ({ usage: embeddingUsage(data) }),
+      requestIdOf,
+    },
+  ];
+}
+
+function embeddingUsage(data: unknown): RawUsage | undefined {
+  const tokens = objectAt(data, ['usage', 'tokens']);
+  return tokens === undefined ? undefined : { input_tokens: tokens, output_tokens: 0 };
+}
+
+export function isAiSdkModel(value: unknown): boolean {
+  const model = asRecord(value);
+  return (
+    typeof model?.specificationVersion === 'string' &&
+    typeof model.modelId === 'string' &&
+    (typeof model.doGenerate === 'function' || typeof model.doEmbed === 'function')
+  );
+}
+
+function aiSdkPatch(pkg: AiSdkPackage): ProviderPatch {
+  return {
+    name: pkg.packageName.replace('@ai-sdk/', 'ai-sdk-'),
+    provider: pkg.provider,
+    packageName: pkg.packageName,
+    // Each build's entry bundles its classes: the main entry in CJS and ESM (ai 5's dual packages; ESM only since).
+    classFiles: /^dist\/index\.(js|mjs|cjs)$/,
+    style: 'promise',
+    classifyInput,
+    root: (moduleExports) => modelClasses(moduleExports, pkg.factory),
+    providerOf,
+    baseUrl: baseUrlOf,
+    isClient: isAiSdkModel,
+    targets: targetsFor(),
+  };
+}
+
+export const AI_SDK_PATCHES: readonly ProviderPatch[] = PACKAGES.map(aiSdkPatch);
