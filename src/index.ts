@@ -7,3 +7,4 @@ export type { BackendLimitsOptions, LimitsOptions } from './config.js';
 export { RequireTenantError } from './limits/spend-limits.js';
 export type { UsageEvent, UsageCounts } from './event.js';
 export type { ManualUsage } from './manual-event.js';
+export type { ModelMiddleware, ModelMiddlewareVersion } from './ai-sdk-middleware.js';

@@ -18,6 +18,7 @@ import { currentTenant, tenantStore, validateTags, validateTenantId, type Tenant
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
 import { WindowCalendar } from './limits/windows.js';
 import { ProviderIdentities } from './providers/identity.js';
+import { modelMiddleware, type ModelMiddleware, type ModelMiddlewareVersion } from './ai-sdk-middleware.js';
 
 /** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */
 const UNPRICED: PriceQuote = { costUsd: 0, source: 'unknown', unknown: true };
@@ -92,6 +93,15 @@ export class Meter implements CallSink {
   instrument<T>(client: T): T {
     this.guard(() => this.patcher.instrument(client), true);
     return client;
+  }
+
+  /**
+   * A middleware for the AI SDK's `wrapLanguageModel` that meters and limits the model it wraps, wherever its class
+   * lives (a framework's bundle): `wrapLanguageModel({ model, middleware: meter.languageModelMiddleware('v3') })`.
+   * `version`: the AI SDK's middleware version, 'v2' (ai 5), 'v3' (ai 6, the default) or 'v4' (ai 7).
+   */
+  languageModelMiddleware<V extends ModelMiddlewareVersion = 'v3'>(version: V = 'v3' as V): ModelMiddleware<V> {
+    return modelMiddleware(this, version);
   }
 
   // ---- tenants ---------------------------------------------------------------------------------------------------

@@ -33,6 +33,12 @@ function findWrapper(fn: unknown): WrappedMethod | undefined {
   return undefined;
 }
 
+/** True when the agent's wrapper, switched on, is in `fn` (directly or under other tools' wrappers). */
+export function isMetered(fn: unknown): boolean {
+  const state = findWrapper(fn);
+  return state !== undefined && state.sink !== null;
+}
+
 export type WrapOutcome = { wrapped: WrappedMethod } | { skipped: 'missing' | 'already-metered' };
 
 /**
