@@ -38,34 +38,42 @@ interface ModelClasses {
   embedding: Function[];
 }
 
-const classesByFactory = new WeakMap<Function, ModelClasses>();
+const classesByExports = new WeakMap<object, ModelClasses>();
 
+function addModelClass(classes: ModelClasses, modelClass: unknown): void {
+  if (typeof modelClass !== 'function' || modelClass === Object) return;
+  const prototype = modelClass.prototype as Record<string, unknown> | undefined;
+  const kind = typeof prototype?.doStream === 'function' ? classes.language : typeof prototype?.doEmbed === 'function' ? classes.embedding : undefined;
+  if (kind !== undefined && !kind.includes(modelClass)) kind.push(modelClass);
+}
+
+/**
+ * The model classes of one loaded build: those its provider factory makes (the main entry exports none), and those it
+ * exports itself (the `/internal` entry, whose classes Azure, Vertex and Bedrock's Anthropic models are made of).
+ */
 function modelClasses(moduleExports: unknown, factoryName: string): ModelClasses | undefined {
-  const factory = objectAt(moduleExports, [factoryName]);
-  if (typeof factory !== 'function') return undefined;
-  const known = classesByFactory.get(factory);
+  if (moduleExports === null || (typeof moduleExports !== 'object' && typeof moduleExports !== 'function')) return undefined;
+  const known = classesByExports.get(moduleExports);
   if (known !== undefined) return known;
   const classes: ModelClasses = { language: [], embedding: [] };
+  for (const exported of Object.values(moduleExports as Record<string, unknown>)) addModelClass(classes, exported);
+  const factory = objectAt(moduleExports, [factoryName]);
   let provider: unknown;
   try {
-    provider = factory(PLACEHOLDER_SETTINGS);
+    provider = typeof factory === 'function' ? factory(PLACEHOLDER_SETTINGS) : undefined;
   } catch {
-    return undefined;
+    provider = undefined;
   }
   for (const maker of MODEL_MAKERS) {
     const make = objectAt(provider, [maker]);
     if (typeof make !== 'function') continue;
     try {
-      const prototype = Object.getPrototypeOf(make.call(provider, 'placeholder-model')) as Record<string, unknown> | null;
-      const modelClass = prototype?.constructor;
-      if (typeof modelClass !== 'function' || modelClass === Object) continue;
-      const kind = typeof prototype!.doStream === 'function' ? classes.language : typeof prototype!.doEmbed === 'function' ? classes.embedding : undefined;
-      if (kind !== undefined && !kind.includes(modelClass)) kind.push(modelClass);
+      addModelClass(classes, (Object.getPrototypeOf(make.call(provider, 'placeholder-model')) as { constructor?: unknown } | null)?.constructor);
     } catch {
       // A model this provider cannot make with placeholder settings.
     }
   }
-  classesByFactory.set(factory, classes);
+  classesByExports.set(moduleExports, classes);
   return classes;
 }
 
@@ -120,11 +128,15 @@ function baseUrlOf(model: unknown): string | undefined {
   return found;
 }
 
+/** Providers whose `provider` names no API: the one they speak. */
+const ENDPOINTS: Readonly<Record<string, string>> = { 'amazon-bedrock': 'converse' };
+
 /** The API a model speaks, from its `provider` (`openai.chat` → `chat`, `anthropic.messages` → `messages`). */
 function endpointOf(model: unknown, fallback: string): string {
   const name = stringField(model, 'provider');
-  const dot = name?.indexOf('.') ?? -1;
-  return name === undefined || dot === -1 ? fallback : name.slice(dot + 1);
+  if (name === undefined) return fallback;
+  const dot = name.indexOf('.');
+  return dot === -1 ? (ENDPOINTS[name] ?? fallback) : name.slice(dot + 1);
 }
 
 // ---- reading usage -------------------------------------------------------------------------------------------------
@@ -137,25 +149,37 @@ function v2CacheWrites(metadata: Record<string, unknown> | undefined): number | 
 }
 
 /**
+ * DeepSeek's cache hits (`prompt_cache_hit_tokens`), which @ai-sdk/openai-compatible does not read (0 or no cache
+ * reads), from the provider's own usage: V3's `raw`, or (V2) the body of a response that was not streamed.
+ */
+function deepSeekCacheHits(usage: Record<string, unknown>, providerUsage: unknown): number | undefined {
+  return number(asRecord(usage.raw ?? providerUsage)?.prompt_cache_hit_tokens);
+}
+
+/**
  * The AI SDK's usage, as the event counts it (input including the cache pools). V3/V4 (ai 6, 7) split it by pool,
  * normalised across providers. V2 (ai 5) is flat and keeps each provider's own convention: Anthropic's and Bedrock's
  * `inputTokens` exclude cache reads (`cachedInputTokens`) and writes (in their provider metadata), the others'
  * include them.
  */
-function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined, model: unknown): RawUsage | undefined {
+function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined, model: unknown, providerUsage?: unknown): RawUsage | undefined {
   const usage = asRecord(raw);
   if (usage === undefined) return undefined;
   const input = asRecord(usage.inputTokens);
   const output = asRecord(usage.outputTokens);
+  const cacheHits = deepSeekCacheHits(usage, providerUsage);
   if (input !== undefined || output !== undefined) {
+    // No counts at all: the response never said (a stream that failed part-way, a host that sends no usage).
+    if (input?.total === undefined && output?.total === undefined) return undefined;
     return {
       input_tokens: input?.total,
       output_tokens: output?.total ?? 0,
-      cached_tokens: input?.cacheRead,
+      cached_tokens: number(input?.cacheRead) || cacheHits || input?.cacheRead,
       cache_creation_tokens: input?.cacheWrite,
       reasoning_tokens: output?.reasoning,
     };
   }
+  if (usage.inputTokens === undefined && usage.outputTokens === undefined) return undefined;
   const cached = number(usage.cachedInputTokens);
   const writes = v2CacheWrites(metadata);
   const excludesCache = /^(anthropic|amazon-bedrock|bedrock)/.test(stringField(model, 'provider') ?? '');
@@ -164,7 +188,7 @@ function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined,
     input_tokens: excludesCache && inputTokens !== undefined ? inputTokens + (cached ?? 0) + (writes ?? 0) : usage.inputTokens,
     output_tokens: usage.outputTokens ?? 0,
     total_tokens: excludesCache ? undefined : usage.totalTokens,
-    cached_tokens: cached,
+    cached_tokens: cached || cacheHits || cached,
     cache_creation_tokens: writes,
     reasoning_tokens: usage.reasoningTokens,
   };
@@ -177,9 +201,9 @@ function gatewayCost(metadata: Record<string, unknown> | undefined): number | un
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
-function finishFacts(facts: ResponseFacts, usage: unknown, metadataValue: unknown, model: unknown): ResponseFacts {
+function finishFacts(facts: ResponseFacts, usage: unknown, metadataValue: unknown, model: unknown, providerUsage?: unknown): ResponseFacts {
   const metadata = asRecord(metadataValue);
-  facts.usage = modelUsage(usage, metadata, model);
+  facts.usage = modelUsage(usage, metadata, model, providerUsage);
   const reported = gatewayCost(metadata);
   if (reported !== undefined) facts.reportedCostUsd = reported;
   return facts;
@@ -213,6 +237,9 @@ function streamPartReader(model: unknown): (item: unknown, facts: ResponseFacts)
     } else if (type === 'finish') {
       finishFacts(facts, part!.usage, part!.providerMetadata, model);
       facts.complete = true;
+    } else if (type === 'error') {
+      // The provider's error, reported inside the stream (the AI SDK never throws it).
+      facts.error = part!.error;
     }
     return false;
   };
@@ -243,7 +270,7 @@ const generate: HookTarget = {
     const result = asRecord(data);
     const response = asRecord(result?.response);
     const facts: ResponseFacts = { model: stringField(response, 'modelId'), responseId: stringField(response, 'id') };
-    return finishFacts(facts, result?.usage, result?.providerMetadata, model);
+    return finishFacts(facts, result?.usage, result?.providerMetadata, model, objectAt(response, ['body', 'usage']));
   },
   requestIdOf,
 };
@@ -289,7 +316,7 @@ function aiSdkPatch(pkg: AiSdkPackage): ProviderPatch {
     provider: pkg.provider,
     packageName: pkg.packageName,
     // Each build's entry bundles its classes: the main entry in CJS and ESM (ai 5's dual packages; ESM only since).
-    classFiles: /^dist\/index\.(js|mjs|cjs)$/,
+    classFiles: /^dist\/(internal\/)?index\.(js|mjs|cjs)$/,
     style: 'promise',
     classifyInput,
     root: (moduleExports) => modelClasses(moduleExports, pkg.factory),

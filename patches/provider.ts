@@ -16,6 +16,8 @@ export interface ResponseFacts {
   reportedCostUsd?: number | undefined;
   /** The provider a gateway routed the call to, as the gateway names it (OpenRouter `provider`). */
   upstreamProvider?: string | undefined;
+  /** An error the stream carried as an item of its own (an AI SDK `error` part) rather than throwing it. */
+  error?: unknown;
 }
 
 /** The usage the facts carry: read, or to be read from the provider's accumulated usage. */
@@ -29,6 +31,7 @@ export function outcomeOf(facts: ResponseFacts, requestId: string | undefined): 
   const outcome: CallOutcome = { usage: usageOf(facts), model: facts.model, responseId: facts.responseId, requestId };
   if (facts.reportedCostUsd !== undefined) outcome.reportedCostUsd = facts.reportedCostUsd;
   if (facts.upstreamProvider !== undefined) outcome.upstreamProvider = facts.upstreamProvider;
+  if (facts.error !== undefined) outcome.error = facts.error;
   return outcome;
 }
 

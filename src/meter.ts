@@ -242,14 +242,15 @@ export class Meter implements CallSink {
 
   /**
    * Stamps the cost, and settles the call's reservation at it. A call whose usage cannot be trusted — a stream cut
-   * short before its final usage (early break, abort), or counts that arrived invalid — is costed at its reservation
-   * when that is higher: over-counting is the safe side of a budget.
+   * short before its final usage (early break, abort, an error mid-stream), or counts that arrived invalid — is costed
+   * at its reservation when that is higher: over-counting is the safe side of a budget.
    */
   private price(event: UsageEvent, start: CallStart, outcome: CallOutcome): void {
     const quote = start.target.unpriced === true ? UNPRICED : this.prices.quote(event, start.inputExcludesCache);
     const reported = outcome.reportedCostUsd;
     let estimate: number | undefined;
-    if (reported === undefined && (event.usage_invalid === true || (event.partial === true && event.error === undefined))) {
+    // A stream cut short by an error or an abort was still sent, and the provider bills what it generated.
+    if (reported === undefined && (event.usage_invalid === true || event.partial === true)) {
       const reserved = this.limits.reservedUsd(start);
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
