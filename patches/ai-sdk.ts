@@ -1,5 +1,6 @@
 import type { RawUsage } from '../src/event.js';
 import type { InputPart } from '../src/limits/estimate.js';
+import { codePointCount, requestedImages } from './openai.js';
 import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
 
 // The Vercel AI SDK's provider packages (@ai-sdk/openai, ...) POST with fetch themselves: the official SDKs never see
@@ -28,13 +29,18 @@ const PACKAGES: readonly AiSdkPackage[] = [
 ];
 
 /** The provider methods that make a model from an id, and nothing else: other methods may send requests. */
-const MODEL_MAKERS = ['languageModel', 'chat', 'responses', 'completion', 'messages', 'chatModel', 'completionModel', 'embedding', 'embeddingModel', 'textEmbeddingModel'];
+const MODEL_MAKERS = [
+  'languageModel', 'chat', 'responses', 'completion', 'messages', 'chatModel', 'completionModel',
+  'embedding', 'embeddingModel', 'textEmbeddingModel', 'image', 'imageModel', 'transcription', 'transcriptionModel', 'speech', 'speechModel',
+];
 
 /** Placeholder settings under which every factory makes a provider without reading the environment or sending anything. */
 const PLACEHOLDER_SETTINGS = { apiKey: 'placeholder', name: 'placeholder', baseURL: 'http://127.0.0.1/placeholder', region: 'us-east-1', accessKeyId: 'placeholder', secretAccessKey: 'placeholder' };
 
+/** Model classes by the methods they have: language, image, transcription and speech models all `doGenerate`. */
 interface ModelClasses {
-  language: Function[];
+  generating: Function[];
+  streaming: Function[];
   embedding: Function[];
 }
 
@@ -43,8 +49,12 @@ const classesByExports = new WeakMap<object, ModelClasses>();
 function addModelClass(classes: ModelClasses, modelClass: unknown): void {
   if (typeof modelClass !== 'function' || modelClass === Object) return;
   const prototype = modelClass.prototype as Record<string, unknown> | undefined;
-  const kind = typeof prototype?.doStream === 'function' ? classes.language : typeof prototype?.doEmbed === 'function' ? classes.embedding : undefined;
-  if (kind !== undefined && !kind.includes(modelClass)) kind.push(modelClass);
+  const add = (list: Function[], method: string): void => {
+    if (typeof prototype?.[method] === 'function' && !list.includes(modelClass)) list.push(modelClass);
+  };
+  add(classes.generating, 'doGenerate');
+  add(classes.streaming, 'doStream');
+  add(classes.embedding, 'doEmbed');
 }
 
 /**
@@ -55,7 +65,7 @@ function modelClasses(moduleExports: unknown, factoryName: string): ModelClasses
   if (moduleExports === null || (typeof moduleExports !== 'object' && typeof moduleExports !== 'function')) return undefined;
   const known = classesByExports.get(moduleExports);
   if (known !== undefined) return known;
-  const classes: ModelClasses = { language: [], embedding: [] };
+  const classes: ModelClasses = { generating: [], streaming: [], embedding: [] };
   for (const exported of Object.values(moduleExports as Record<string, unknown>)) addModelClass(classes, exported);
   const factory = objectAt(moduleExports, [factoryName]);
   let provider: unknown;
@@ -258,24 +268,55 @@ function classifyInput(part: Record<string, unknown>): InputPart {
 
 // ---- the hook table ------------------------------------------------------------------------------------------------
 
+/**
+ * What an image, transcription or speech model's `doGenerate` billed: image tokens (gpt-image) or images of the
+ * requested size (DALL-E), seconds of audio, characters of text.
+ */
+function mediaUsage(result: Record<string, unknown>, options: unknown): RawUsage | undefined {
+  if (Array.isArray(result.images)) {
+    const usage = asRecord(result.usage);
+    const count = result.images.length;
+    const tokens = usage === undefined ? {} : { input_tokens: usage.inputTokens, input_text_tokens: usage.inputTokens, output_tokens: usage.outputTokens, output_image_tokens: usage.outputTokens };
+    return { ...tokens, image_count: count, ...requestedImages(options, count) };
+  }
+  if (typeof result.text === 'string' && Array.isArray(result.segments)) {
+    return result.durationInSeconds === undefined ? undefined : { duration_seconds: result.durationInSeconds };
+  }
+  const text = asRecord(options)?.text;
+  if (result.audio !== undefined && typeof text === 'string') return { character_count: codePointCount(text) };
+  return undefined;
+}
+
 const generate: HookTarget = {
   endpoint: 'generate',
-  classPath: ['language'],
+  classPath: ['generating'],
   clientPath: [],
   method: 'doGenerate',
   readRequest: readRequest(false),
   endpointOf: (_args, model) => endpointOf(model, 'generate'),
   outputCap: [['maxOutputTokens']],
-  readResponse: (data, _args, model) => {
+  // The result says which kind of model made it: a language model's has `content`.
+  readResponse: (data, args, model) => {
     const result = asRecord(data);
     const response = asRecord(result?.response);
     const facts: ResponseFacts = { model: stringField(response, 'modelId'), responseId: stringField(response, 'id') };
+    if (result !== undefined && !Array.isArray(result.content)) {
+      facts.usage = mediaUsage(result, args[0]);
+      return facts;
+    }
     return finishFacts(facts, result?.usage, result?.providerMetadata, model, objectAt(response, ['body', 'usage']));
   },
   requestIdOf,
 };
 
-const stream: HookTarget = { ...generate, method: 'doStream', readRequest: readRequest(true), streamAt: 'stream', streamReaderFor: streamPartReader };
+const stream: HookTarget = {
+  ...generate,
+  classPath: ['streaming'],
+  method: 'doStream',
+  readRequest: readRequest(true),
+  streamAt: 'stream',
+  streamReaderFor: streamPartReader,
+};
 
 /** The language-model hooks, for metering one model through a middleware (see src/ai-sdk-middleware.ts). */
 export const LANGUAGE_MODEL_TARGETS = { generate, stream };

@@ -146,7 +146,7 @@ function imagesUsage(raw: unknown, imageCount: number | undefined): RawUsage | u
  * What a per-image price (DALL-E) depends on and the response does not repeat: the requested `size` and whether the
  * images were asked for at quality `hd`.
  */
-function requestedImages(request: unknown, imageCount: unknown): RawUsage {
+export function requestedImages(request: unknown, imageCount: unknown): RawUsage {
   const params = asRecord(request);
   const size = /^(\d+)x(\d+)$/.exec(stringField(params, 'size') ?? '');
   return {
@@ -156,7 +156,7 @@ function requestedImages(request: unknown, imageCount: unknown): RawUsage {
   };
 }
 
-function codePointCount(text: string): number {
+export function codePointCount(text: string): number {
   let count = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
