@@ -23,6 +23,11 @@ const PACKAGES: readonly AiSdkPackage[] = [
   { packageName: '@ai-sdk/google', factory: 'createGoogleGenerativeAI', provider: 'google' },
   { packageName: '@ai-sdk/amazon-bedrock', factory: 'createAmazonBedrock', provider: 'aws' },
   { packageName: '@ai-sdk/gateway', factory: 'createGateway', provider: 'vercel' },
+  { packageName: '@ai-sdk/azure', factory: 'createAzure', provider: 'azure' },
+  { packageName: '@ai-sdk/groq', factory: 'createGroq', provider: 'groq' },
+  { packageName: '@ai-sdk/mistral', factory: 'createMistral', provider: 'mistral' },
+  { packageName: '@ai-sdk/xai', factory: 'createXai', provider: 'x-ai' },
+  { packageName: '@ai-sdk/deepseek', factory: 'createDeepSeek', provider: 'deepseek' },
   // Last: `instrument(model)` takes the last patch that accepts a model, and a model of a provider built on this
   // package (DeepSeek's, Together's, a company's own) is OpenAI-shaped by default.
   { packageName: '@ai-sdk/openai-compatible', factory: 'createOpenAICompatible', provider: 'openai' },
