@@ -73,10 +73,10 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
   );
 
   const parse = promise.parseResponse;
-  promise.parseResponse = function meteredParse(this: unknown, ...args: unknown[]) {
+  promise.parseResponse = function meteredParse(this: unknown, clientOrProps: unknown, propsOrNone?: unknown) {
     // openai 5+ and anthropic pass (client, props); openai 4 passes the props alone.
-    const props = (args.length >= 2 ? args[1] : args[0]) as ParseProps;
-    return (Reflect.apply(parse, this, args) as Promise<unknown>).then(
+    const props = (propsOrNone ?? clientOrProps) as ParseProps;
+    return parse.call(this, clientOrProps, propsOrNone).then(
       (data) => observeOnce(data, props.response),
       (err: unknown) => {
         o.call.finish({ error: err, requestId: requestIdOf(props.response, o.requestIdHeader) });
