@@ -171,6 +171,11 @@ function deepSeekCacheHits(usage: Record<string, unknown>, providerUsage: unknow
   return number(asRecord(usage.raw ?? providerUsage)?.prompt_cache_hit_tokens);
 }
 
+/** The cache reads the AI SDK reports, or DeepSeek's own count where it reports none. */
+function cacheReads(reported: unknown, cacheHits: number | undefined): unknown {
+  return number(reported) === undefined || reported === 0 ? (cacheHits ?? reported) : reported;
+}
+
 /**
  * The AI SDK's usage, as the event counts it (input including the cache pools). V3/V4 (ai 6, 7) split it by pool,
  * normalised across providers. V2 (ai 5) is flat and keeps each provider's own convention: Anthropic's and Bedrock's
@@ -189,13 +194,13 @@ function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined,
     return {
       input_tokens: input?.total,
       output_tokens: output?.total ?? 0,
-      cached_tokens: number(input?.cacheRead) || cacheHits || input?.cacheRead,
+      cached_tokens: cacheReads(input?.cacheRead, cacheHits),
       cache_creation_tokens: input?.cacheWrite,
       reasoning_tokens: output?.reasoning,
     };
   }
   if (usage.inputTokens === undefined && usage.outputTokens === undefined) return undefined;
-  const cached = number(usage.cachedInputTokens);
+  const cached = number(cacheReads(usage.cachedInputTokens, cacheHits));
   const writes = v2CacheWrites(metadata);
   const excludesCache = /^(anthropic|amazon-bedrock|bedrock)/.test(stringField(model, 'provider') ?? '');
   const inputTokens = number(usage.inputTokens);
@@ -203,7 +208,7 @@ function modelUsage(raw: unknown, metadata: Record<string, unknown> | undefined,
     input_tokens: excludesCache && inputTokens !== undefined ? inputTokens + (cached ?? 0) + (writes ?? 0) : usage.inputTokens,
     output_tokens: usage.outputTokens ?? 0,
     total_tokens: excludesCache ? undefined : usage.totalTokens,
-    cached_tokens: cached || cacheHits || cached,
+    cached_tokens: cached,
     cache_creation_tokens: writes,
     reasoning_tokens: usage.reasoningTokens,
   };
