@@ -106,13 +106,16 @@ const PROVIDER_IDS: Readonly<Record<string, string>> = {
 /** The price data's ids the AI SDK names the same way. */
 const SAME_IDS = new Set(['openai', 'anthropic', 'google', 'azure', 'groq', 'mistral', 'deepseek', 'fireworks', 'perplexity', 'cerebras', 'deepinfra', 'cohere']);
 
+/** The price data's id of a provider as the AI SDK names it, if it is one the data knows. */
+function libraryId(name: string): string | undefined {
+  return PROVIDER_IDS[name] ?? (SAME_IDS.has(name) ? name : undefined);
+}
+
 function providerOf(model: unknown): string | undefined {
   const name = stringField(model, 'provider');
   if (name === undefined) return undefined;
   if (name === 'gateway') return gatewayUpstream(model);
-  const vertex = name.startsWith('google.vertex') ? 'google.vertex' : undefined;
-  const prefix = vertex ?? name.split('.', 1)[0]!;
-  return PROVIDER_IDS[prefix] ?? (SAME_IDS.has(prefix) ? prefix : undefined);
+  return libraryId(name.startsWith('google.vertex') ? 'google.vertex' : name.split('.', 1)[0]!);
 }
 
 /** A Vercel AI Gateway model (`openai/gpt-4o`) is served by the provider its id names, at that provider's list price. */
@@ -120,8 +123,7 @@ function gatewayUpstream(model: unknown): string | undefined {
   const id = stringField(model, 'modelId');
   const slash = id?.indexOf('/') ?? -1;
   if (id === undefined || slash <= 0) return undefined;
-  const prefix = id.slice(0, slash);
-  return PROVIDER_IDS[prefix] ?? (SAME_IDS.has(prefix) ? prefix : undefined);
+  return libraryId(id.slice(0, slash));
 }
 
 const baseUrls = new WeakMap<object, string | undefined>();

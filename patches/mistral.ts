@@ -1,4 +1,5 @@
 import type { RawUsage } from '../src/event.js';
+import { adoptIdentity } from './openai.js';
 import type { InputPart } from '../src/limits/estimate.js';
 import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type ResponseFacts } from './provider.js';
 
@@ -74,8 +75,7 @@ function responseFacts(data: unknown): ResponseFacts {
 function readStreamChunk(item: unknown, facts: ResponseFacts): boolean {
   const chunk = asRecord(asRecord(item)?.data);
   if (chunk === undefined) return false;
-  facts.model ??= stringField(chunk, 'model');
-  facts.responseId ??= stringField(chunk, 'id');
+  adoptIdentity(facts, chunk);
   const usage = mistralUsage(chunk.usage);
   if (usage !== undefined) {
     facts.usage = usage;

@@ -1,8 +1,8 @@
 import { calcPrice } from '@pydantic/genai-prices';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { COST, COUNTS, startFakeGateway } from './fixtures/fake-gateway.mjs';
-import { collectingMeter, LimitExceededError, repoRoot, requireFrom } from './helpers.js';
+import { clearBeforeEach, LimitExceededError, patchingMeter, repoRoot, requireFrom } from './helpers.js';
 
 // The Vercel AI Gateway provider (@ai-sdk/gateway, what `ai` uses for a plain 'openai/gpt-4o' model id), ai 6's
 // CommonJS builds patched by the require hook, against a fake gateway speaking its protocol (see the fixture's header):
@@ -11,11 +11,8 @@ import { collectingMeter, LimitExceededError, repoRoot, requireFrom } from './he
 const fake = await startFakeGateway();
 afterAll(() => fake.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-beforeEach(() => {
-  events.length = 0;
+const { meter, events } = patchingMeter();
+clearBeforeEach(events, () => {
   fake.reset();
 });
 

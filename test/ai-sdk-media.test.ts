@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
+import { clearBeforeEach, patchingMeter, repoRoot, requireFrom, until } from './helpers.js';
 
 // Image, transcription and speech models of the AI SDK (ai 6's CommonJS builds, patched by the require hook): each
 // call is one event with the units its price is made of.
@@ -9,12 +9,8 @@ const appRoot = join(repoRoot, 'test/sdk-versions/ai-6');
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-beforeEach(() => {
-  events.length = 0;
-});
+const { meter, events } = patchingMeter();
+clearBeforeEach(events);
 
 const ai = requireFrom(appRoot, 'ai');
 const { createOpenAI } = requireFrom(appRoot, '@ai-sdk/openai');

@@ -1,8 +1,8 @@
 import { calcPrice } from '@pydantic/genai-prices';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { COUNTS, startFakeCompatible } from './fixtures/fake-compatible.mjs';
-import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
+import { clearBeforeEach, patchingMeter, repoRoot, requireFrom, until } from './helpers.js';
 
 // The AI SDK's providers with model classes of their own (ai 6's CommonJS builds, patched by the require hook), each
 // keeping its real base URL; requests reach the fake through the provider's own `fetch` setting.
@@ -10,11 +10,8 @@ const appRoot = join(repoRoot, 'test/sdk-versions/ai-6');
 const fake = await startFakeCompatible();
 afterAll(() => fake.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-beforeEach(() => {
-  events.length = 0;
+const { meter, events } = patchingMeter();
+clearBeforeEach(events, () => {
   fake.requests.length = 0;
 });
 

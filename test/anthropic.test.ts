@@ -3,7 +3,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { calcPrice } from '@pydantic/genai-prices';
 import type { UsageEvent } from 'llm-meter';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
+import { eventsPerRequest, expectEventPerCall, patchingMeter, repoRoot, requireFrom, tick, until } from './helpers.js';
 
 /** @anthropic-ai/sdk copies for the version matrix: the newest at the top level, the older major in its own app root. */
 const ANTHROPIC_VERSIONS = {
@@ -42,9 +42,7 @@ const FULL_USAGE_EVENT = {
 };
 
 // One Meter for the file: the first Meter to patch a class owns it (a second one never double counts).
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 describe.each(Object.entries(ANTHROPIC_VERSIONS))('%s', (_label, appRoot) => {
   const sdk = requireFrom(appRoot, '@anthropic-ai/sdk');

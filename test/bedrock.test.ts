@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { calcPrice } from '@pydantic/genai-prices';
 import { startFakeBedrock } from './fixtures/fake-bedrock.mjs';
-import { collectingMeter, eventsPrinted, LimitExceededError, repoRoot, requireFromRepo, runNode, until } from './helpers.js';
+import { collectingMeter, eventsPrinted, LimitExceededError, patchingMeter, repoRoot, requireFromRepo, runNode, until } from './helpers.js';
 
 // The SDK warns on Node 20 that later releases need Node 22: not what these tests are about.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
@@ -10,9 +10,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 const fake = await startFakeBedrock();
 afterAll(() => fake.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 // The real SDK, talking HTTP/1.1 to the fake (the default handler speaks HTTP/2).
 const B = requireFromRepo('@aws-sdk/client-bedrock-runtime');

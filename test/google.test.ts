@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, repoRoot, requireFrom, runNode, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
+import { eventsPerRequest, expectEventPerCall, patchingMeter, repoRoot, requireFrom, runNode, tick, until } from './helpers.js';
 
 /** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
 const GENAI_VERSIONS = {
@@ -25,9 +25,7 @@ const MODEL = 'gemini-2.5-flash';
 const steer = (headers: Record<string, string>) => ({ httpOptions: { headers } });
 
 // One Meter for the file: the first Meter to patch a class owns it (a second one never double counts).
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 /**
  * Vertex AI credentials that need no network: an API key beside project and location (genai 1.x rejects that pair, so

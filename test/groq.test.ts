@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { UsageEvent } from 'llm-meter';
 import { startFakeGroq } from './fixtures/fake-groq.mjs';
-import { collectingMeter, eventsPerRequest, eventsPrinted, LimitExceededError, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { eventsPerRequest, eventsPrinted, LimitExceededError, patchingMeter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 
 // groq-sdk, the real package over HTTP, against a fake Groq on 127.0.0.1 that speaks Groq's wire format. The client
 // keeps its real base URL (https://api.groq.com): its own `fetch` option routes the requests to the fake.
@@ -19,9 +19,7 @@ const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import
 /** What the price library says Groq charges for `usage` on `model`: the expected cost of every case. */
 const groqPrice = (model: string, usage: Record<string, number>): number => calcPrice(usage, model, { providerId: 'groq' })!.total_price;
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 const Groq = requireFrom(repoRoot, 'groq-sdk').Groq;
 const client = new Groq({ apiKey: 'gsk_test', maxRetries: 0, fetch: toFake });

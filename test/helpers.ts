@@ -1,4 +1,4 @@
-import { expect } from 'vitest';
+import { afterAll, beforeEach, expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -29,6 +29,22 @@ export function collectingMeter(options: MeterOptions = {}): { meter: MeterClass
   const events: UsageEvent[] = [];
   const meter = new Meter({ ...options, onEvent: (e) => events.push(e) });
   return { meter, events };
+}
+
+/** The test file's Meter: every SDK patched until the file ends (the first Meter to patch a class owns it), events collected. */
+export function patchingMeter(options: MeterOptions = {}): { meter: MeterClass; events: UsageEvent[] } {
+  const collected = collectingMeter(options);
+  collected.meter.patchAll();
+  afterAll(() => collected.meter.unpatchAll());
+  return collected;
+}
+
+/** Empties `events` before each test, and resets whatever else a test starts from (a fake's request log). */
+export function clearBeforeEach(events: unknown[], reset?: () => void): void {
+  beforeEach(() => {
+    events.length = 0;
+    reset?.();
+  });
 }
 
 export interface NodeRun {

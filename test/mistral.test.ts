@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { AGENT_MODEL, EMBEDDING_TOKENS_PER_INPUT, startFakeMistral } from './fixtures/fake-mistral.mjs';
-import { collectingMeter, eventsPerRequest, eventsPrinted, LimitExceededError, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { eventsPerRequest, eventsPrinted, LimitExceededError, patchingMeter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 
 const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
 
@@ -10,9 +10,7 @@ afterAll(() => fake.close());
 
 // One Meter for the file, patching before the SDK loads: @mistralai/mistralai is ESM only, and this require() of it
 // (require(esm), Node 20.19+) goes through the agent's require hook.
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 const { Mistral } = requireFrom(repoRoot, '@mistralai/mistralai');
 const client = new Mistral({ apiKey: 'k', serverURL: fake.url });
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, OPENAI_VERSIONS, requireFrom, tick, until, eventsPerRequest, expectEventPerCall } from './helpers.js';
+import { eventsPerRequest, expectEventPerCall, OPENAI_VERSIONS, patchingMeter, requireFrom, tick, until } from './helpers.js';
 
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
@@ -10,9 +10,7 @@ const imageFile = () => new File([new Uint8Array([137, 80, 78, 71])], 'a.png', {
 const messages = [{ role: 'user' as const, content: 'a prompt that must never leave the process' }];
 
 // One Meter for the file: the first Meter to patch a class owns it (a second one never double counts).
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 describe.each(Object.entries(OPENAI_VERSIONS))('%s', (_label, appRoot) => {
   const { OpenAI, AzureOpenAI } = requireFrom(appRoot, 'openai');

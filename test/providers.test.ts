@@ -1,19 +1,19 @@
 import { calcPrice } from '@pydantic/genai-prices';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { COUNTS, startFakeCompatible } from './fixtures/fake-compatible.mjs';
-import { collectingMeter, ConfigError, LimitExceededError, Meter, repoRoot, requireFrom, until } from './helpers.js';
+import { startFakeProviders } from './fixtures/fake-providers.mjs';
+import { clearBeforeEach, ConfigError, LimitExceededError, Meter, patchingMeter, repoRoot, requireFrom, until } from './helpers.js';
 
 const { OpenAI, AzureOpenAI } = requireFrom(repoRoot, 'openai');
 const fake = await startFakeCompatible();
 afterAll(() => fake.close());
+const anthropicFake = await startFakeProviders();
+afterAll(() => anthropicFake.close());
 
-const { meter, events } = collectingMeter({
+const { meter, events } = patchingMeter({
   providerHosts: { 'llm.internal.example.com': 'deepseek', 'https://gateway.example.com/fireworks': 'fireworks' },
 });
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-beforeEach(() => {
-  events.length = 0;
+clearBeforeEach(events, () => {
   fake.requests.length = 0;
 });
 
@@ -151,6 +151,25 @@ describe('DeepSeek', () => {
     await meter.setLimit('deepseek-tenant', { limitUsd: 0.000001, frequency: 'per_day' });
     await expect(meter.forTenant('deepseek-tenant', () => client.chat.completions.create({ model: 'deepseek-chat', messages }))).rejects.toBeInstanceOf(LimitExceededError);
     expect(fake.requests).toHaveLength(0);
+  });
+});
+
+describe('an SDK pointed at another provider\'s compatible API', () => {
+  it('Anthropic\'s SDK at DeepSeek\'s Anthropic API: a DeepSeek event, its cache pools counted the Anthropic way, at DeepSeek\'s rates', async () => {
+    const { Anthropic } = requireFrom(repoRoot, '@anthropic-ai/sdk');
+    const client = new Anthropic({
+      apiKey: 'k',
+      baseURL: 'https://api.deepseek.com/anthropic',
+      maxRetries: 0,
+      fetch: (url: string, init: RequestInit) => fetch(url.replace('https://api.deepseek.com/anthropic', anthropicFake.anthropicBaseURL), init),
+    });
+    // Anthropic usage: input_tokens leave out the 100 cache reads and the 50 cache writes.
+    const usage = { input_tokens: 30, cache_read_input_tokens: 100, cache_creation_input_tokens: 50, output_tokens: 20 };
+    await client.messages.create({ model: 'deepseek-chat', max_tokens: 64, messages }, { headers: { 'x-fake-usage': JSON.stringify(usage) } });
+    const event = await oneEvent();
+    expect(event).toMatchObject({ provider: 'deepseek', host: 'api.deepseek.com', input_tokens: 30, cached_tokens: 100, cache_creation_tokens: 50, output_tokens: 20 });
+    // The price data's input is all of it: 180 tokens, 100 of them at DeepSeek's cache-hit rate.
+    expect(event.cost_usd).toBeCloseTo(libraryCost('deepseek', 'deepseek-chat', { input_tokens: 180, cache_read_tokens: 100, output_tokens: 20 }), 9);
   });
 });
 

@@ -1,7 +1,7 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from 'llm-meter';
 import { startRecordingServer } from './fixtures/recording-server.mjs';
-import { collectingMeter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
+import { clearBeforeEach, patchingMeter, repoRoot, requireFrom, requireFromRepo, until } from './helpers.js';
 
 const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
 
@@ -248,12 +248,8 @@ const COUNT_FIELDS = [
 const server = await startRecordingServer();
 afterAll(() => server.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-afterEach(() => {
-  events.length = 0;
-});
+const { events } = patchingMeter();
+clearBeforeEach(events);
 
 const sdk = requireFrom(repoRoot, '@anthropic-ai/sdk');
 const Anthropic = sdk.Anthropic ?? sdk.default;

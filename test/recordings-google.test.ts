@@ -1,7 +1,7 @@
 import { calcPrice } from '@pydantic/genai-prices';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readRecording, startRecordingServer } from './fixtures/recording-server.mjs';
-import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
+import { clearBeforeEach, patchingMeter, repoRoot, requireFrom, until } from './helpers.js';
 
 // Real Gemini API and Vertex AI bodies (test/fixtures/recordings/README.md), served to the real @google/genai SDK. Every
 // expected figure is worked out here from Google's billing rules, written beside each case:
@@ -19,12 +19,8 @@ import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
 const server = await startRecordingServer();
 afterAll(() => server.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
-beforeEach(() => {
-  events.length = 0;
-});
+const { events } = patchingMeter();
+clearBeforeEach(events);
 
 const { GoogleGenAI } = requireFrom(repoRoot, '@google/genai');
 const gemini = new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: server.url } });

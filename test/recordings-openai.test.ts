@@ -6,14 +6,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { calcPrice, type Usage } from '@pydantic/genai-prices';
 import type { UsageEvent } from 'llm-meter';
 import { readRecording, startRecordingServer } from './fixtures/recording-server.mjs';
-import { collectingMeter, repoRoot, requireFrom, until } from './helpers.js';
+import { patchingMeter, repoRoot, requireFrom, until } from './helpers.js';
 
 const server = await startRecordingServer();
 afterAll(() => server.close());
 
-const { meter, events } = collectingMeter();
-meter.patchAll();
-afterAll(() => meter.unpatchAll());
+const { meter, events } = patchingMeter();
 
 const { OpenAI, AzureOpenAI } = requireFrom(repoRoot, 'openai');
 const client = new OpenAI({ apiKey: 'k', baseURL: `${server.url}/v1`, maxRetries: 0 });

@@ -58,15 +58,15 @@ function routeOf(provider: ProviderPatch, method: unknown, path: unknown): Reque
   return { target: named ?? unpricedTarget(bare) };
 }
 
+/** What a request's options become once its gate has answered, the agent's body fields included. */
+export type SendableOptions = (options: unknown) => unknown;
+
 /**
- * The request's options once its gate has answered, with what the agent adds to the body: added where the client
- * encodes the body (its hooked `bodyEncoder`), or, for a build without one (openai 4), put into the body now.
+ * The agent's body fields are added where the client encodes the body (its hooked `bodyEncoder`), or, for a build
+ * without one (openai 4), put into the body when its options are made sendable.
  */
-function sendableOptions(provider: ProviderPatch, client: unknown, options: unknown): unknown {
-  const gated = gatedOptions(options);
-  const encoder = provider.bodyEncoder;
-  if (encoder === undefined || typeof (client as Record<string, unknown> | null)?.[encoder] === 'function') return gated;
-  return withBodyAdditionsInline(gated);
+export function sendableOptionsFor(encodesBody: boolean): SendableOptions {
+  return encodesBody ? gatedOptions : (options) => withBodyAdditionsInline(gatedOptions(options));
 }
 
 /**
@@ -76,6 +76,7 @@ function sendableOptions(provider: ProviderPatch, client: unknown, options: unkn
 function interceptRequest(
   provider: ProviderPatch,
   sink: CallSink,
+  sendable: SendableOptions,
   client: unknown,
   method: unknown,
   path: unknown,
@@ -89,26 +90,26 @@ function interceptRequest(
   // SDK resources pass their options as a promise: the request is gated on its admission, its body read from the
   // response alone (a request to a named endpoint sent this way is priced from its usage, but its bound is unknown).
   if (typeof (options as PromiseLike<unknown> | undefined)?.then === 'function') {
-    return interceptCall(provider, route.target, sink, () => send(sendableOptions(provider, client, options)), resource, []);
+    return interceptCall(provider, route.target, sink, () => send(sendable(options)), resource, []);
   }
   const opts = asRecord(options);
-  return interceptCall(provider, route.target, sink, (body: unknown) => send(sendableOptions(provider, client, withField(opts, 'body', body))), resource, [opts?.body]);
+  return interceptCall(provider, route.target, sink, (body: unknown) => send(sendable(withField(opts, 'body', body))), resource, [opts?.body]);
 }
 
 /**
  * The patched `methodRequest(method, path, options)`: the request of a hooked call waits for its gate (see
  * request-gate.ts); any other is metered here.
  */
-export function interceptMethodRequest(provider: ProviderPatch, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
+export function interceptMethodRequest(provider: ProviderPatch, sendable: SendableOptions, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
   const [method, path, options, ...rest] = args;
-  if (isAgentSending()) return Reflect.apply(original, client, [method, path, sendableOptions(provider, client, options), ...rest]);
-  return interceptRequest(provider, sink, client, method, path, options, (sent) => Reflect.apply(original, client, [method, path, sent, ...rest]));
+  if (isAgentSending()) return Reflect.apply(original, client, [method, path, sendable(options), ...rest]);
+  return interceptRequest(provider, sink, sendable, client, method, path, options, (sent) => Reflect.apply(original, client, [method, path, sent, ...rest]));
 }
 
 /** The patched `request(options)`, which the app may call itself: metered unless a hooked call or the agent sends. */
-export function interceptRawRequest(provider: ProviderPatch, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
+export function interceptRawRequest(provider: ProviderPatch, sendable: SendableOptions, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
   if (isAgentSending()) return Reflect.apply(original, client, args);
   const [options, ...rest] = args;
   const { method, path } = asRecord(options) ?? {};
-  return interceptRequest(provider, sink, client, method, path, options, (sent) => Reflect.apply(original, client, [sent, ...rest]));
+  return interceptRequest(provider, sink, sendable, client, method, path, options, (sent) => Reflect.apply(original, client, [sent, ...rest]));
 }

@@ -1,7 +1,7 @@
 import type { MeteredCall } from '../calls/call.js';
 import { outcomeOf, type HookTarget } from '../provider.js';
 import { isWebReadableStream, meterWebStreamInPlace } from './web-stream.js';
-import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned, type StreamItemReader } from './stream.js';
+import { hasIteratorProperty, ItemEventIterator, MeteredIterator, meterStreamInPlace, settleWhenAbandoned } from './stream.js';
 
 /** Everything needed to read one call's result. */
 export interface Observation {
@@ -47,14 +47,7 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   if (readEachItem !== undefined && isAsyncIterable(data)) {
     o.call.abandon();
     // In place, so the caller keeps the SDK's own object (its controller, its response).
-    const iterate = data[Symbol.asyncIterator];
-    Object.defineProperty(data, Symbol.asyncIterator, {
-      configurable: true,
-      writable: true,
-      value: function meteredItems(this: unknown) {
-        return new ItemEventIterator(iterate.call(this), o.call, readEachItem);
-      },
-    });
+    iterateThrough(data, (items) => new ItemEventIterator(items, o.call, readEachItem));
     return data;
   }
   const readItem = o.target.streamReaderFor?.(o.resource) ?? o.target.readStreamItem;
@@ -65,28 +58,25 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
       return data;
     }
     const streamAt = o.target.streamAt;
-    if (streamAt !== undefined) {
-      const stream = (data as Record<string, unknown> | null | undefined)?.[streamAt];
-      if (isWebReadableStream(stream)) {
-        meterWebStreamInPlace(stream, o.call, readItem, o.hideInjected, requestId);
+    const stream = streamAt === undefined ? data : (data as Record<string, unknown> | null | undefined)?.[streamAt];
+    const metered = (items: AsyncIterator<unknown>) => new MeteredIterator(items, o.call, readItem, o.hideInjected, requestId);
+    // A web ReadableStream (Speakeasy's EventStream, an AI SDK model's parts): metered in place, so the caller keeps
+    // its reader, tee and pipes.
+    if (isWebReadableStream(stream)) {
+      meterWebStreamInPlace(stream, o.call, readItem, o.hideInjected, requestId);
+      settleWhenAbandoned(stream, o.call, requestId);
+      return data;
+    }
+    if (isAsyncIterable(stream)) {
+      // A stream the result holds (Bedrock's) is metered in place; a bare async generator comes back behind one.
+      if (streamAt !== undefined) {
+        iterateThrough(stream, metered);
         settleWhenAbandoned(stream, o.call, requestId);
         return data;
       }
-      if (isAsyncIterable(stream)) {
-        meterIterableInPlace(stream, o, readItem, requestId);
-        return data;
-      }
-    }
-    // A web ReadableStream (Speakeasy's EventStream): metered in place, so the caller keeps its reader, tee and pipes.
-    if (isWebReadableStream(data)) {
-      meterWebStreamInPlace(data, o.call, readItem, o.hideInjected, requestId);
-      settleWhenAbandoned(data, o.call, requestId);
-      return data;
-    }
-    if (isAsyncIterable(data)) {
-      const stream = new MeteredIterator(data[Symbol.asyncIterator](), o.call, readItem, o.hideInjected, requestId);
-      settleWhenAbandoned(stream, o.call, requestId);
-      return stream;
+      const iterator = metered(stream[Symbol.asyncIterator]());
+      settleWhenAbandoned(iterator, o.call, requestId);
+      return iterator;
     }
   }
   const facts = o.target.readResponse(data, o.args, o.resource);
@@ -95,18 +85,14 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   return data;
 }
 
-/**
- * Meters a stream held by the result (Bedrock's `output.stream`) in place: the caller keeps the SDK's own object, whose
- * iteration passes every item through a metered iterator.
- */
-function meterIterableInPlace(stream: AsyncIterable<unknown>, o: Observation, readItem: StreamItemReader, requestId: string | undefined): void {
-  const iterate = stream[Symbol.asyncIterator];
-  Object.defineProperty(stream, Symbol.asyncIterator, {
+/** Makes every iteration of `iterable` (the SDK's own object) go through `wrap`. */
+function iterateThrough(iterable: AsyncIterable<unknown>, wrap: (items: AsyncIterator<unknown>) => AsyncIterator<unknown>): void {
+  const iterate = iterable[Symbol.asyncIterator];
+  Object.defineProperty(iterable, Symbol.asyncIterator, {
     configurable: true,
     writable: true,
-    value: function meteredStream(this: unknown) {
-      return new MeteredIterator(iterate.call(this), o.call, readItem, o.hideInjected, requestId);
+    value: function meteredItems(this: unknown) {
+      return wrap(iterate.call(this));
     },
   });
-  settleWhenAbandoned(stream, o.call, requestId);
 }

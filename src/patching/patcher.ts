@@ -2,7 +2,7 @@ import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../../patches/index.js';
 import type { CallSink } from '../../patches/calls/call.js';
 import { interceptCall } from '../../patches/calls/intercept.js';
 import { objectAt, type HookTarget, type ProviderPatch } from '../../patches/provider.js';
-import { interceptMethodRequest, interceptRawRequest } from '../../patches/calls/generic-request.js';
+import { interceptMethodRequest, interceptRawRequest, sendableOptionsFor } from '../../patches/calls/generic-request.js';
 import { encodeWithAdditions } from '../../patches/requests/body-additions.js';
 import { guardPublicMethods } from '../../patches/calls/outer-call.js';
 import { unwrapMethod, wrapMethod, type Intercept, type WrappedMethod } from '../../patches/calls/wrap-method.js';
@@ -147,12 +147,14 @@ export class Patcher {
    */
   private wrapRequestMethod(provider: ProviderPatch, prototype: object): void {
     const { requestMethod, bodyEncoder, rawRequestMethod } = provider;
+    // Decided once per client class: a build with no body encoder to hook (openai 4) gets the fields where it sends.
+    const sendable = sendableOptionsFor(bodyEncoder === undefined || typeof (prototype as Record<string, unknown>)[bodyEncoder] === 'function');
     if (requestMethod !== undefined) {
-      this.wrap(provider, prototype, requestMethod, (sink, original, thisArg, args) => interceptMethodRequest(provider, sink, original, thisArg, args));
+      this.wrap(provider, prototype, requestMethod, (sink, original, thisArg, args) => interceptMethodRequest(provider, sendable, sink, original, thisArg, args));
     }
     if (bodyEncoder !== undefined) this.wrap(provider, prototype, bodyEncoder, (_sink, original, thisArg, args) => encodeWithAdditions(original, thisArg, args));
     if (rawRequestMethod !== undefined) {
-      this.wrap(provider, prototype, rawRequestMethod, (sink, original, thisArg, args) => interceptRawRequest(provider, sink, original, thisArg, args));
+      this.wrap(provider, prototype, rawRequestMethod, (sink, original, thisArg, args) => interceptRawRequest(provider, sendable, sink, original, thisArg, args));
     }
   }
 
