@@ -96,20 +96,31 @@ function interceptRequest(
   return interceptCall(provider, route.target, sink, (body: unknown) => send(sendable(withField(opts, 'body', body))), resource, [opts?.body]);
 }
 
+/** The arguments with the one at `index` replaced. */
+function replacedAt(args: readonly unknown[], index: number, value: unknown): unknown[] {
+  const copy = args.slice();
+  copy[index] = value;
+  return copy;
+}
+
 /**
  * The patched `methodRequest(method, path, options)`: the request of a hooked call waits for its gate (see
  * request-gate.ts); any other is metered here.
  */
 export function interceptMethodRequest(provider: ProviderPatch, sendable: SendableOptions, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
-  const [method, path, options, ...rest] = args;
-  if (isAgentSending()) return Reflect.apply(original, client, [method, path, sendable(options), ...rest]);
-  return interceptRequest(provider, sink, sendable, client, method, path, options, (sent) => Reflect.apply(original, client, [method, path, sent, ...rest]));
+  const options = args[2];
+  // The hooked call's own request, on every call: its options change only when a gate waits for it.
+  if (isAgentSending()) {
+    const sent = sendable(options);
+    return Reflect.apply(original, client, sent === options ? args : replacedAt(args, 2, sent));
+  }
+  return interceptRequest(provider, sink, sendable, client, args[0], args[1], options, (sent) => Reflect.apply(original, client, replacedAt(args, 2, sent)));
 }
 
 /** The patched `request(options)`, which the app may call itself: metered unless a hooked call or the agent sends. */
 export function interceptRawRequest(provider: ProviderPatch, sendable: SendableOptions, sink: CallSink, original: Function, client: unknown, args: unknown[]): unknown {
   if (isAgentSending()) return Reflect.apply(original, client, args);
-  const [options, ...rest] = args;
-  const { method, path } = asRecord(options) ?? {};
-  return interceptRequest(provider, sink, sendable, client, method, path, options, (sent) => Reflect.apply(original, client, [sent, ...rest]));
+  const options = args[0];
+  const record = asRecord(options);
+  return interceptRequest(provider, sink, sendable, client, record?.method, record?.path, options, (sent) => Reflect.apply(original, client, replacedAt(args, 0, sent)));
 }

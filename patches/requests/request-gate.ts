@@ -50,6 +50,17 @@ export function gatedOptions(options: unknown): unknown {
 export function addingToBody(additions: Record<string, unknown> | undefined, cap: CapToSend | undefined): OptionsRewrite {
   if (cap === undefined && additions === undefined) return undefined;
   const fields: Record<string, unknown> = { ...additions };
-  if (cap !== undefined) fields[cap.path[0]!] = cap.path.slice(1).reduceRight<unknown>((value, key) => ({ [key]: value }), cap.tokens);
+  if (cap !== undefined) fields[cap.path[0]!] = nestedValue(cap.path, cap.tokens);
   return (options) => withField(options, BODY_ADDITIONS, fields);
+}
+
+/** `value` under the path's keys after the first (`{ b: { c: value } }` for `a.b.c`), built without computed keys. */
+function nestedValue(path: readonly string[], value: unknown): unknown {
+  let nested = value;
+  for (let i = path.length - 1; i > 0; i--) {
+    const parent: Record<string, unknown> = {};
+    parent[path[i]!] = nested;
+    nested = parent;
+  }
+  return nested;
 }

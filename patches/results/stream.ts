@@ -58,7 +58,7 @@ export class MeteredIterator<T> implements AsyncIterableIterator<T> {
     } catch (fault) {
       this.call.fault(fault);
     }
-    if (verdict === false) return result;
+    if (verdict === false || verdict === result.value) return result;
     return verdict === true ? this.next() : { done: false, value: verdict as T };
   }
 
