@@ -1,5 +1,5 @@
 import { ConfigError, describeValue } from './errors.js';
-import type { UsageEvent } from './event.js';
+import type { OutcomeEvent, UsageEvent } from './event.js';
 import type { Enforcement } from './limits/store.js';
 import { validatePriceOverrides, type PriceOverride } from './pricing/price-book.js';
 import type { UnknownModelPolicy } from './limits/spend-limits.js';
@@ -27,6 +27,8 @@ export interface MeterOptions {
   /** Let faults inside the agent reach the app (default false). */
   raiseOnError?: boolean;
   onEvent?: (event: UsageEvent) => void;
+  /** Each run's outcome event (`meter.resolve`), as it is handed to delivery. */
+  onOutcome?: (event: OutcomeEvent) => void;
   onFlushError?: (err: Error) => void;
   /** Providers to patch (default: every built-in one). */
   patches?: string[];
@@ -117,6 +119,7 @@ export interface ResolvedConfig {
   debug: boolean;
   raiseOnError: boolean;
   onEvent: ((event: UsageEvent) => void) | undefined;
+  onOutcome: ((event: OutcomeEvent) => void) | undefined;
   onFlushError: ((err: Error) => void) | undefined;
   patches: string[];
   prices: Record<string, PriceOverride>;
@@ -138,7 +141,7 @@ export interface ResolvedConfig {
 }
 
 const KNOWN_OPTIONS = new Set([
-  'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onFlushError', 'patches',
+  'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onOutcome', 'onFlushError', 'patches',
   'prices', 'providerHosts', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
   'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
 ]);
@@ -277,6 +280,7 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     debug: optionalBoolean(raw, 'debug'),
     raiseOnError: optionalBoolean(raw, 'raiseOnError'),
     onEvent: optionalFunction(raw, 'onEvent'),
+    onOutcome: optionalFunction(raw, 'onOutcome'),
     onFlushError: optionalFunction(raw, 'onFlushError'),
     patches: [...(patches as string[])],
     prices: validatePriceOverrides(raw.prices),

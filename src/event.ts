@@ -4,7 +4,8 @@ import { isoTimestamp } from './timestamps.js';
 import type { Reservation } from './limits/store.js';
 import type { InputClassifier } from './limits/estimate.js';
 import type { HookTarget } from '../patches/provider.js';
-import type { TenantContext } from './tenants/tenant.js';
+import type { ScopeContext, TenantContext } from './tenants/tenant.js';
+import type { ClientBinding } from './tenants/wrapped-clients.js';
 import type { ProviderIdentity } from './providers/identity.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
@@ -52,8 +53,21 @@ export type BillingTerm = (typeof BILLING_TERMS)[number];
  */
 export type RawUsage = Partial<Record<UsageField | BillingTerm, unknown>>;
 
+/** The labels a scope or a wrapped client puts on its events. */
+export interface EventLabels {
+  /** The product feature the call served (a scope's or a wrapped client's `feature`). */
+  feature?: string;
+  /** The billing metric the usage counts toward (a wrapped client's `metricCode`, default `llm_tokens`). */
+  metric_code?: string;
+  /** The run (an agent's task, a ticket) the call was part of: see `meter.forRun` and `meter.resolve`. */
+  run_id?: string;
+  agent_id?: string;
+  tags?: Record<string, string>;
+}
+
 /** One metered call, as it goes on the wire (snake_case, like the provider APIs). */
-export interface UsageEvent extends UsageCounts {
+export interface UsageEvent extends UsageCounts, EventLabels {
+  type: 'usage';
   event_id: string;
   tenant_id?: string;
   provider: string;
@@ -100,7 +114,8 @@ export interface UsageEvent extends UsageCounts {
    * when the standard price was charged (see the table in src/pricing/tiers.ts).
    */
   price_tier?: string;
-  tags?: Record<string, string>;
+  /** Revenue the app books for the call (a wrapped client's `revenueUsd`), in USD. */
+  revenue_usd?: number;
   /** Audio input tokens read from a context cache (Gemini): part of `audio_input_tokens` and `cached_tokens`, priced at the cached-audio rate. */
   cached_input_audio_tokens?: number;
   /** Video input tokens (Gemini): part of `input_tokens`, priced at the model's video rate where it has one. */
@@ -116,6 +131,37 @@ export interface UsageEvent extends UsageCounts {
   hd_image_count?: number;
 }
 
+/** A run's outcome (`meter.resolve`), as it goes on the wire beside usage events. */
+export interface OutcomeEvent extends EventLabels {
+  type: 'outcome';
+  /** Derived from the run id: resolving a run again gives the same id, one event to a deduplicating backend. */
+  event_id: string;
+  run_id: string;
+  tenant_id?: string;
+  outcome: RunOutcome;
+  revenue_usd: number;
+  /** What the run's calls this process recorded cost, and how many there were. */
+  cost_usd: number;
+  calls: number;
+  timestamp: string;
+}
+
+export const RUN_OUTCOMES = ['resolved', 'escalated', 'failed'] as const;
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+
+/** Anything the Meter delivers. */
+export type MeterEvent = UsageEvent | OutcomeEvent;
+
+/** Puts a scope's labels on an event. */
+export function stampLabels(event: EventLabels, scope: ScopeContext | undefined): void {
+  if (scope === undefined) return;
+  if (scope.feature !== undefined) event.feature = scope.feature;
+  if (scope.metricCode !== undefined) event.metric_code = scope.metricCode;
+  if (scope.runId !== undefined) event.run_id = scope.runId;
+  if (scope.agentId !== undefined) event.agent_id = scope.agentId;
+  if (scope.tags !== undefined) event.tags = scope.tags;
+}
+
 /** What is known about a call when it starts. */
 export interface CallStart {
   /** The provider the call went to (see src/providers/identity.ts). */
@@ -127,6 +173,10 @@ export interface CallStart {
   requestedModel: string | undefined;
   stream: boolean;
   tenant: TenantContext | undefined;
+  /** The call's scope (its tenant, if any, and labels): the ambient one, or a wrapped client's within it. */
+  scope: ScopeContext | undefined;
+  /** The terms of the wrapped client the call went through, if any. */
+  binding: ClientBinding | undefined;
   startedAt: number;
   startedAtWall: number;
   /** The hooked method's declaration: where the request's output cap and completion count are, for a reservation. */
@@ -153,6 +203,8 @@ export interface CallOutcome {
   /** What the provider or gateway says the call cost, in USD: the truth for the call. */
   reportedCostUsd?: number | undefined;
   upstreamProvider?: string | undefined;
+  /** The SDK's result, kept until the call is recorded only for a wrapped client's amounts that read it. */
+  response?: unknown;
 }
 
 /**
@@ -176,6 +228,7 @@ const TERM_FIELDS: ReadonlySet<string> = new Set(BILLING_TERMS);
 export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: number): UsageEvent {
   const usage = outcome.usage;
   const event: UsageEvent = {
+    type: 'usage',
     event_id: nonEmptyString(outcome.responseId) ?? randomUUID(),
     provider: start.provider,
     model: nonEmptyString(outcome.model) ?? start.requestedModel ?? 'unknown',
@@ -217,6 +270,6 @@ export function buildEvent(start: CallStart, outcome: CallOutcome, endedAt: numb
   if (outcome.error !== undefined) event.error = describeError(outcome.error);
   if (outcome.partial === true || (usage === undefined && outcome.error === undefined)) event.partial = true;
   if (invalid) event.usage_invalid = true;
-  if (start.tenant?.tags !== undefined) event.tags = start.tenant.tags;
+  stampLabels(event, start.scope);
   return event;
 }

@@ -1,10 +1,12 @@
-export { Meter, type ScopeOptions } from './meter.js';
+export { Meter, type RunResolution, type ScopeOptions } from './meter.js';
+export { wrapAnthropic, wrapGoogle, wrapOpenAI } from './wrap.js';
+export type { CallAmount, WrapOptions } from './tenants/wrapped-clients.js';
 export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';
 export type { MeterOptions } from './config.js';
 export { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';
 export type { BackendLimitsOptions, LimitsOptions } from './config.js';
 export { RequireTenantError } from './limits/spend-limits.js';
-export type { UsageEvent, UsageCounts } from './event.js';
+export type { EventLabels, MeterEvent, OutcomeEvent, RunOutcome, UsageEvent, UsageCounts } from './event.js';
 export type { ManualUsage } from './manual-event.js';
 export type { ModelMiddleware, ModelMiddlewareVersion } from './ai-sdk-middleware.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ConfigError, describeValue } from './errors.js';
-import { BILLING_TERMS, USAGE_FIELDS, type BillingTerm, type UsageCounts, type UsageEvent } from './event.js';
-import { validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
+import { BILLING_TERMS, stampLabels, USAGE_FIELDS, type BillingTerm, type UsageCounts, type UsageEvent } from './event.js';
+import { validateTags, validateTenantId, type ScopeContext } from './tenants/tenant.js';
 
 /** A usage record the app reports itself. Counts are non-negative numbers; the tenant defaults to the current scope. */
 export interface ManualUsage extends UsageCounts, Partial<Record<BillingTerm, string>> {
@@ -56,7 +56,7 @@ export function reportedCost(usage: ManualUsage): number | undefined {
   return usage.cost_usd === undefined ? undefined : count(usage as unknown as Record<string, unknown>, 'cost_usd');
 }
 
-export function validateManualEvent(usage: ManualUsage, scope: TenantContext | undefined): UsageEvent {
+export function validateManualEvent(usage: ManualUsage, scope: ScopeContext | undefined): UsageEvent {
   if (usage === null || typeof usage !== 'object') {
     throw new ConfigError(`trackManually: expected a usage object, got ${describeValue(usage)}`);
   }
@@ -65,6 +65,7 @@ export function validateManualEvent(usage: ManualUsage, scope: TenantContext | u
     if (!OTHER_FIELDS.has(key) && !COUNT_FIELDS.has(key)) throw new ConfigError(`trackManually: unknown field ${JSON.stringify(key)}`);
   }
   const event: UsageEvent = {
+    type: 'usage',
     event_id: optionalString(raw, 'event_id') ?? randomUUID(),
     provider: requiredString(raw, 'provider'),
     model: requiredString(raw, 'model'),
@@ -88,7 +89,9 @@ export function validateManualEvent(usage: ManualUsage, scope: TenantContext | u
   if (tenantId !== undefined) event.tenant_id = tenantId;
   const requestId = optionalString(raw, 'request_id');
   if (requestId !== undefined) event.request_id = requestId;
-  const tags = validateTags(raw.tags, 'trackManually: tags') ?? (raw.tenant_id === undefined ? scope?.tags : undefined);
+  // The scope's labels apply to usage of the scope's own tenant, not to usage reported for another.
+  if (raw.tenant_id === undefined) stampLabels(event, scope);
+  const tags = validateTags(raw.tags, 'trackManually: tags');
   if (tags !== undefined) event.tags = tags;
   return event;
 }

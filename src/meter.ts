@@ -7,14 +7,17 @@ import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { CallRecorder } from './call-recorder.js';
-import { buildEvent, type CallOutcome, type CallStart, type UsageEvent } from './event.js';
+import { buildEvent, RUN_OUTCOMES, type CallOutcome, type CallStart, type MeterEvent, type OutcomeEvent, type RunOutcome, type UsageEvent } from './event.js';
 import { AgentLog, describeError } from './log.js';
 import { reportedCost, validateManualEvent, type ManualUsage } from './manual-event.js';
 import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
-import { currentTenant, tenantStore, validateTags, validateTenantId, type TenantContext } from './tenants/tenant.js';
+import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
+import { bindingOf, bindObjects, clientBinding, scopeOfCall, type CallAmount, type WrapOptions } from './tenants/wrapped-clients.js';
+import { replaceOnInstance } from '../patches/calls/wrap-method.js';
+import { RunTallies } from './runs.js';
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
 import { WindowCalendar } from './limits/windows.js';
 import { ProviderIdentities } from './providers/identity.js';
@@ -23,9 +26,17 @@ import { modelMiddleware, type ModelMiddleware, type ModelMiddlewareVersion } fr
 /** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */
 const UNPRICED: PriceQuote = { costUsd: 0, source: 'unknown', unknown: true };
 
-export interface ScopeOptions {
-  /** Free-form labels copied onto every event of the scope (e.g. feature, user tier). */
-  tags?: Record<string, string>;
+/** Labels copied onto every event of a scope: `feature`, `runId`, `agentId`, `metricCode`, free-form `tags`. */
+export type ScopeOptions = Labels;
+
+/** `meter.resolve`: a run's outcome, and the revenue it earned. */
+export interface RunResolution {
+  runId: string;
+  /** Default: the tenant of the run's calls. */
+  tenantId?: string;
+  outcome: RunOutcome;
+  /** Default 0 (an escalated or failed run usually earns nothing). */
+  revenueUsd?: number;
 }
 
 /**
@@ -44,6 +55,7 @@ export class Meter implements CallSink {
   private readonly patcher: Patcher;
   private readonly recorder: CallRecorder;
   private readonly recordsAtOnce: boolean;
+  private readonly runs = new RunTallies();
   private closed = false;
   private readonly rethrown = new WeakSet<object>();
   /** Faults inside the agent, swallowed (unless raiseOnError) and counted. */
@@ -96,6 +108,27 @@ export class Meter implements CallSink {
   }
 
   /**
+   * Bills every call through one client to `options.customerId`, with the options' labels and amounts, whether or not
+   * the load hooks or patchAll() ran (its classes are patched as by instrument()). The customer wins over an enclosing
+   * forTenant scope. Copies made with `client.withOptions()` stay wrapped. Returns the client.
+   */
+  wrap<T>(client: T, options: WrapOptions): T {
+    const binding = clientBinding(options);
+    this.guard(() => {
+      bindObjects(this.patcher.instrument(client), binding);
+      const withOptions = (client as { withOptions?: unknown }).withOptions;
+      if (typeof withOptions === 'function') {
+        const meter = this;
+        replaceOnInstance(client as object, 'withOptions', function wrappedWithOptions(this: unknown, ...args: unknown[]) {
+          const copy: unknown = Reflect.apply(withOptions, this, args);
+          return copy !== null && typeof copy === 'object' ? meter.wrap(copy, options) : copy;
+        });
+      }
+    }, true);
+    return client;
+  }
+
+  /**
    * A middleware for the AI SDK's `wrapLanguageModel` that meters and limits the model it wraps, wherever its class
    * lives (a framework's bundle): `wrapLanguageModel({ model, middleware: meter.languageModelMiddleware('v3') })`.
    * `version`: the AI SDK's middleware version, 'v2' (ai 5), 'v3' (ai 6, the default) or 'v4' (ai 7).
@@ -117,6 +150,18 @@ export class Meter implements CallSink {
   }
 
   /**
+   * Runs `fn` as one run (an agent's task, a support ticket): its calls' events carry `run_id`, inside the current
+   * tenant scope (or, outside any, billed to the wrapped client each call goes through). `meter.resolve` ends it.
+   */
+  forRun<R>(runId: string, fn: () => R): R {
+    if (typeof fn !== 'function') throw new ConfigError(`forRun: fn must be a function, got ${describeValue(fn)}`);
+    if (runId === undefined) throw new ConfigError('forRun: runId must be a non-empty string, got undefined');
+    const scope = scopeWithin(currentScope(), undefined, { runId }, 'forRun');
+    if (this.closed) return fn();
+    return tenantStore.run(scope, fn);
+  }
+
+  /**
    * Bills every call for the rest of the current async context to `tenantId` (AsyncLocalStorage.enterWith). Safe only
    * where that context is one unit of work's own: a script, a job inside forTenant. Not in an HTTP request handler: on
    * Node 20 and 22 the handler runs in its connection's context, which every request of a keep-alive connection shares,
@@ -132,13 +177,15 @@ export class Meter implements CallSink {
    * or null) goes on untouched; a throw or rejection of `resolveTenant`, and an invalid tenant id, go to next(err).
    */
   middleware<Req = IncomingMessage>(resolveTenant: TenantResolver<Req>, options: ScopeOptions = {}): TenantMiddleware<Req> {
-    validateTags(options?.tags);
+    scopeWithin(undefined, undefined, options ?? {}, 'options');
     return tenantMiddleware(resolveTenant, (tenantId, next) => this.forTenant(tenantId, next, options));
   }
 
   private tenantContext(tenantId: string, options: ScopeOptions): TenantContext {
-    const tags = validateTags(options?.tags);
-    return tags === undefined ? { tenantId: validateTenantId(tenantId) } : { tenantId: validateTenantId(tenantId), tags };
+    const id = validateTenantId(tenantId);
+    if (options === undefined || options === null) return { tenantId: id };
+    if (typeof options !== 'object') throw new ConfigError(`scope options must be an object, got ${describeValue(options)}`);
+    return scopeWithin(undefined, id, options, 'options') as TenantContext;
   }
 
   // ---- spend limits ----------------------------------------------------------------------------------------------
@@ -153,7 +200,7 @@ export class Meter implements CallSink {
     return this.limits.removeLimit(tenantId, frequency);
   }
 
-  /** Per limited window: spent and reserved so far, the limit, and when the window resets. */
+  /** Per window (limited ones first): spent, reserved, revenue and margin so far, the limit where one is set, and when the window resets. */
   getUsage(tenantId: string): Promise<WindowReport[]> {
     this.recorder.drain();
     return this.limits.usage(tenantId);
@@ -164,11 +211,13 @@ export class Meter implements CallSink {
   /** Records usage the agent cannot see (another SDK, a batch job, a self-hosted model). Refused after shutdown(). */
   trackManually(usage: ManualUsage): UsageEvent {
     if (this.closed) throw new ConfigError('trackManually: this meter was shut down; usage recorded now would never be delivered');
-    const event = validateManualEvent(usage, currentTenant());
+    const event = validateManualEvent(usage, currentScope());
     this.recorder.drain();
     const quote = this.prices.quote(event, this.excludesCacheProviders.has(event.provider));
-    this.stampCost(event, quote, undefined, reportedCost(usage));
-    this.emit(event);
+    const cost = this.stampCost(event, quote, undefined, reportedCost(usage), undefined);
+    if (event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: cost, revenueUsd: 0 });
+    this.runs.add(event);
+    this.emit(event, this.config.onEvent);
     return event;
   }
 
@@ -176,6 +225,9 @@ export class Meter implements CallSink {
     const request = target.readRequest(args, resource);
     const sdkProvider = provider.providerOf?.(resource) ?? provider.provider ?? provider.name;
     const identity = this.identities.of(sdkProvider, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
+    const binding = bindingOf(resource);
+    const ambient = currentScope();
+    const scope = binding === undefined ? ambient : scopeOfCall(binding, ambient);
     const start: CallStart = {
       provider: identity.provider,
       identity,
@@ -183,7 +235,9 @@ export class Meter implements CallSink {
       endpoint: target.endpointOf?.(args, resource) ?? target.endpoint,
       requestedModel: request.model,
       stream: request.stream,
-      tenant: currentTenant(),
+      tenant: scope?.tenantId === undefined ? undefined : (scope as TenantContext),
+      scope,
+      binding,
       startedAt: performance.now(),
       startedAtWall: Date.now(),
       target,
@@ -234,7 +288,8 @@ export class Meter implements CallSink {
     try {
       const event = buildEvent(start, outcome, endedAt);
       this.price(event, start, outcome);
-      this.emit(event);
+      this.runs.add(event);
+      this.emit(event, this.config.onEvent);
     } catch (err) {
       this.fault(err);
     }
@@ -254,22 +309,60 @@ export class Meter implements CallSink {
       const reserved = this.limits.reservedUsd(start);
       if (reserved !== undefined && reserved > quote.costUsd) estimate = reserved;
     }
-    const cost = this.stampCost(event, quote, estimate, reported);
-    if (start.paidEarlier === true) {
-      if (start.tenant !== undefined) this.limits.recordPaid(start.tenant.tenantId, cost);
-      return;
+    const binding = start.binding;
+    const provided = binding?.providerCostUsd === undefined ? undefined : this.amount(binding.providerCostUsd, outcome, event, 'providerCostUsd');
+    const cost = this.stampCost(event, quote, estimate, reported, provided);
+    // Revenue after the cost, so that a function of the event can mark the cost up.
+    const revenue = binding?.revenueUsd === undefined ? undefined : this.amount(binding.revenueUsd, outcome, event, 'revenueUsd');
+    if (revenue !== undefined) event.revenue_usd = toUsd(toNano(revenue));
+    outcome.response = undefined;
+    const tenantId = start.tenant?.tenantId;
+    const reservation = start.reservation;
+    if (start.paidEarlier !== true) {
+      start.closedAtUsd = cost;
+      if (reservation !== undefined) this.limits.settle(reservation, cost);
+      start.reservation = undefined;
+      start.args = [];
     }
-    start.closedAtUsd = cost;
-    if (start.reservation !== undefined) this.limits.settle(start.reservation, cost);
-    start.reservation = undefined;
-    start.args = [];
+    if (tenantId !== undefined) this.limits.book(tenantId, { spentUsd: cost, revenueUsd: event.revenue_usd ?? 0, settledIn: start.paidEarlier === true ? undefined : reservation });
+  }
+
+  /**
+   * A wrapped client's amount for one call. A function that throws or answers something other than a finite USD amount
+   * >= 0 costs the app nothing: a counted fault, and no amount.
+   */
+  private amount(amount: CallAmount, outcome: CallOutcome, event: UsageEvent, field: string): number | undefined {
+    if (typeof amount === 'number') return amount;
+    let value: unknown;
+    try {
+      value = amount(outcome.response, event);
+    } catch (err) {
+      this.amountFault(field, `threw (${describeError(err)})`);
+      return undefined;
+    }
+    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+    // Only the kind of what came back: a string could hold the response's text.
+    const what = typeof value === 'number' ? String(value) : `a ${value === null ? 'null' : typeof value}`;
+    this.amountFault(field, `returned ${what}, not a finite USD amount >= 0`);
+    return undefined;
+  }
+
+  private amountFault(field: string, what: string): void {
+    this.faults++;
+    this.log.warnOnce(`amount:${field}`, `wrap: the ${field} function ${what}; the call is recorded without it (the app's call was not affected)`);
   }
 
   /**
    * Costs are whole nano-dollars, the resolution every ledger counts in: a billing system gets at most 15 significant
    * digits (never 0.0013700000000000001), and the events of a tenant sum to its ledger exactly.
    */
-  private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined, reportedUsd: number | undefined): number {
+  private stampCost(event: UsageEvent, quote: PriceQuote, estimate: number | undefined, reportedUsd: number | undefined, providedUsd: number | undefined): number {
+    if (providedUsd !== undefined) {
+      event.cost_usd = toUsd(toNano(providedUsd));
+      event.price_source = 'provided';
+      if (quote.unknown !== true) event.estimated_cost_usd = toUsd(toNano(quote.costUsd));
+      return event.cost_usd;
+    }
     if (reportedUsd !== undefined) {
       event.cost_usd = toUsd(toNano(reportedUsd));
       event.price_source = 'reported';
@@ -286,16 +379,45 @@ export class Meter implements CallSink {
     return event.cost_usd;
   }
 
-  /** Every event is handed to delivery first (which counts one recorded after shutdown as dropped), then to onEvent. */
-  private emit(event: UsageEvent): void {
+  /**
+   * Ends a run: one outcome event (`type: 'outcome'`, its id derived from the run id, so resolving again is the same
+   * event to a deduplicating backend) with the outcome, the revenue, and the cost and count of the run's calls this
+   * process recorded, delivered like usage events and handed to onOutcome. The revenue goes into the tenant's ledger
+   * once per run in this process. Returns the event.
+   */
+  resolve(resolution: RunResolution): OutcomeEvent {
+    if (this.closed) throw new ConfigError('resolve: this meter was shut down; an outcome recorded now would never be delivered');
+    if (resolution === null || typeof resolution !== 'object') throw new ConfigError(`resolve: expected { runId, outcome, revenueUsd }, got ${describeValue(resolution)}`);
+    const runId = validateLabel(resolution.runId, 'resolve: runId');
+    if (runId === undefined) throw new ConfigError('resolve: runId must be a non-empty string, got undefined');
+    const tenantId = resolution.tenantId === undefined ? undefined : validateTenantId(resolution.tenantId, 'resolve: tenantId');
+    if (!RUN_OUTCOMES.includes(resolution.outcome)) {
+      throw new ConfigError(`resolve: outcome must be one of ${RUN_OUTCOMES.join(', ')}, got ${describeValue(resolution.outcome)}`);
+    }
+    const revenueUsd = resolution.revenueUsd ?? 0;
+    if (typeof revenueUsd !== 'number' || !Number.isFinite(revenueUsd) || revenueUsd < 0) {
+      throw new ConfigError(`resolve: revenueUsd must be a finite number >= 0, got ${describeValue(revenueUsd)}`);
+    }
+    // The run's calls that ended are counted before it is closed.
+    this.recorder.drain();
+    const { event, first } = this.runs.resolve(runId, tenantId, resolution.outcome, revenueUsd);
+    if (first && event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: 0, revenueUsd: event.revenue_usd });
+    this.emit(event, this.config.onOutcome);
+    return event;
+  }
+
+  /**
+   * Every event is handed to delivery first (which counts one recorded after shutdown as dropped), then to the app's
+   * hook for its kind (onEvent, onOutcome).
+   */
+  private emit<E extends MeterEvent>(event: E, hook: ((event: E) => void) | undefined): void {
     if (this.log.debugEnabled) this.log.debug(`event ${JSON.stringify(event)}`);
     this.delivery.add(event);
-    if (this.config.onEvent !== undefined) {
-      try {
-        this.config.onEvent(event);
-      } catch (err) {
-        this.fault(err);
-      }
+    if (hook === undefined) return;
+    try {
+      hook(event);
+    } catch (err) {
+      this.fault(err);
     }
   }
 

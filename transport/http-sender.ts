@@ -17,6 +17,8 @@ export interface HttpSenderOptions {
 }
 
 interface WireEvent {
+  /** 'usage' or 'outcome'. */
+  type: string;
   event_id: string;
   tenant_id?: string;
   timestamp: string;
@@ -57,7 +59,7 @@ export class HttpSender {
       specversion: '1.0',
       id: event.event_id,
       source: this.options.source,
-      type: 'llm.usage',
+      type: `llm.${event.type}`,
       time: event.timestamp,
       datacontenttype: 'application/json',
       data: event,

@@ -1,4 +1,4 @@
-import { currentTenant, tenantStore } from '../../src/tenants/tenant.js';
+import { currentScope, tenantStore, type ScopeContext } from '../../src/tenants/tenant.js';
 import { replaceOnInstance } from './wrap-method.js';
 
 type Runner = <R>(fn: () => R) => R;
@@ -40,8 +40,8 @@ function bindMethods(target: object, run: Runner): void {
  * reader is in another scope: a stream read where it was made, the common case, runs as it is.
  */
 export function bindStreamToCallerContext(result: unknown): unknown {
-  const tenant = currentTenant();
-  const run: Runner = (fn) => (currentTenant() === tenant ? fn() : tenantStore.run(tenant!, fn));
+  const scope = currentScope();
+  const run: Runner = (fn) => (currentScope() === scope ? fn() : tenantStore.run(scope as ScopeContext, fn));
   const bind = (value: unknown): unknown => {
     if (value === null || typeof value !== 'object') return value;
     if (typeof (value as { next?: unknown }).next === 'function') bindSteps(value, run);

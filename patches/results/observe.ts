@@ -81,7 +81,9 @@ export function observeResult(data: unknown, response: Response | undefined, o: 
   }
   const facts = o.target.readResponse(data, o.args, o.resource);
   facts.reportedCostUsd ??= reportedCostHeader(response, o.call);
-  o.call.finish(outcomeOf(facts, requestId));
+  const outcome = outcomeOf(facts, requestId);
+  if (o.call.start.binding?.readsResponse === true) outcome.response = data;
+  o.call.finish(outcome);
   return data;
 }
 

@@ -4,7 +4,7 @@ import { FileSender } from '../../transport/file-sender.js';
 import { HttpSender } from '../../transport/http-sender.js';
 import { BoundedQueue } from '../../transport/queue.js';
 import { displayUrl, type ResolvedConfig } from '../config.js';
-import type { UsageEvent } from '../event.js';
+import type { MeterEvent } from '../event.js';
 import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
 import type { AgentLog } from '../log.js';
 
@@ -22,7 +22,7 @@ function isLoopback(host: string): boolean {
 
 /** Where events go, and how an event that never got there is told in a warning. */
 interface Destination {
-  batcher: Batcher<UsageEvent>;
+  batcher: Batcher<MeterEvent>;
   /** `3 usage event(s) ${notDone}` */
   notDone: string;
 }
@@ -33,7 +33,7 @@ interface Destination {
  */
 export class Delivery {
   private readonly destinations: Destination[] = [];
-  private readonly usageFile: { sender: FileSender; batcher: Batcher<UsageEvent> } | undefined;
+  private readonly usageFile: { sender: FileSender; batcher: Batcher<MeterEvent> } | undefined;
   private readonly exitParticipant: ExitParticipant;
   private recorded = 0;
   private closed = false;
@@ -49,8 +49,8 @@ export class Delivery {
     private readonly recordPending: () => void,
   ) {
     const { url, file } = config;
-    const open = (sender: BatchSender<UsageEvent>, notDone: string): Batcher<UsageEvent> => {
-      const batcher = new Batcher<UsageEvent>(new BoundedQueue<UsageEvent>(config.maxQueueSize), sender, {
+    const open = (sender: BatchSender<MeterEvent>, notDone: string): Batcher<MeterEvent> => {
+      const batcher = new Batcher<MeterEvent>(new BoundedQueue<MeterEvent>(config.maxQueueSize), sender, {
         flushInterval: config.flushInterval,
         maxBatchSize: config.maxBatchSize,
         maxQueueSize: config.maxQueueSize,
@@ -96,7 +96,7 @@ export class Delivery {
     if (this.destinations.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
   }
 
-  add(event: UsageEvent): void {
+  add(event: MeterEvent): void {
     this.recorded++;
     if (this.closed) {
       this.droppedAfterClose++;

@@ -5,7 +5,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { SpendJournal } from './backend/spend-journal.js';
 import { TenantTally } from './backend/tenant-tally.js';
 
-import { LimitStoreUnavailableError, toUsd, type AdmissionMode, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+import { LimitStoreUnavailableError, toUsd, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 export interface BackendStoreOptions {
@@ -68,7 +68,7 @@ export class BackendLimitStore implements LimitStore {
     this.tally(tenantId).changed();
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): Promise<ReserveOutcome> {
     const tally = await this.known(tenantId);
     if (tally.limits?.length === 0) return { admitted: true };
     const full = tally.fullLimit(amountNano, mode);
@@ -94,16 +94,46 @@ export class BackendLimitStore implements LimitStore {
     if (actualNano > 0) this.journal.add(reservation.tenantId, reservation.windowKeys, actualNano);
   }
 
-  async usage(tenantId: string): Promise<WindowUsage[]> {
+  /**
+   * The backend's protocol has no revenue, and the backend keeps a ledger only for tenants with a limit: revenue is
+   * ignored, and spend is posted as a spend record (in every window it was not settled in) for a tenant the backend
+   * keeps limits for, or has not answered for yet. Never rejects.
+   */
+  async book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): Promise<void> {
+    const { spentNano, settledWindowKeys } = booking;
+    const windowKeys = windows.map((w) => w.key).filter((key) => settledWindowKeys?.includes(key) !== true);
+    if (spentNano <= 0 || windowKeys.length === 0) return;
+    let tally: TenantTally;
+    try {
+      tally = await this.known(tenantId);
+    } catch {
+      // failMode 'closed' and the backend is away: like a refused reservation, the spend is not counted here.
+      return;
+    }
+    if (tally.limits?.length === 0) return;
+    tally.settled(0, spentNano);
+    this.journal.add(tenantId, windowKeys, spentNano);
+  }
+
+  /**
+   * Limited windows as the backend answers them, and the others with zeros: the backend counts spend only against
+   * limits, and its protocol carries no revenue (always 0 here).
+   */
+  async usage(tenantId: string, windows: readonly SpendWindow[]): Promise<WindowUsage[]> {
     const tally = await this.known(tenantId);
     if (tally.limits === undefined) throw new LimitStoreUnavailableError('the limits backend is unavailable and has not answered for this tenant yet');
-    return tally.limits.map((limit) => ({
-      frequency: limit.frequency,
-      spentNano: limit.spentNano + tally.spentNano,
-      reservedNano: tally.reservedNano,
-      limitNano: limit.limitNano,
-      resetsAt: limit.resetsAt,
-    }));
+    return windows.map((window) => {
+      const limit = tally.limits!.find((l) => l.frequency === window.frequency);
+      if (limit === undefined) return { frequency: window.frequency, spentNano: 0, reservedNano: 0, revenueNano: 0, resetsAt: window.resetsAt };
+      return {
+        frequency: limit.frequency,
+        spentNano: limit.spentNano + tally.spentNano,
+        reservedNano: tally.reservedNano,
+        revenueNano: 0,
+        limitNano: limit.limitNano,
+        resetsAt: limit.resetsAt,
+      };
+    });
   }
 
   async close(): Promise<void> {

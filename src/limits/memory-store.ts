@@ -1,39 +1,66 @@
 import type { LimitFrequency } from '../errors.js';
-import type { AdmissionMode, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
+import type { AgentLog } from '../log.js';
+import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 interface Counter {
   spent: number;
   reserved: number;
+  revenue: number;
 }
+
+/**
+ * Tenants without a limit whose counters the in-process ledger keeps at most; past that, the least recently booked one
+ * is forgotten. Limited tenants are always kept (their counters are what their limits are checked against).
+ */
+export const MAX_UNLIMITED_TENANTS = 10_000;
 
 /** The default store: one process, one ledger, every operation synchronous (and therefore atomic). */
 export class MemoryLimitStore implements LimitStore {
   private readonly limits = new Map<string, TenantLimit[]>();
   /** tenant → window key → counter; only the current window of each frequency is kept. */
   private readonly counters = new Map<string, Map<string, Counter>>();
+  /** Tenants with counters and no limit, least recently booked first (a Set keeps insertion order). */
+  private readonly unlimited = new Set<string>();
   private readonly open = new Set<string>();
   /** Reservation ids only need to be unique in this process. */
   private nextId = 0;
+  private forgotten = 0;
+
+  constructor(
+    private readonly log?: AgentLog,
+    private readonly maxUnlimitedTenants = MAX_UNLIMITED_TENANTS,
+  ) {}
+
+  /** Tenants without a limit whose counters were dropped to keep memory bounded. */
+  get forgottenTenants(): number {
+    return this.forgotten;
+  }
 
   setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void {
     const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
     this.limits.set(tenantId, [...others, limit]);
+    this.unlimited.delete(tenantId);
     if (seed !== undefined) this.counter(tenantId, seed.window).spent = seed.spentNano;
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): void {
     const remaining = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== frequency);
-    if (remaining.length === 0) this.limits.delete(tenantId);
-    else this.limits.set(tenantId, remaining);
+    if (remaining.length > 0) {
+      this.limits.set(tenantId, remaining);
+      return;
+    }
+    this.limits.delete(tenantId);
+    if (this.counters.has(tenantId)) this.touch(tenantId);
   }
 
   limitsOf(tenantId: string): readonly TenantLimit[] | undefined {
     return this.limits.get(tenantId);
   }
 
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): ReserveOutcome {
-    const limits = this.limits.get(tenantId) ?? [];
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
+    const limits = this.limits.get(tenantId);
+    if (limits === undefined) this.touch(tenantId);
     // Plain loops: this runs on every call of a limited tenant.
     const counters: Counter[] = [];
     const windowKeys: string[] = [];
@@ -42,10 +69,10 @@ export class MemoryLimitStore implements LimitStore {
       const counter = this.counter(tenantId, window);
       counters.push(counter);
       windowKeys.push(window.key);
-      const limit = limits.find((l) => l.frequency === window.frequency);
+      const limit = limits?.find((l) => l.frequency === window.frequency);
       if (limit === undefined) continue;
       const { spent, reserved } = counter;
-      const fits = mode === 'always' || (mode === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano);
+      const fits = mode === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano;
       if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent, reservedNano: reserved };
     }
     for (const counter of counters) counter.reserved += amountNano;
@@ -66,19 +93,49 @@ export class MemoryLimitStore implements LimitStore {
     }
   }
 
+  book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
+    const { spentNano, revenueNano, settledWindowKeys } = booking;
+    if (!this.limits.has(tenantId)) this.touch(tenantId);
+    for (const window of windows) {
+      const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
+      if (spent === 0 && revenueNano === 0) continue;
+      const counter = this.counter(tenantId, window);
+      counter.spent += spent;
+      counter.revenue += revenueNano;
+    }
+  }
+
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] {
-    const limits = this.limits.get(tenantId) ?? [];
-    return limits.map((limit) => {
-      const window = windows.find((w) => w.frequency === limit.frequency)!;
-      const counter = this.counters.get(tenantId)?.get(window.key);
+    const limits = this.limits.get(tenantId);
+    const tenantCounters = this.counters.get(tenantId);
+    return windows.map((window) => {
+      const counter = tenantCounters?.get(window.key);
+      const limit = limits?.find((l) => l.frequency === window.frequency);
       return {
-        frequency: limit.frequency,
+        frequency: window.frequency,
         spentNano: counter?.spent ?? 0,
         reservedNano: counter?.reserved ?? 0,
-        limitNano: limit.limitNano,
+        revenueNano: counter?.revenue ?? 0,
+        ...(limit !== undefined && { limitNano: limit.limitNano }),
         resetsAt: window.resetsAt,
       };
     });
+  }
+
+  /** The tenant (without a limit) was booked: it becomes the most recent, and the least recent goes past the bound. */
+  private touch(tenantId: string): void {
+    this.unlimited.delete(tenantId);
+    this.unlimited.add(tenantId);
+    if (this.unlimited.size <= this.maxUnlimitedTenants) return;
+    const oldest = this.unlimited.values().next().value!;
+    this.unlimited.delete(oldest);
+    this.counters.delete(oldest);
+    this.forgotten++;
+    this.log?.warnOnce(
+      'limits-forgotten-tenants',
+      `the in-process spend ledger keeps the spend and revenue of at most ${this.maxUnlimitedTenants} tenants without a limit; ` +
+        'the least recently booked ones are forgotten (their usage reads zero), tenants with a limit are always kept',
+    );
   }
 
   private counter(tenantId: string, window: SpendWindow): Counter {
@@ -88,7 +145,7 @@ export class MemoryLimitStore implements LimitStore {
     if (counter === undefined) {
       const prefix = window.key.slice(0, 2);
       for (const key of tenantCounters.keys()) if (key.startsWith(prefix)) tenantCounters.delete(key);
-      tenantCounters.set(window.key, (counter = { spent: 0, reserved: 0 }));
+      tenantCounters.set(window.key, (counter = { spent: 0, reserved: 0, revenue: 0 }));
     }
     return counter;
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
-import { LimitStoreFaultError, LimitStoreUnavailableError, type AdmissionMode, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -118,7 +118,7 @@ export class RedisLimitStore implements LimitStore {
     this.local.observeLimit(tenantId, frequency, null);
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): Promise<ReserveOutcome> {
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): Promise<ReserveOutcome> {
     checkTenant(tenantId);
     checkWindows(windows);
     checkNano(amountNano, 'amountNano');
@@ -157,18 +157,55 @@ export class RedisLimitStore implements LimitStore {
     return settling;
   }
 
+  /**
+   * Never throws or rejects. Goes to Redis the way journalled settlements do: summed per tenant and window (bookings of
+   * the same moment travel together), each sum written once under its own id by the REPLAY script, retried while Redis
+   * is away. Meanwhile this process's view of a tenant it already knows counts the spend.
+   */
+  book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
+    const { spentNano, revenueNano, settledWindowKeys } = booking;
+    try {
+      checkTenant(tenantId);
+      checkWindows(windows);
+      checkNano(spentNano, 'spentNano');
+      checkNano(revenueNano, 'revenueNano');
+    } catch (err) {
+      this.log.warnOnce('redis-book-arguments', `a booking was dropped: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    const spentKeys: string[] = [];
+    for (const window of windows) {
+      const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
+      if (spent === 0 && revenueNano === 0) continue;
+      if (spent > 0) spentKeys.push(window.key);
+      this.journal.addToWindow(tenantId, window.key, windowEnd(window), spent, 0, revenueNano);
+    }
+    if (spentKeys.length > 0) this.local.settle(tenantId, spentKeys, 0, spentNano);
+    // While the breaker is open, the journal is written once Redis answers again.
+    if (!this.breaker.isOpen) this.replaySoon();
+  }
+
   async usage(tenantId: string, windows: readonly SpendWindow[]): Promise<WindowUsage[]> {
     checkTenant(tenantId);
     checkWindows(windows);
-    const limits = await this.ask(() => this.redis.run((client) => client.hgetall(this.keys.limits(tenantId))));
-    const report: WindowUsage[] = [];
-    for (const window of windows) {
-      const limit = limits[window.frequency];
-      if (limit === undefined) continue;
-      const [spent, reserved] = await this.ask(() => this.redis.run((client) => client.hmget(this.keys.window(tenantId, window.key), 'spent', 'reserved')));
-      report.push({ frequency: window.frequency, spentNano: parseStoredNano(spent), reservedNano: parseStoredNano(reserved), limitNano: parseStoredNano(limit), resetsAt: window.resetsAt });
-    }
-    return report;
+    // One round trip: the commands travel together on the connection (a tenant's keys share a Cluster slot).
+    const [limits, ...counters] = await this.ask(() =>
+      this.redis.run((client) =>
+        Promise.all([client.hgetall(this.keys.limits(tenantId)), ...windows.map((w) => client.hmget(this.keys.window(tenantId, w.key), 'spent', 'reserved', 'revenue'))]),
+      ),
+    );
+    return windows.map((window, i) => {
+      const limit = (limits as Record<string, string>)[window.frequency];
+      const [spent, reserved, revenue] = counters[i] as Array<string | null>;
+      return {
+        frequency: window.frequency,
+        spentNano: parseStoredNano(spent),
+        reservedNano: parseStoredNano(reserved),
+        revenueNano: parseStoredNano(revenue),
+        ...(limit !== undefined && { limitNano: parseStoredNano(limit) }),
+        resetsAt: window.resetsAt,
+      };
+    });
   }
 
   /** Settlements waiting for Redis. */
@@ -231,12 +268,11 @@ export class RedisLimitStore implements LimitStore {
    * ledger. When the command went out, Redis may hold the reservation all the same: the call's settlement (or, when
    * refused here, a release) is written under the reservation's id, which releases whatever Redis holds.
    */
-  private reserveLocally(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode, sent: boolean): ReserveOutcome {
+  private reserveLocally(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, sent: boolean): ReserveOutcome {
     const release = (): void => {
       if (sent) this.journal.addUncertain(this.reservation(id, tenantId, windows, 0), 0);
     };
-    // Spend already made at the provider ('always') is never refused: it goes to the journal in either mode.
-    if (this.options.failMode === 'closed' && mode !== 'always') {
+    if (this.options.failMode === 'closed') {
       release();
       throw new LimitStoreUnavailableError('the spend-limit store (Redis) is unavailable; failMode is closed');
     }
@@ -245,7 +281,7 @@ export class RedisLimitStore implements LimitStore {
       release();
       return local;
     }
-    const held = sent || mode === 'always' ? windows : local.windows;
+    const held = sent ? windows : local.windows;
     if (held.length === 0) return { admitted: true };
     return { admitted: true, reservation: this.handOut(id, tenantId, held, amountNano, sent ? 'uncertain' : 'none') };
   }
@@ -318,9 +354,10 @@ export class RedisLimitStore implements LimitStore {
     }
     const { id, tenantId, windowKey } = entry;
     const keys = [this.keys.replayed(tenantId, id), this.keys.window(tenantId, windowKey)];
-    const args = [String(entry.spentNano), String(entry.releaseNano), String(MARKER_TTL_MS), String(this.options.clock()), String(entry.windowEnd)];
+    const args = [String(entry.spentNano), String(entry.releaseNano), String(MARKER_TTL_MS), String(this.options.clock()), String(entry.windowEnd), String(entry.revenueNano)];
     const [counter] = parseSettleReply(await this.redis.script(REPLAY, keys, args), 1) ?? [];
-    if (counter !== undefined) this.local.observeCounter(tenantId, windowKey, counter.spentNano, counter.reservedNano);
+    // Bookings reach every tenant: only those this process already keeps a view of are kept up to date.
+    if (counter !== undefined) this.local.observeKnownCounter(tenantId, windowKey, counter.spentNano, counter.reservedNano);
   }
 
   private observe(tenantId: string, windows: readonly SpendWindow[], reply: ReserveReply): void {

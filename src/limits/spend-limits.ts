@@ -38,8 +38,23 @@ export interface WindowReport {
   frequency: LimitFrequency;
   spentUsd: number;
   reservedUsd: number;
-  limitUsd: number;
+  /** What the tenant was billed in the window (booked with its events). */
+  revenueUsd: number;
+  /** revenueUsd - spentUsd, computed exactly (in nano-dollars). */
+  marginUsd: number;
+  /** Only where a limit is set for the window. */
+  limitUsd?: number;
   resetsAt: Date;
+}
+
+/** What one recorded event of a tenant adds to its ledger. */
+export interface BookEntry {
+  /** The event's cost. */
+  spentUsd: number;
+  /** What the tenant is billed for it. */
+  revenueUsd: number;
+  /** The reservation the call settled at its cost: its windows already count the spend. */
+  settledIn?: Reservation | undefined;
 }
 
 export interface Admission {
@@ -75,7 +90,7 @@ const money = (usd: number): number => (Number.isFinite(usd) && usd > 0 ? usd : 
 /** The ledger the configuration asks for: in this process (default), Redis, or the app's own backend. */
 export function createLimitStore(config: ResolvedConfig, log: AgentLog): LimitStore {
   const { limits } = config;
-  if (limits === undefined) return new MemoryLimitStore();
+  if (limits === undefined) return new MemoryLimitStore(log);
   if (limits.kind === 'redis') return new RedisLimitStore({ ...limits, clock: config.clock }, log);
   return new BackendLimitStore({ ...limits, clock: config.clock }, log);
 }
@@ -202,17 +217,29 @@ export class SpendLimits {
     if (settled instanceof Promise) settled.catch(() => undefined);
   }
 
-  /** Counts spend already made at the provider (a batch result row): never refused, always in the ledger. */
-  recordPaid(tenantId: string, costUsd: number): void {
-    const amount = toNano(money(costUsd));
-    const settle = (outcome: ReserveOutcome): void => {
-      if (outcome.admitted && outcome.reservation !== undefined) this.settle(outcome.reservation, costUsd);
-    };
-    const limits = this.store.limitsOf?.(tenantId);
-    if (this.store.limitsOf !== undefined && limits === undefined) return;
-    const outcome = this.store.reserve(tenantId, this.windows(limits), amount, 'always');
-    if (outcome instanceof Promise) outcome.then(settle, () => undefined);
-    else settle(outcome);
+  /**
+   * Books a recorded event of a tenant, limited or not, into its current windows (daily and monthly): its spend in every
+   * window its settled reservation did not count it in, its revenue in all of them. Spend already made at the provider
+   * (a batch result row) is `{ spentUsd: cost, revenueUsd: 0 }`: never refused, always in the ledger, counted against
+   * limits. Off the app's call path: never throws, never rejects (a fleet store keeps a failed write and retries it).
+   */
+  book(tenantId: string, entry: BookEntry): void {
+    try {
+      const spentNano = toNano(money(entry.spentUsd));
+      const revenueNano = toNano(money(entry.revenueUsd));
+      if (spentNano === 0 && revenueNano === 0) return;
+      const now = this.options.clock();
+      const windows = FREQUENCIES.map((f) => this.calendar.window(f, now));
+      const booked = this.store.book(tenantId, windows, { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys });
+      if (booked instanceof Promise) booked.catch(() => undefined);
+    } catch {
+      // The stores do not throw here; a ledger fault must still never reach the app's call.
+    }
+  }
+
+  /** Tenants without a limit whose counters an in-process ledger forgot to stay bounded (see MAX_UNLIMITED_TENANTS). */
+  get forgottenTenants(): number {
+    return this.store.forgottenTenants ?? 0;
   }
 
   async close(): Promise<void> {
@@ -244,11 +271,15 @@ export class SpendLimits {
     const now = this.options.clock();
     const windows = FREQUENCIES.map((f) => this.calendar.window(f, now));
     const usage = await this.store.usage(tenantId, windows);
-    return usage.map((u) => ({
+    // Limited windows first, as getUsage always listed them; then the others.
+    const ordered = [...usage.filter((u) => u.limitNano !== undefined), ...usage.filter((u) => u.limitNano === undefined)];
+    return ordered.map((u) => ({
       frequency: u.frequency,
       spentUsd: toUsd(u.spentNano),
       reservedUsd: toUsd(u.reservedNano),
-      limitUsd: toUsd(u.limitNano),
+      revenueUsd: toUsd(u.revenueNano),
+      marginUsd: toUsd(u.revenueNano - u.spentNano),
+      ...(u.limitNano !== undefined && { limitUsd: toUsd(u.limitNano) }),
       resetsAt: u.resetsAt,
     }));
   }

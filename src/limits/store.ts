@@ -21,13 +21,9 @@ export interface Reservation {
   amountNano: number;
 }
 
+/** How a reservation is admitted: 'strict' when spent + held + this amount fits the limit, 'lenient' while spent + held is under it. */
 export type Enforcement = 'strict' | 'lenient';
 
-/**
- * How a reservation is admitted: 'strict' when spent + held + this amount fits the limit, 'lenient' while spent + held
- * is under it, 'always' for spend that has already happened at the provider (batch results): never refused, but counted.
- */
-export type AdmissionMode = Enforcement | 'always';
 
 export type ReserveOutcome =
   /** No reservation when the tenant turned out to have no limit. */
@@ -45,8 +41,19 @@ export interface WindowUsage {
   frequency: LimitFrequency;
   spentNano: number;
   reservedNano: number;
-  limitNano: number;
+  /** What the tenant was billed in the window (0 where the store keeps no revenue). */
+  revenueNano: number;
+  /** Absent where the window has no limit. */
+  limitNano?: number | undefined;
   resetsAt: Date;
+}
+
+/** What one recorded event adds to a tenant's current windows. */
+export interface Booking {
+  spentNano: number;
+  revenueNano: number;
+  /** Windows whose spend a settlement already counted (the reservation's windows): they get the revenue only. */
+  settledWindowKeys?: readonly string[] | undefined;
 }
 
 /**
@@ -63,13 +70,21 @@ export interface LimitStore {
    */
   limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
   /** Checks every limited window of the tenant and reserves in all of them, or in none. */
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): ReserveOutcome | Promise<ReserveOutcome>;
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome | Promise<ReserveOutcome>;
   /**
    * Replaces the reservation by the actual cost (0 releases it). Keyed on the reservation's own id: settling it twice
    * changes nothing. Never rejects: a settlement that cannot be written now is kept and written later.
    */
   settle(reservation: Reservation, actualNano: number): void | Promise<void>;
+  /**
+   * Adds an event's spend (except in its settled windows) and revenue to the tenant's windows, limited or not: the same
+   * counters limits are checked against. Never throws or rejects: a write that cannot be made now is kept and retried.
+   */
+  book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void | Promise<void>;
+  /** Every window asked about, in that order; `limitNano` where a limit is set. */
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
+  /** Tenants without a limit whose counters were dropped to bound memory (an in-process store). */
+  readonly forgottenTenants?: number;
   /** Waits for settlements under way and lets go of connections. */
   close?(): Promise<void>;
 }

@@ -78,8 +78,8 @@ export class Patcher {
     this.stopListening = undefined;
   }
 
-  /** The classes behind one client: its prototype, and each resource's. */
-  instrument(client: unknown): void {
+  /** The classes behind one client: its prototype, and each resource's. Returns the client and its resources. */
+  instrument(client: unknown): object[] {
     // The last patch that takes the client: an SDK whose clients are OpenAI-shaped (Groq's) comes after openai's.
     const provider = BUILT_IN_PATCHES.findLast((p) => p.isClient(client));
     if (provider === undefined) {
@@ -88,9 +88,12 @@ export class Patcher {
     this.enabled.add(provider.name);
     sdkModules.patchRequested = true;
     this.wrapRequestMethod(provider, Object.getPrototypeOf(client) as object);
+    const objects = [client as object];
     for (const target of provider.targets) {
       const resource = objectAt(client, target.clientPath);
-      if (resource !== null && typeof resource === 'object') this.wrapTarget(provider, target, Object.getPrototypeOf(resource) as object);
+      if (resource === null || typeof resource !== 'object') continue;
+      this.wrapTarget(provider, target, Object.getPrototypeOf(resource) as object);
+      objects.push(resource);
     }
     // The client's resources already hold their per-instance methods: guarded where they are, and on the prototype
     // for resources made later.
@@ -100,6 +103,7 @@ export class Patcher {
       this.guard(provider, resource, names);
       this.guard(provider, Object.getPrototypeOf(resource) as object, names);
     }
+    return objects;
   }
 
   private provider(name: string): ProviderPatch {

@@ -3,10 +3,57 @@ import { ConfigError, describeValue } from '../errors.js';
 
 export const MAX_TENANT_ID_LENGTH = 256;
 
-/** The tenant a call is billed to, fixed when the call starts. */
-export interface TenantContext {
-  readonly tenantId: string;
+/** What a scope says of the calls inside it: the tenant billed, and the labels its events carry. */
+export interface ScopeContext {
+  /** Absent in a run scope (forRun) outside any tenant scope: a wrapped client may still name the customer. */
+  readonly tenantId?: string;
   readonly tags?: Record<string, string>;
+  readonly feature?: string;
+  readonly runId?: string;
+  readonly agentId?: string;
+  readonly metricCode?: string;
+}
+
+/** The tenant a call is billed to, fixed when the call starts, with its scope's labels. */
+export type TenantContext = ScopeContext & { readonly tenantId: string };
+
+/** The labels a scope or a wrapped client may set, in the API's names. */
+export interface Labels {
+  feature?: string;
+  runId?: string;
+  agentId?: string;
+  metricCode?: string;
+  tags?: Record<string, string>;
+}
+
+export const MAX_LABEL_LENGTH = 256;
+
+/** A label: a non-empty string of at most 256 characters; undefined when absent. */
+export function validateLabel(value: unknown, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_LABEL_LENGTH) {
+    throw new ConfigError(`${field} must be a non-empty string of at most ${MAX_LABEL_LENGTH} characters, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** A scope of `labels` inside `outer`: what `labels` sets wins, tags are merged (the inner ones win). */
+export function scopeWithin(outer: ScopeContext | undefined, tenantId: string | undefined, labels: Labels, field: string): ScopeContext {
+  const feature = validateLabel(labels.feature, `${field}.feature`) ?? outer?.feature;
+  const runId = validateLabel(labels.runId, `${field}.runId`) ?? outer?.runId;
+  const agentId = validateLabel(labels.agentId, `${field}.agentId`) ?? outer?.agentId;
+  const metricCode = validateLabel(labels.metricCode, `${field}.metricCode`) ?? outer?.metricCode;
+  const ownTags = validateTags(labels.tags, `${field}.tags`);
+  const tags = ownTags === undefined ? outer?.tags : outer?.tags === undefined ? ownTags : { ...outer.tags, ...ownTags };
+  const scope: { -readonly [K in keyof ScopeContext]: ScopeContext[K] } = {};
+  const tenant = tenantId ?? outer?.tenantId;
+  if (tenant !== undefined) scope.tenantId = tenant;
+  if (tags !== undefined) scope.tags = tags;
+  if (feature !== undefined) scope.feature = feature;
+  if (runId !== undefined) scope.runId = runId;
+  if (agentId !== undefined) scope.agentId = agentId;
+  if (metricCode !== undefined) scope.metricCode = metricCode;
+  return scope;
 }
 
 export function validateTenantId(tenantId: unknown, field = 'tenantId'): string {
@@ -32,15 +79,21 @@ export function validateTags(tags: unknown, field = 'tags'): Record<string, stri
 
 /** Which tenant the current async context bills to. One store per process, shared by every copy of the agent. */
 const STORE_KEY = Symbol.for('llm-meter.tenant-store');
-type GlobalWithStore = typeof globalThis & { [STORE_KEY]?: AsyncLocalStorage<TenantContext> };
+type GlobalWithStore = typeof globalThis & { [STORE_KEY]?: AsyncLocalStorage<ScopeContext> };
 
-function sharedStore(): AsyncLocalStorage<TenantContext> {
+function sharedStore(): AsyncLocalStorage<ScopeContext> {
   const g = globalThis as GlobalWithStore;
-  return (g[STORE_KEY] ??= new AsyncLocalStorage<TenantContext>());
+  return (g[STORE_KEY] ??= new AsyncLocalStorage<ScopeContext>());
 }
 
-export const tenantStore: AsyncLocalStorage<TenantContext> = sharedStore();
+export const tenantStore: AsyncLocalStorage<ScopeContext> = sharedStore();
 
-export function currentTenant(): TenantContext | undefined {
+export function currentScope(): ScopeContext | undefined {
   return tenantStore.getStore();
+}
+
+/** The current scope when it names a tenant. */
+export function currentTenant(): TenantContext | undefined {
+  const scope = tenantStore.getStore();
+  return scope?.tenantId === undefined ? undefined : (scope as TenantContext);
 }

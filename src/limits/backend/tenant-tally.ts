@@ -1,4 +1,4 @@
-import type { AdmissionMode } from '../store.js';
+import type { Enforcement } from '../store.js';
 import type { LimitAnswer } from './backend-client.js';
 
 /**
@@ -52,8 +52,7 @@ export class TenantTally {
   }
 
   /** The first limit the amount does not fit in, counting the backend's spend, this process's and its holds. */
-  fullLimit(amountNano: number, mode: AdmissionMode): LimitAnswer | undefined {
-    if (mode === 'always') return undefined;
+  fullLimit(amountNano: number, mode: Enforcement): LimitAnswer | undefined {
     const held = this.spentNano + this.reservedNano;
     return this.limits?.find((limit) => {
       const total = limit.spentNano + held;

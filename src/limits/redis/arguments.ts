@@ -1,5 +1,5 @@
 import { describeValue, type LimitFrequency } from '../../errors.js';
-import type { AdmissionMode } from '../store.js';
+import type { Enforcement } from '../store.js';
 import { FREQUENCIES, type SpendWindow } from '../windows.js';
 import { LimitStoreFaultError } from '../store.js';
 
@@ -9,7 +9,7 @@ import { LimitStoreFaultError } from '../store.js';
  */
 
 const WINDOW_KEYS: Record<LimitFrequency, RegExp> = { per_day: /^d:\d{4}-\d{2}-\d{2}$/, per_month: /^m:\d{4}-\d{2}$/ };
-const MODES: readonly AdmissionMode[] = ['strict', 'lenient', 'always'];
+const MODES: readonly Enforcement[] = ['strict', 'lenient'];
 
 export function checkTenant(tenantId: unknown): void {
   if (typeof tenantId !== 'string' || tenantId.length === 0) throw new LimitStoreFaultError(`tenantId must be a non-empty string, got ${describeValue(tenantId)}`);
@@ -27,7 +27,7 @@ export function checkFrequency(frequency: unknown): asserts frequency is LimitFr
 }
 
 export function checkMode(mode: unknown): void {
-  if (!MODES.includes(mode as AdmissionMode)) throw new LimitStoreFaultError(`the admission mode must be one of ${MODES.join(', ')}, got ${describeValue(mode)}`);
+  if (!MODES.includes(mode as Enforcement)) throw new LimitStoreFaultError(`the admission mode must be one of ${MODES.join(', ')}, got ${describeValue(mode)}`);
 }
 
 export function checkWindows(windows: readonly SpendWindow[]): void {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Reservation } from '../store.js';
 
-/** Settlements of one tenant and window that never reached Redis, summed; written under its own id. */
+/** Settlements and bookings of one tenant and window that never reached Redis, summed; written under its own id. */
 export interface WindowAggregate {
   kind: 'window';
   id: string;
@@ -11,6 +11,8 @@ export interface WindowAggregate {
   spentNano: number;
   /** What the settled reservations held in Redis in this window, to release. */
   releaseNano: number;
+  /** Revenue booked in this window. */
+  revenueNano: number;
 }
 
 /** A settlement that may or may not have reached Redis (its command got no reply): written again under the reservation's id. */
@@ -43,15 +45,16 @@ export class SettlementJournal {
     this.uncertain.set(reservation.id, { kind: 'reservation', reservation, actualNano });
   }
 
-  addToWindow(tenantId: string, windowKey: string, windowEnd: number, spentNano: number, releaseNano: number): void {
+  addToWindow(tenantId: string, windowKey: string, windowEnd: number, spentNano: number, releaseNano: number, revenueNano = 0): void {
     const slot = `${windowKey} ${tenantId}`;
     const aggregate = this.growing.get(slot);
     if (aggregate === undefined) {
-      this.growing.set(slot, { kind: 'window', id: randomUUID(), tenantId, windowKey, windowEnd, spentNano, releaseNano });
+      this.growing.set(slot, { kind: 'window', id: randomUUID(), tenantId, windowKey, windowEnd, spentNano, releaseNano, revenueNano });
       return;
     }
     aggregate.spentNano += spentNano;
     aggregate.releaseNano += releaseNano;
+    aggregate.revenueNano += revenueNano;
   }
 
   /** A late reply says the reservation's settlement reached Redis after all. */

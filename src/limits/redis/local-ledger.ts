@@ -1,5 +1,5 @@
 import type { LimitFrequency } from '../../errors.js';
-import type { AdmissionMode } from '../store.js';
+import type { Enforcement } from '../store.js';
 import type { SpendWindow } from '../windows.js';
 
 /** What Redis said about one window of a tenant: its limit (undefined: none), settled spend and holds. */
@@ -48,11 +48,20 @@ export class LocalLedger {
     counter.reservedNano = reservedNano;
   }
 
+  /** The same, for a tenant this process already keeps a view of: what Redis says of others is not kept. */
+  observeKnownCounter(tenantId: string, windowKey: string, spentNano: number, reservedNano: number): void {
+    const view = this.tenants.get(tenantId);
+    if (view === undefined) return;
+    const counter = this.counter(view, windowKey);
+    counter.spentNano = spentNano;
+    counter.reservedNano = reservedNano;
+  }
+
   observeLimit(tenantId: string, frequency: LimitFrequency, limitNano: number | null): void {
     this.view(tenantId).limits.set(frequency, limitNano);
   }
 
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: AdmissionMode): LocalAdmission {
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): LocalAdmission {
     const view = this.view(tenantId);
     const held = windows.filter((w) => view.limits.get(w.frequency) !== null);
     for (const window of held) {
@@ -60,7 +69,7 @@ export class LocalLedger {
       if (limitNano === undefined || limitNano === null) continue;
       const { spentNano, reservedNano } = this.counter(view, window.key);
       const used = spentNano + reservedNano;
-      const fits = mode === 'always' || (mode === 'strict' ? used + amountNano <= limitNano : used < limitNano);
+      const fits = mode === 'strict' ? used + amountNano <= limitNano : used < limitNano;
       if (!fits) return { admitted: false, window, limitNano, spentNano, reservedNano };
     }
     for (const window of held) this.counter(view, window.key).reservedNano += amountNano;

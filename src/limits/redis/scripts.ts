@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 /**
  * The ledger's operations, each one Lua script so that Redis runs it atomically. Money is integer nano-dollars. A
- * window key (a hash: spent, reserved) expires by itself some time after its window ends: nothing ever needs resetting.
+ * window key (a hash: spent, reserved, revenue) expires by itself some time after its window ends: nothing ever needs resetting.
  * Every script checks all of its arguments and the type of every key it touches before its first write: Redis does
  * not roll a script back, so a script that failed halfway would leave half an operation behind.
  */
@@ -59,7 +59,7 @@ end
 export const RESERVE = ledgerScript(`
 local amount = nano(ARGV[1], 'amount')
 local mode = ARGV[2]
-if mode ~= 'strict' and mode ~= 'lenient' and mode ~= 'always' then fail('mode must be strict, lenient or always') end
+if mode ~= 'strict' and mode ~= 'lenient' then fail('mode must be strict or lenient') end
 nano(ARGV[3], 'lease')
 local n = #KEYS - 3
 if n < 1 or #ARGV ~= 3 + 3 * n then fail('expected a frequency, a name and an expiry for each window key') end
@@ -91,7 +91,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0) end
 for i = 1, n do
   if limits[i] >= 0 then
     local used = spent[i] + reserved[i]
-    local fits = mode == 'always' or (mode == 'strict' and used + amount <= limits[i]) or (mode == 'lenient' and used < limits[i])
+    local fits = (mode == 'strict' and used + amount <= limits[i]) or (mode == 'lenient' and used < limits[i])
     if not fits then return answer(0, i) end
   end
 end
@@ -151,26 +151,30 @@ return out
 
 /**
  * KEYS: replay marker, window hash.
- * ARGV: spent, release, marker ttl ms, now (epoch ms), window expiry (epoch ms).
- * Writes one journalled aggregate of settlements: adds its spend and releases what its reservations held (never below
- * zero: a restarted Redis may have lost the holds). Idempotent on the marker (the aggregate's id): a replay whose reply
- * was lost is sent again under the same id. Answers {1, spent, reserved}, or {0} when it was written already.
+ * ARGV: spent, release, marker ttl ms, now (epoch ms), window expiry (epoch ms), revenue.
+ * Writes one journalled aggregate of settlements and bookings: adds its spend and revenue, and releases what its
+ * reservations held (never below zero: a restarted Redis may have lost the holds). Idempotent on the marker (the
+ * aggregate's id): a replay whose reply was lost is sent again under the same id. Answers {1, spent, reserved}, or {0}
+ * when it was written already.
  */
 export const REPLAY = ledgerScript(`
-if #KEYS ~= 2 or #ARGV ~= 5 then fail('expected 2 keys and 5 arguments') end
+if #KEYS ~= 2 or #ARGV ~= 6 then fail('expected 2 keys and 6 arguments') end
 nano(ARGV[1], 'spent')
 local release = nano(ARGV[2], 'release')
 nano(ARGV[3], 'marker ttl')
 local live = nano(ARGV[5], 'window expiry') > nano(ARGV[4], 'now')
+local revenue = nano(ARGV[6], 'revenue')
 ofType(KEYS[1], 'string')
 ofType(KEYS[2], 'hash')
 stored(KEYS[2], 'spent')
 stored(KEYS[2], 'reserved')
+stored(KEYS[2], 'revenue')
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
 if live then
   if release > 0 and redis.call('HINCRBY', KEYS[2], 'reserved', '-' .. ARGV[2]) < 0 then redis.call('HSET', KEYS[2], 'reserved', '0') end
   redis.call('HINCRBY', KEYS[2], 'spent', ARGV[1])
+  if revenue > 0 then redis.call('HINCRBY', KEYS[2], 'revenue', ARGV[6]) end
   redis.call('PEXPIREAT', KEYS[2], ARGV[5])
 end
 return {1, stored(KEYS[2], 'spent'), stored(KEYS[2], 'reserved')}
