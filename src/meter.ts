@@ -113,7 +113,7 @@ export class Meter implements CallSink {
    * forTenant scope. Copies made with `client.withOptions()` stay wrapped. Returns the client.
    */
   wrap<T>(client: T, options: WrapOptions): T {
-    const binding = clientBinding(options);
+    const binding = clientBinding(options, this);
     this.guard(() => {
       bindObjects(this.patcher.instrument(client), binding);
       const withOptions = (client as { withOptions?: unknown }).withOptions;
@@ -226,6 +226,9 @@ export class Meter implements CallSink {
     const sdkProvider = provider.providerOf?.(resource) ?? provider.provider ?? provider.name;
     const identity = this.identities.of(sdkProvider, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
     const binding = bindingOf(resource);
+    // A client another Meter wrapped, of a class this one patched first: the call is the other Meter's (its limits,
+    // its ledger, its sinks).
+    if (binding !== undefined && binding.sink !== this) return binding.sink.begin(provider, target, args, resource);
     const ambient = currentScope();
     const scope = binding === undefined ? ambient : scopeOfCall(binding, ambient);
     const start: CallStart = {

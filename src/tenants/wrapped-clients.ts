@@ -1,5 +1,6 @@
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
+import type { CallSink } from '../../patches/calls/call.js';
 import { scopeWithin, validateTenantId, type Labels, type ScopeContext, type TenantContext } from './tenant.js';
 
 /** A per-call amount in USD: fixed, or worked out from the SDK's response (undefined for a stream) and the event. */
@@ -16,6 +17,8 @@ export interface WrapOptions extends Labels {
 
 /** A wrapped client's terms, as every call through it reads them. */
 export interface ClientBinding {
+  /** The Meter that wrapped the client: its calls are that Meter's, whichever Meter patched the client's classes. */
+  readonly sink: CallSink;
   /** The customer's scope: its tenant and the wrapper's labels. */
   readonly scope: TenantContext;
   readonly revenueUsd: CallAmount | undefined;
@@ -35,14 +38,14 @@ function validateAmount(value: unknown, field: string): CallAmount | undefined {
 }
 
 /** Validates `meter.wrap`'s options, with errors that name the field and the value. */
-export function clientBinding(options: unknown, field = 'wrap'): ClientBinding {
+export function clientBinding(options: unknown, sink: CallSink, field = 'wrap'): ClientBinding {
   if (options === null || typeof options !== 'object') throw new ConfigError(`${field}: options must be an object with a customerId, got ${describeValue(options)}`);
   const o = options as WrapOptions;
   const customerId = validateTenantId(o.customerId, `${field}: customerId`);
   const scope = scopeWithin(undefined, customerId, { ...o, metricCode: o.metricCode ?? DEFAULT_METRIC_CODE }, field) as TenantContext;
   const revenueUsd = validateAmount(o.revenueUsd, `${field}: revenueUsd`);
   const providerCostUsd = validateAmount(o.providerCostUsd, `${field}: providerCostUsd`);
-  return { scope, revenueUsd, providerCostUsd, readsResponse: typeof revenueUsd === 'function' || typeof providerCostUsd === 'function' };
+  return { sink, scope, revenueUsd, providerCostUsd, readsResponse: typeof revenueUsd === 'function' || typeof providerCostUsd === 'function' };
 }
 
 /**
