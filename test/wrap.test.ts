@@ -11,7 +11,7 @@ import { eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requir
 /** An event as this feature emits it: usage events and outcome events, with the fields the feature adds. */
 type Ev = Omit<UsageEvent, 'type'> & { type?: string } & Record<string, any>;
 
-const { wrapOpenAI, wrapAnthropic } = requireFromRepo('llm-meter') as Record<string, any>;
+const { wrapOpenAI, wrapAnthropic } = requireFromRepo('llm-meter') as typeof import('llm-meter');
 
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
@@ -50,10 +50,9 @@ const anthropicStream = async (client: any) => {
   for await (const _ of stream);
 };
 
-function collecting(options: MeterOptions = {}): { meter: MeterClass & Record<string, any>; events: Ev[] } {
+function collecting(options: MeterOptions = {}): { meter: MeterClass; events: Ev[] } {
   const events: Ev[] = [];
-  const meter = new Meter({ prices, handleExit: false, ...options, onEvent: (e) => events.push(e as Ev), onOutcome: (e) => events.push(e as unknown as Ev) }) as MeterClass &
-    Record<string, any>;
+  const meter = new Meter({ prices, handleExit: false, ...options, onEvent: (e) => events.push(e as Ev), onOutcome: (e) => events.push(e as unknown as Ev) });
   return { meter, events };
 }
 
@@ -278,7 +277,7 @@ describe('a wrapped client, in process', () => {
     // As for a patched call: one event per refusal, with the error and no cost, billed to the customer.
     await until(() => usageEvents(events).length === 4, 'the refusal events');
     for (const event of usageEvents(events)) expect(event).toMatchObject({ tenant_id: 'broke-co', error: 'LimitExceededError', cost_usd: 0 });
-    const [month] = (await meter.getUsage('broke-co')) as any[];
+    const [month] = await meter.getUsage('broke-co');
     expect(month).toMatchObject({ frequency: 'per_month', spentUsd: 0, reservedUsd: 0, limitUsd: 0.000001 });
   });
 });
@@ -315,7 +314,7 @@ describe('a run resolved to an outcome', () => {
     expect(nano(second.cost_usd)).toBe(costNano);
 
     const expected = [nano(2), costNano, nano(2) - costNano];
-    const sums = async () => ((await meter.getUsage('run-co')) as any[]).map((w) => [w.frequency, nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
+    const sums = async () => (await meter.getUsage('run-co')).map((w) => [w.frequency, nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
     await until(async () => (await sums()).every(([, ...got]) => JSON.stringify(got) === JSON.stringify(expected)), 'the ledger').catch(() => undefined);
     expect((await sums()).sort()).toEqual([
       ['per_day', ...expected],
@@ -373,7 +372,7 @@ describe('a run resolved to an outcome', () => {
       const spent = sumNano(mine, 'cost_usd');
       expect(revenue).toBeGreaterThan(0);
       const expected = [revenue, spent, revenue - spent];
-      const sums = async () => ((await meter.getUsage(tenant)) as any[]).map((w) => [nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
+      const sums = async () => (await meter.getUsage(tenant)).map((w) => [nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
       await until(async () => JSON.stringify(await sums()) === JSON.stringify([expected, expected]), `the ledger of ${tenant}`).catch(() => undefined);
       expect(await sums(), tenant).toEqual([expected, expected]);
     }
@@ -440,7 +439,7 @@ describe('margins on a Redis ledger shared by two Meters', () => {
       expect(spent).toBeGreaterThan(0);
       const expected = [revenue, spent, revenue - spent];
       for (const m of [one.meter, two.meter]) {
-        const sums = async () => ((await m.getUsage(tenant)) as any[]).map((w) => [nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
+        const sums = async () => (await m.getUsage(tenant)).map((w) => [nano(w.revenueUsd), nano(w.spentUsd), nano(w.marginUsd)]);
         await until(async () => JSON.stringify(await sums()) === JSON.stringify([expected, expected]), `the Redis ledger of ${tenant} to equal its events`).catch(() => undefined);
         expect(await sums(), tenant).toEqual([expected, expected]);
       }
