@@ -198,6 +198,21 @@ describe('formats and sinks', () => {
     expect(ingest.events[0]).toEqual(JSON.parse(JSON.stringify(event)));
   });
 
+  it("a run's outcome event travels with the usage events, as llm.outcome in CloudEvents form", async () => {
+    const ingest = await ingestWith();
+    const meter = new Meter({ url: ingest.url, format: 'cloudevents', handleExit: false });
+    const call = meter.forTenant('acme', () => meter.forRun('ticket-7', () => meter.trackManually(usage(3))));
+    const outcome = meter.resolve({ runId: 'ticket-7', outcome: 'resolved', revenueUsd: 0.5 });
+    await meter.shutdown();
+    const sent = ingest.batches.flatMap((b) => b.body);
+    expect(sent.map((ce) => [ce.type, ce.id, ce.subject])).toEqual([
+      ['llm.usage', call.event_id, 'acme'],
+      ['llm.outcome', outcome.event_id, 'acme'],
+    ]);
+    expect(sent[1].data).toEqual(JSON.parse(JSON.stringify(outcome)));
+    expect(outcome).toMatchObject({ type: 'outcome', run_id: 'ticket-7', outcome: 'resolved', revenue_usd: 0.5, calls: 1, cost_usd: call.cost_usd });
+  });
+
   it('file: appends one JSON event per line, with or without url', async () => {
     const { mkdtempSync, readFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
