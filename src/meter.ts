@@ -185,6 +185,9 @@ export class Meter implements CallSink {
     const id = validateTenantId(tenantId);
     if (options === undefined || options === null) return { tenantId: id };
     if (typeof options !== 'object') throw new ConfigError(`scope options must be an object, got ${describeValue(options)}`);
+    // The common scope, on every request: a tenant and no labels.
+    const { tags, feature, runId, agentId, metricCode } = options;
+    if (tags === undefined && feature === undefined && runId === undefined && agentId === undefined && metricCode === undefined) return { tenantId: id };
     return scopeWithin(undefined, id, options, 'options') as TenantContext;
   }
 
