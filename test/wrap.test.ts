@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Meter as MeterClass, MeterOptions, UsageEvent } from 'llm-meter';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisServer } from './fixtures/redis-server.mjs';
-import { eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { ConfigError, eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 
 /** An event as this feature emits it: usage events and outcome events, with the fields the feature adds. */
 type Ev = Omit<UsageEvent, 'type'> & { type?: string } & Record<string, any>;
@@ -520,5 +520,29 @@ describe('a client both wrapped and class-patched', () => {
     expect(fake.count()).toBe(3);
     expect(got.map((e) => e.tenant_id)).toEqual(['late-co', 'late-co']);
     expect(usageEvents(events)).toHaveLength(3);
+  });
+});
+
+describe('bad input to wrap, forTenant, forRun and resolve', () => {
+  const { meter } = collecting();
+  afterAll(() => meter.shutdown());
+
+  it('is refused with an error naming the field and the value', () => {
+    const client = newOpenAI();
+    const refusals: [() => unknown, RegExp][] = [
+      [() => meter.wrap(client, {} as never), /customerId must be a non-empty string.*got undefined/],
+      [() => meter.wrap(client, { customerId: '' }), /customerId must be a non-empty string.*got ""/],
+      [() => meter.wrap(client, { customerId: 'acme', revenueUsd: -1 }), /revenueUsd must be a finite number >= 0.*got -1/],
+      [() => meter.wrap(client, { customerId: 'acme', providerCostUsd: Number.NaN }), /providerCostUsd must be a finite number >= 0.*got NaN/],
+      [() => meter.wrap(client, { customerId: 'acme', feature: 42 as never }), /feature must be a non-empty string.*got 42/],
+      [() => meter.wrap({ not: 'a client' }, { customerId: 'acme' }), /not a client of a supported SDK/],
+      [() => meter.forTenant('acme', () => 1, { runId: '' }), /runId must be a non-empty string/],
+      [() => meter.forRun(undefined as never, () => 1), /forRun: runId must be a non-empty string/],
+      [() => meter.resolve({ runId: 'r', outcome: 'won' as never }), /outcome must be one of resolved, escalated, failed, got "won"/],
+      [() => meter.resolve({ runId: 'r', outcome: 'resolved', revenueUsd: Number.POSITIVE_INFINITY }), /revenueUsd must be a finite number >= 0, got Infinity/],
+      [() => meter.resolve({ runId: '', outcome: 'resolved' }), /resolve: runId must be a non-empty string/],
+    ];
+    for (const [attempt, message] of refusals) expect(attempt).toThrow(message);
+    for (const [attempt] of refusals) expect(attempt).toThrow(ConfigError);
   });
 });
