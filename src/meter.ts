@@ -407,7 +407,8 @@ export class Meter implements CallSink {
     // The run's calls that ended are counted before it is closed.
     this.recorder.drain();
     const { event, first } = this.runs.resolve(runId, tenantId, resolution.outcome, revenueUsd);
-    if (first && event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: 0, revenueUsd: event.revenue_usd });
+    // Once per run in this process, and in a fleet-wide ledger once whichever process resolves it.
+    if (first && event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: 0, revenueUsd: event.revenue_usd, onceId: event.event_id });
     this.emit(event, this.config.onOutcome);
     return event;
   }

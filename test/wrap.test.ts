@@ -429,6 +429,11 @@ describe('margins on a Redis ledger shared by two Meters', () => {
     // Resolved again in the same process: the same outcome, its revenue not booked a second time.
     const again = await one.meter.resolve({ runId: 'fleet-run', tenantId: 'fleet-a', outcome: 'resolved', revenueUsd: 1.5 });
     expect(again.event_id).toBe(outcome.event_id);
+    // Resolved in a third process of the fleet too: the same event id, and its revenue still booked once fleet-wide.
+    // (Its shutdown waits for its ledger writes.)
+    const three = collecting({ limits: { redis: redisServer.url, keyPrefix: 'wrap:' } });
+    expect(three.meter.resolve({ runId: 'fleet-run', tenantId: 'fleet-a', outcome: 'resolved', revenueUsd: 1.5 }).event_id).toBe(outcome.event_id);
+    await three.meter.shutdown();
 
     const all = [...usageEvents(one.events), ...usageEvents(two.events)].filter((e) => e.tenant_id !== 'fleet-broke');
     expect(all).toHaveLength(7);

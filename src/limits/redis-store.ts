@@ -163,7 +163,7 @@ export class RedisLimitStore implements LimitStore {
    * is away. Meanwhile this process's view of a tenant it already knows counts the spend.
    */
   book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
-    const { spentNano, revenueNano, settledWindowKeys } = booking;
+    const { spentNano, revenueNano, settledWindowKeys, onceId } = booking;
     try {
       checkTenant(tenantId);
       checkWindows(windows);
@@ -178,7 +178,7 @@ export class RedisLimitStore implements LimitStore {
       const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
       if (spent === 0 && revenueNano === 0) continue;
       if (spent > 0) spentKeys.push(window.key);
-      this.journal.addToWindow(tenantId, window.key, windowEnd(window), spent, 0, revenueNano);
+      this.journal.addToWindow(tenantId, window.key, windowEnd(window), spent, 0, revenueNano, onceId);
     }
     if (spentKeys.length > 0) this.local.settle(tenantId, spentKeys, 0, spentNano);
     // While the breaker is open, the journal is written once Redis answers again.

@@ -55,6 +55,8 @@ export interface BookEntry {
   revenueUsd: number;
   /** The reservation the call settled at its cost: its windows already count the spend. */
   settledIn?: Reservation | undefined;
+  /** See Booking.onceId. */
+  onceId?: string | undefined;
 }
 
 export interface Admission {
@@ -230,7 +232,7 @@ export class SpendLimits {
       if (spentNano === 0 && revenueNano === 0) return;
       const now = this.options.clock();
       const windows = FREQUENCIES.map((f) => this.calendar.window(f, now));
-      const booked = this.store.book(tenantId, windows, { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys });
+      const booked = this.store.book(tenantId, windows, { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId });
       if (booked instanceof Promise) booked.catch(() => undefined);
     } catch {
       // The stores do not throw here; a ledger fault must still never reach the app's call.

@@ -54,6 +54,11 @@ export interface Booking {
   revenueNano: number;
   /** Windows whose spend a settlement already counted (the reservation's windows): they get the revenue only. */
   settledWindowKeys?: readonly string[] | undefined;
+  /**
+   * Booked at most once under this id in a fleet-wide ledger, whichever process books it (a run's revenue, resolved in
+   * two processes). In-process, the caller books it once.
+   */
+  onceId?: string | undefined;
 }
 
 /**

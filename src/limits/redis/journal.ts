@@ -5,6 +5,8 @@ import type { Reservation } from '../store.js';
 export interface WindowAggregate {
   kind: 'window';
   id: string;
+  /** Where the journal keeps it: its tenant and window, and its once-only id if it has one. */
+  slot: string;
   tenantId: string;
   windowKey: string;
   windowEnd: number;
@@ -45,11 +47,16 @@ export class SettlementJournal {
     this.uncertain.set(reservation.id, { kind: 'reservation', reservation, actualNano });
   }
 
-  addToWindow(tenantId: string, windowKey: string, windowEnd: number, spentNano: number, releaseNano: number, revenueNano = 0): void {
-    const slot = `${windowKey} ${tenantId}`;
+  /**
+   * `onceId`: a booking that must reach Redis at most once whichever process writes it. It is not summed with others, and
+   * its id (so the REPLAY script's marker) is derived from `onceId`, the same in every process.
+   */
+  addToWindow(tenantId: string, windowKey: string, windowEnd: number, spentNano: number, releaseNano: number, revenueNano = 0, onceId?: string): void {
+    const slot = onceId === undefined ? `${windowKey} ${tenantId}` : `${windowKey} ${tenantId} ${onceId}`;
     const aggregate = this.growing.get(slot);
     if (aggregate === undefined) {
-      this.growing.set(slot, { kind: 'window', id: randomUUID(), tenantId, windowKey, windowEnd, spentNano, releaseNano, revenueNano });
+      const id = onceId === undefined ? randomUUID() : `${onceId}:${windowKey}`;
+      this.growing.set(slot, { kind: 'window', id, slot, tenantId, windowKey, windowEnd, spentNano, releaseNano, revenueNano });
       return;
     }
     aggregate.spentNano += spentNano;
@@ -81,7 +88,7 @@ export class SettlementJournal {
     if (entry.kind === 'reservation') {
       if (this.uncertain.get(entry.reservation.id) === entry) this.uncertain.delete(entry.reservation.id);
     } else {
-      this.sealed.delete(`${entry.windowKey} ${entry.tenantId}`);
+      this.sealed.delete(entry.slot);
     }
   }
 }
