@@ -163,12 +163,15 @@ describe('on Redis, fleet-wide', () => {
   afterAll(async () => (await redisServerStarted).stop());
   let run = 0;
   const prefix = () => `margin${++run}-${process.pid}:`;
-
-  it('two processes booking into one tenant: either sees the fleet-wide sums, revenue and margin exact', async () => {
+  /** Two ledgers on one Redis and key prefix, as two processes of a fleet. */
+  const twoProcesses = async () => {
     const redisServer = await redisServerStarted;
     const keyPrefix = prefix();
-    const a = ledger({ limits: { redis: redisServer.url, keyPrefix } });
-    const b = ledger({ limits: { redis: redisServer.url, keyPrefix } });
+    return [ledger({ limits: { redis: redisServer.url, keyPrefix } }), ledger({ limits: { redis: redisServer.url, keyPrefix } })] as const;
+  };
+
+  it('two processes booking into one tenant: either sees the fleet-wide sums, revenue and margin exact', async () => {
+    const [a, b] = await twoProcesses();
     try {
       a.limits.book('shared', { spentUsd: 0.1, revenueUsd: 0.1 });
       b.limits.book('shared', { spentUsd: 0.2, revenueUsd: 0.2 });
@@ -188,10 +191,7 @@ describe('on Redis, fleet-wide', () => {
   });
 
   it('a limited tenant: a settled reservation plus its booking counts the cost once per window; revenue in both', async () => {
-    const redisServer = await redisServerStarted;
-    const keyPrefix = prefix();
-    const a = ledger({ limits: { redis: redisServer.url, keyPrefix } });
-    const b = ledger({ limits: { redis: redisServer.url, keyPrefix } });
+    const [a, b] = await twoProcesses();
     try {
       await a.limits.setLimit('capped', { limitUsd: 2, frequency: 'per_day' });
       const now = Date.now();

@@ -30,8 +30,8 @@ export function isApiPromise(value: unknown): value is ApiPromiseLike {
 /** One metered call's APIPromise (or a helper's promise chained on it, which only meters raw access). */
 interface Watch {
   readonly o: Observation;
-  /** Shared by a call's promise and those chained on it: the call's result is observed once. */
-  readonly first: { observed: boolean };
+  /** The call's result was observed (through its own parse or a helper's transform): once only. */
+  observed: boolean;
   /** A helper's promise: only its raw `asResponse()` is metered, its data is observed through the call's own. */
   readonly rawOnly: boolean;
 }
@@ -44,8 +44,8 @@ const watches = new WeakMap<object, Watch>();
 const hookedMethods = new WeakSet<Function>();
 
 function observeOnce(w: Watch, data: unknown, response: Response | undefined): unknown {
-  if (w.first.observed) return data;
-  w.first.observed = true;
+  if (w.observed) return data;
+  w.observed = true;
   try {
     return observeResult(data, response, w.o);
   } catch (fault) {
@@ -80,7 +80,7 @@ function meteredThenUnwrap(thenUnwrap: Function): Function {
     const w = watches.get(this);
     if (w === undefined || w.rawOnly) return thenUnwrap.call(this, transform);
     const chained = thenUnwrap.call(this, (data: unknown, props: ParseProps) => transform(observeOnce(w, data, props.response), props)) as unknown;
-    if (isApiPromise(chained)) watches.set(chained, { o: w.o, first: w.first, rawOnly: true });
+    if (isApiPromise(chained)) watches.set(chained, { o: w.o, observed: true, rawOnly: true });
     return chained;
   };
 }
@@ -158,7 +158,7 @@ export function observeApiPromise(promise: ApiPromiseLike, o: Observation): void
     hookClassOf(promise);
     hookedClasses.add(prototype);
   }
-  const w: Watch = { o, first: { observed: false }, rawOnly: false };
+  const w: Watch = { o, observed: false, rawOnly: false };
   watches.set(promise, w);
   hookOwnMethods(promise);
 

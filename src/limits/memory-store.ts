@@ -60,7 +60,6 @@ export class MemoryLimitStore implements LimitStore {
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
     const limits = this.limits.get(tenantId);
-    if (limits === undefined) this.touch(tenantId);
     // Plain loops: this runs on every call of a limited tenant.
     const counters: Counter[] = [];
     const windowKeys: string[] = [];

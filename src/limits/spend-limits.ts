@@ -230,9 +230,7 @@ export class SpendLimits {
       const spentNano = toNano(money(entry.spentUsd));
       const revenueNano = toNano(money(entry.revenueUsd));
       if (spentNano === 0 && revenueNano === 0) return;
-      const now = this.options.clock();
-      const windows = FREQUENCIES.map((f) => this.calendar.window(f, now));
-      const booked = this.store.book(tenantId, windows, { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId });
+      const booked = this.store.book(tenantId, this.windows(undefined), { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId });
       if (booked instanceof Promise) booked.catch(() => undefined);
     } catch {
       // The stores do not throw here; a ledger fault must still never reach the app's call.
@@ -270,9 +268,7 @@ export class SpendLimits {
 
   async usage(tenantId: string): Promise<WindowReport[]> {
     validateTenantId(tenantId);
-    const now = this.options.clock();
-    const windows = FREQUENCIES.map((f) => this.calendar.window(f, now));
-    const usage = await this.store.usage(tenantId, windows);
+    const usage = await this.store.usage(tenantId, this.windows(undefined));
     // Limited windows first, as getUsage always listed them; then the others.
     const ordered = [...usage.filter((u) => u.limitNano !== undefined), ...usage.filter((u) => u.limitNano === undefined)];
     return ordered.map((u) => ({

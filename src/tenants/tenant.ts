@@ -37,17 +37,29 @@ export function validateLabel(value: unknown, field: string): string | undefined
   return value;
 }
 
-/** A scope of `labels` inside `outer`: what `labels` sets wins, tags are merged (the inner ones win). */
+/** A scope of `labels` (validated) inside `outer`: what `labels` sets wins, tags are merged (the inner ones win). */
 export function scopeWithin(outer: ScopeContext | undefined, tenantId: string | undefined, labels: Labels, field: string): ScopeContext {
-  const feature = validateLabel(labels.feature, `${field}.feature`) ?? outer?.feature;
-  const runId = validateLabel(labels.runId, `${field}.runId`) ?? outer?.runId;
-  const agentId = validateLabel(labels.agentId, `${field}.agentId`) ?? outer?.agentId;
-  const metricCode = validateLabel(labels.metricCode, `${field}.metricCode`) ?? outer?.metricCode;
-  const ownTags = validateTags(labels.tags, `${field}.tags`);
-  const tags = ownTags === undefined ? outer?.tags : outer?.tags === undefined ? ownTags : { ...outer.tags, ...ownTags };
+  const inner: ScopeContext = {
+    tenantId,
+    tags: validateTags(labels.tags, `${field}.tags`),
+    feature: validateLabel(labels.feature, `${field}.feature`),
+    runId: validateLabel(labels.runId, `${field}.runId`),
+    agentId: validateLabel(labels.agentId, `${field}.agentId`),
+    metricCode: validateLabel(labels.metricCode, `${field}.metricCode`),
+  };
+  return mergedScope(outer, inner);
+}
+
+/** `inner` (already valid) inside `outer`: what `inner` sets wins, tags are merged (the inner ones win). */
+export function mergedScope(outer: ScopeContext | undefined, inner: ScopeContext): ScopeContext {
+  const tags = inner.tags === undefined ? outer?.tags : outer?.tags === undefined ? inner.tags : { ...outer.tags, ...inner.tags };
   const scope: { -readonly [K in keyof ScopeContext]: ScopeContext[K] } = {};
-  const tenant = tenantId ?? outer?.tenantId;
-  if (tenant !== undefined) scope.tenantId = tenant;
+  const tenantId = inner.tenantId ?? outer?.tenantId;
+  const feature = inner.feature ?? outer?.feature;
+  const runId = inner.runId ?? outer?.runId;
+  const agentId = inner.agentId ?? outer?.agentId;
+  const metricCode = inner.metricCode ?? outer?.metricCode;
+  if (tenantId !== undefined) scope.tenantId = tenantId;
   if (tags !== undefined) scope.tags = tags;
   if (feature !== undefined) scope.feature = feature;
   if (runId !== undefined) scope.runId = runId;

@@ -1,7 +1,7 @@
 import { ConfigError, describeValue } from '../errors.js';
 import type { UsageEvent } from '../event.js';
 import type { CallSink } from '../../patches/calls/call.js';
-import { scopeWithin, validateTenantId, type Labels, type ScopeContext, type TenantContext } from './tenant.js';
+import { mergedScope, scopeWithin, validateTenantId, type Labels, type ScopeContext, type TenantContext } from './tenant.js';
 
 /** A per-call amount in USD: fixed, or worked out from the SDK's response (undefined for a stream) and the event. */
 export type CallAmount = number | ((response: unknown, event: UsageEvent) => number);
@@ -79,7 +79,5 @@ export function bindingOf(resource: unknown): ClientBinding | undefined {
  * (a run inside forRun, say).
  */
 export function scopeOfCall(binding: ClientBinding, ambient: ScopeContext | undefined): TenantContext {
-  if (ambient === undefined) return binding.scope;
-  const own = binding.scope;
-  return scopeWithin(ambient, own.tenantId, { feature: own.feature, runId: own.runId, agentId: own.agentId, metricCode: own.metricCode, tags: own.tags }, 'wrap') as TenantContext;
+  return ambient === undefined ? binding.scope : (mergedScope(ambient, binding.scope) as TenantContext);
 }
