@@ -1,4 +1,6 @@
 import { ConfigError, describeValue } from './errors.js';
+import { oneOf, optionalBoolean, optionalFunction, optionalPath, parseUrl, positiveInteger, rejectUnknownKeys } from './option-checks.js';
+import { resolveSinks, type ResolvedSink, type SinkOptions } from './delivery/sink-options.js';
 import type { OutcomeEvent, UsageEvent } from './event.js';
 import type { Enforcement } from './limits/store.js';
 import { validatePriceOverrides, type PriceOverride } from './pricing/price-book.js';
@@ -66,10 +68,30 @@ export interface MeterOptions {
   format?: WireFormat;
   /** Append every event to this JSON Lines file (with or without `url`). */
   file?: string;
+  /**
+   * Where events go, each sink with its own queue, retries and stats: your ingest, a file, Stripe, OpenMeter, Lago.
+   * `url` and `file` are shorthands for the first two.
+   */
+  sinks?: SinkOptions[];
+  /**
+   * A directory for the durable outbox: each event is written there before any sink gets it and kept until every sink
+   * is done with it; what a crash left undelivered is sent on the next start.
+   */
+  outbox?: string | OutboxOptions;
   /** Flush on beforeExit, SIGTERM and SIGINT (default true). */
   handleExit?: boolean;
   /** Where spend limits live: Redis (a fleet-wide ledger) or the app's own backend (default: in this process). */
   limits?: LimitsOptions | BackendLimitsOptions;
+}
+
+export interface OutboxOptions {
+  dir: string;
+  /** Bytes on disk at most (default 256 MiB); past it, events are delivered from memory only, and counted. */
+  maxBytes?: number;
+  /** A segment file is closed past this size (default 8 MiB) and deleted once every sink is done with it. */
+  segmentBytes?: number;
+  /** fdatasync each write before the sinks get its events (default false): survives power loss, not just a crash. */
+  fsync?: boolean;
 }
 
 /** The app's own backend as the limit store: see the README for its protocol. Each request has `requestTimeout` to complete. */
@@ -111,8 +133,8 @@ export interface LimitsOptions {
 }
 
 export interface ResolvedConfig {
-  url: URL | undefined;
-  apiKey: string | undefined;
+  sinks: ResolvedSink[];
+  outbox: Required<OutboxOptions> | undefined;
   flushInterval: number;
   maxBatchSize: number;
   maxQueueSize: number;
@@ -134,8 +156,6 @@ export interface ResolvedConfig {
   clock: () => number;
   requestTimeout: number;
   shutdownTimeout: number;
-  format: WireFormat;
-  file: string | undefined;
   handleExit: boolean;
   limits: ({ kind: 'redis' } & Omit<RedisStoreOptions, 'clock'>) | ({ kind: 'backend' } & Omit<BackendStoreOptions, 'clock'>) | undefined;
 }
@@ -143,8 +163,24 @@ export interface ResolvedConfig {
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onOutcome', 'onFlushError', 'patches',
   'prices', 'providerHosts', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
-  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'handleExit', 'limits',
+  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'sinks', 'outbox', 'handleExit', 'limits',
 ]);
+const KNOWN_OUTBOX_OPTIONS = new Set(['dir', 'maxBytes', 'segmentBytes', 'fsync']);
+
+function resolveOutbox(value: unknown): ResolvedConfig['outbox'] {
+  if (value === undefined) return undefined;
+  const raw = (typeof value === 'string' ? { dir: value } : value) as Record<string, unknown>;
+  if (raw === null || typeof raw !== 'object') throw new ConfigError(`outbox must be a directory path or { dir, maxBytes?, segmentBytes?, fsync? }, got ${describeValue(value)}`);
+  rejectUnknownKeys(raw, KNOWN_OUTBOX_OPTIONS, 'outbox option');
+  const dir = optionalPath(raw, 'dir', 'outbox.');
+  if (dir === undefined) throw new ConfigError('outbox.dir is required: the directory of the outbox');
+  return {
+    dir,
+    maxBytes: positiveInteger(raw, 'maxBytes', 256 * 1024 * 1024, 'outbox.'),
+    segmentBytes: positiveInteger(raw, 'segmentBytes', 8 * 1024 * 1024, 'outbox.'),
+    fsync: optionalBoolean(raw, 'fsync', 'outbox.'),
+  };
+}
 
 const KNOWN_LIMITS_OPTIONS = new Set(['redis', 'keyPrefix', 'failMode', 'commandTimeout', 'connectTimeout', 'retryAfter', 'leaseMs']);
 const KNOWN_BACKEND_OPTIONS = new Set(['url', 'apiKey', 'limitCheckCacheTtl', 'failMode', 'retryAfter']);
@@ -188,66 +224,6 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
   };
 }
 
-function oneOf<T extends string>(options: Record<string, unknown>, field: string, allowed: readonly T[]): T {
-  const value = options[field] ?? allowed[0];
-  if (!allowed.includes(value as T)) throw new ConfigError(`${field} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describeValue(value)}`);
-  return value as T;
-}
-
-function positiveInteger(options: Record<string, unknown>, field: string, fallback: number): number {
-  const value = options[field];
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ConfigError(`${field} must be a positive integer, got ${describeValue(value)}`);
-  }
-  return value;
-}
-
-function optionalFunction<T>(options: Record<string, unknown>, field: string): T | undefined {
-  const value = options[field];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'function') throw new ConfigError(`${field} must be a function, got ${describeValue(value)}`);
-  return value as T;
-}
-
-function optionalPath(options: Record<string, unknown>, field: string): string | undefined {
-  const value = options[field];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || value.length === 0) throw new ConfigError(`${field} must be a file path, got ${describeValue(value)}`);
-  return value;
-}
-
-function optionalBoolean(options: Record<string, unknown>, field: string): boolean {
-  const value = options[field];
-  if (value === undefined) return false;
-  if (typeof value !== 'boolean') throw new ConfigError(`${field} must be a boolean, got ${describeValue(value)}`);
-  return value;
-}
-
-/** The url with any credentials masked, for messages. */
-export function displayUrl(url: URL): string {
-  if (url.username === '' && url.password === '') return url.href;
-  const masked = new URL(url.href);
-  masked.username = '***';
-  masked.password = '';
-  return masked.href;
-}
-
-function parseUrl(value: unknown, field = 'url'): URL | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new ConfigError(`${field} must be a string, got ${describeValue(value)}`);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(`${field} must be an absolute http(s) URL, got a value that does not parse (${value.length} characters)`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${field} must use http or https, got protocol ${JSON.stringify(url.protocol)}`);
-  }
-  return url;
-}
-
 export function resolveConfig(options: MeterOptions, builtInPatches: readonly string[]): ResolvedConfig {
   if (options === null || typeof options !== 'object') {
     throw new ConfigError(`Meter options must be an object, got ${describeValue(options)}`);
@@ -271,10 +247,12 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
   if (maxQueueSize < maxBatchSize) {
     throw new ConfigError(`maxQueueSize (${maxQueueSize}) must be at least maxBatchSize (${maxBatchSize})`);
   }
+  const flushInterval = positiveInteger(raw, 'flushInterval', 5000);
+  const requestTimeout = positiveInteger(raw, 'requestTimeout', 10_000);
   return {
-    url: parseUrl(raw.url),
-    apiKey: raw.apiKey as string | undefined,
-    flushInterval: positiveInteger(raw, 'flushInterval', 5000),
+    sinks: resolveSinks(raw, { flushInterval, maxBatchSize, maxQueueSize, requestTimeout }),
+    outbox: resolveOutbox(raw.outbox),
+    flushInterval,
     maxBatchSize,
     maxQueueSize,
     debug: optionalBoolean(raw, 'debug'),
@@ -293,11 +271,9 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     maxInputTokens: positiveInteger(raw, 'maxInputTokens', DEFAULT_MAX_INPUT_TOKENS),
     mediaTokens: resolveMediaTokens(raw.mediaTokens),
     clock: optionalFunction<() => number>(raw, 'clock') ?? Date.now,
-    requestTimeout: positiveInteger(raw, 'requestTimeout', 10_000),
+    requestTimeout,
     shutdownTimeout: positiveInteger(raw, 'shutdownTimeout', 5_000),
-    format: oneOf(raw, 'format', ['json', 'cloudevents'] as const),
-    file: optionalPath(raw, 'file'),
     handleExit: raw.handleExit === undefined ? true : optionalBoolean(raw, 'handleExit'),
-    limits: resolveLimits(raw.limits, positiveInteger(raw, 'requestTimeout', 10_000)),
+    limits: resolveLimits(raw.limits, requestTimeout),
   };
 }

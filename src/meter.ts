@@ -5,6 +5,7 @@ import { MeteredCall, type CallSink } from '../patches/calls/call.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
+import { sinkSecrets } from './delivery/sink-options.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { CallRecorder } from './call-recorder.js';
 import { buildEvent, RUN_OUTCOMES, type CallOutcome, type CallStart, type MeterEvent, type OutcomeEvent, type RunOutcome, type UsageEvent } from './event.js';
@@ -64,7 +65,7 @@ export class Meter implements CallSink {
   constructor(options: MeterOptions = {}) {
     this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
     const { limits } = this.config;
-    this.log = new AgentLog(this.config.debug, [this.config.apiKey, this.config.url?.password, limits?.kind === 'backend' ? limits.apiKey : undefined]);
+    this.log = new AgentLog(this.config.debug, [...sinkSecrets(this.config.sinks), limits?.kind === 'backend' ? limits.apiKey : undefined]);
     this.excludesCacheProviders = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.provider ?? p.name));
     this.identities = new ProviderIdentities(this.config.providerHosts);
     this.prices = new PriceBook(
@@ -500,9 +501,10 @@ export class Meter implements CallSink {
   }
 
   /**
-   * Delivery so far (of the ingest, or of the usage file when there is no url): events not delivered yet (queued or in a
-   * batch being sent), sent, dropped (queue overflow, refused for good by the server, or recorded after shutdown),
-   * retried POSTs, and batches given up on. queued + sent + dropped is every event recorded.
+   * Delivery so far, of the first sink (the ingest of `url`, else the usage file, else the first of `sinks`): events not
+   * delivered yet (queued or in a batch being sent), sent, dropped (queue overflow, refused for good, or recorded after
+   * shutdown), retried requests, and batches given up on; queued + sent + dropped is every event that sink takes.
+   * `sinks` has the same for each sink by name, with drops by reason, and `outbox` what the outbox wrote and lost.
    */
   stats(): DeliveryStats {
     return this.delivery.stats();

@@ -194,8 +194,26 @@ describe('formats and sinks', () => {
     const batch = ingest.batches[0]!;
     expect(batch.headers['content-type']).toBe('application/cloudevents-batch+json');
     expect(batch.body[0]).toMatchObject({ specversion: '1.0', id: event.event_id, type: 'llm.usage', subject: 'acme', time: event.timestamp });
-    expect(batch.body[0].source).toMatch(/^\/\/llm-meter\//);
     expect(ingest.events[0]).toEqual(JSON.parse(JSON.stringify(event)));
+  });
+
+  it('CloudEvents have the same source in every process (so a redelivery is deduplicated) and always a subject', async () => {
+    // Receivers dedupe on (source, id) and OpenMeter refuses a whole batch with an event without subject: a source of
+    // host and pid made another process's redelivery a new event, and an event without tenant cost the batch.
+    const ingest = await ingestWith();
+    const app = `
+      const { Meter } = require('llm-meter');
+      const meter = new Meter({ url: process.env.INGEST, format: 'cloudevents', handleExit: false });
+      meter.trackManually({ provider: 'openai', model: 'gpt-4o', input_tokens: 1, output_tokens: 1 });
+      meter.shutdown();
+    `;
+    for (let i = 0; i < 2; i++) expect((await runNode(['-e', app], { env: { INGEST: ingest.url } })).code).toBe(0);
+    const sent = ingest.batches.flatMap((b) => b.body);
+    expect(sent.map((ce) => [ce.source, ce.subject])).toEqual([['llm-meter', 'unattributed'], ['llm-meter', 'unattributed']]);
+    const meter = new Meter({ sinks: [{ type: 'http', url: ingest.url, format: 'cloudevents', source: 'shop-api', subject: 'internal' }], handleExit: false });
+    meter.trackManually(usage(1));
+    await meter.shutdown();
+    expect(ingest.batches.at(-1)!.body[0]).toMatchObject({ source: 'shop-api', subject: 'internal' });
   });
 
   it("a run's outcome event travels with the usage events, as llm.outcome in CloudEvents form", async () => {

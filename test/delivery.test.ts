@@ -83,7 +83,7 @@ describe('batched delivery', () => {
     await tick(20);
     expect(seen).toHaveLength(1);
     expect(ingest.batches.length).toBe(before);
-    expect(meter.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0 });
+    expect(meter.stats()).toEqual({ queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0, sinks: {} });
     await meter.shutdown();
   });
 

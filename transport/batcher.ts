@@ -3,17 +3,24 @@ import { setTimeout as pause } from 'node:timers/promises';
 import type { BoundedQueue } from './queue.js';
 import { backoffDelay, DeliveryError, type BackoffOptions } from './retry.js';
 
-export interface BatchSender<T> {
-  /** Should reject promptly once `signal` aborts: the batch is then abandoned, neither sent nor failed. */
-  send(batch: readonly T[], idempotencyKey: string, signal: AbortSignal): Promise<void>;
+/** What a sender did not send of a batch it otherwise delivered, by reason (e.g. `no_customer`): dropped for good. */
+export interface SendReport {
+  dropped: Record<string, number>;
 }
 
-export interface BatcherOptions {
+export interface BatchSender<T> {
+  /** Should reject promptly once `signal` aborts: the batch is then abandoned, neither sent nor failed. */
+  send(batch: readonly T[], idempotencyKey: string, signal: AbortSignal): Promise<SendReport | void>;
+}
+
+export interface BatcherOptions<T> {
   flushInterval: number;
   maxBatchSize: number;
   maxQueueSize: number;
   backoff: BackoffOptions;
   onError(err: Error): void;
+  /** A batch the receiver is done with, oldest first: sent, or dropped for good. */
+  onSettled?(items: readonly T[]): void;
 }
 
 /** A batch on its way: it keeps its events and its idempotency key across every retry. */
@@ -25,8 +32,10 @@ interface PendingBatch<T> {
 
 export interface DeliveryCounts {
   sent: number;
-  /** Dropped: pushed out of a full queue, or refused by the server for good (a non-retryable 4xx). */
+  /** Refused by the receiver for good (a non-retryable 4xx), or left out by the sender (see droppedBy). */
   dropped: number;
+  /** `dropped`, and the queue's overflow (`queue_full`), by reason. */
+  droppedBy: Record<string, number>;
   retried: number;
   failedBatches: number;
 }
@@ -47,12 +56,12 @@ export class Batcher<T> {
   private stopped = false;
   /** The send in flight, abandoned when a drain's deadline passes. */
   private sending: AbortController | undefined;
-  readonly counts: DeliveryCounts = { sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
+  readonly counts: DeliveryCounts = { sent: 0, dropped: 0, droppedBy: {}, retried: 0, failedBatches: 0 };
 
   constructor(
     private readonly queue: BoundedQueue<T>,
     private readonly sender: BatchSender<T>,
-    private readonly options: BatcherOptions,
+    private readonly options: BatcherOptions<T>,
   ) {}
 
   /** Items not delivered yet: queued, or in the batch being sent. */
@@ -124,13 +133,25 @@ export class Batcher<T> {
       write(items);
       this.counts.sent += items.length;
     } catch (err) {
-      this.counts.dropped += items.length;
+      this.countDropped('write_failed', items.length);
       throw err;
     }
+    this.options.onSettled?.(items);
   }
 
   get dropped(): number {
     return this.queue.dropped + this.counts.dropped;
+  }
+
+  /** Every drop so far, by reason. */
+  get droppedBy(): Record<string, number> {
+    return this.queue.dropped === 0 ? { ...this.counts.droppedBy } : { ...this.counts.droppedBy, queue_full: this.queue.dropped };
+  }
+
+  private countDropped(reason: string, n: number): void {
+    if (n === 0) return;
+    this.counts.dropped += n;
+    this.counts.droppedBy[reason] = (this.counts.droppedBy[reason] ?? 0) + n;
   }
 
   private backgroundFlush(): void {
@@ -153,19 +174,28 @@ export class Batcher<T> {
       const batch = (this.pending ??= { key: randomUUID(), items: this.queue.take(this.options.maxBatchSize), attempts: 0 });
       const sending = (this.sending = new AbortController());
       try {
-        await this.sender.send(batch.items, batch.key, sending.signal);
-        this.counts.sent += batch.items.length;
+        const report = await this.sender.send(batch.items, batch.key, sending.signal);
+        let left = 0;
+        if (report) {
+          for (const [reason, n] of Object.entries(report.dropped)) {
+            this.countDropped(reason, n);
+            left += n;
+          }
+        }
+        this.counts.sent += batch.items.length - left;
         this.pending = undefined;
         this.notBefore = 0;
+        this.options.onSettled?.(batch.items);
       } catch (err) {
         // Abandoned at a drain's deadline: the batch stays pending, as it was, for a later send or the exit write.
         if (sending.signal.aborted) return;
         const error = err instanceof Error ? err : new Error(String(err));
         this.options.onError(error);
         if (!(error instanceof DeliveryError) || !error.retryable) {
-          this.counts.dropped += batch.items.length;
+          this.countDropped('rejected', batch.items.length);
           this.counts.failedBatches++;
           this.pending = undefined;
+          this.options.onSettled?.(batch.items);
           continue;
         }
         batch.attempts++;

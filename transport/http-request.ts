@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { DeliveryError, isRetryableStatus, parseRetryAfter } from './retry.js';
 
 export interface HttpResult {
   status: number;
@@ -67,4 +68,18 @@ export function sendRequest(url: URL, { method, headers, body, timeoutMs, path, 
     req.on('error', fail);
     req.end(body);
   });
+}
+
+/** A POST whose answer matters only by its status: a 2xx resolves, anything else is a DeliveryError naming `receiver`. */
+export async function post(receiver: string, url: URL, options: Omit<HttpRequestOptions, 'method'>): Promise<void> {
+  let answer;
+  try {
+    answer = await sendRequest(url, { method: 'POST', ...options });
+  } catch (err) {
+    throw new DeliveryError(`${receiver} request failed: ${(err as Error).message}`, true);
+  }
+  const { status } = answer;
+  if (status >= 200 && status < 300) return;
+  const retryAfter = parseRetryAfter(answer.headers['retry-after'] as string | undefined);
+  throw new DeliveryError(`${receiver} answered HTTP ${status}`, isRetryableStatus(status), status, retryAfter);
 }

@@ -1,44 +1,69 @@
-import { hostname } from 'node:os';
-import { Batcher, type BatchSender } from '../../transport/batcher.js';
+import { Batcher } from '../../transport/batcher.js';
 import { FileSender } from '../../transport/file-sender.js';
-import { HttpSender } from '../../transport/http-sender.js';
+import { Outbox, type OutboxCounts } from '../../transport/outbox/outbox.js';
 import { BoundedQueue } from '../../transport/queue.js';
-import { displayUrl, type ResolvedConfig } from '../config.js';
+import type { ResolvedConfig } from '../config.js';
 import type { MeterEvent } from '../event.js';
-import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
 import type { AgentLog } from '../log.js';
+import { displayUrl } from '../option-checks.js';
+import { joinExitFlush, leaveExitFlush, type ExitParticipant } from './exit-flush.js';
+import type { ResolvedSink } from './sink-options.js';
+import { senderFor, sinkLabel, type SinkSender } from './sink-senders.js';
+
+export interface SinkStats {
+  type: ResolvedSink['type'];
+  /** Not delivered yet: queued, or in the batch being sent. */
+  queued: number;
+  sent: number;
+  /** Never to be delivered: the sum of `droppedBy`. */
+  dropped: number;
+  /** Drops by reason: `queue_full`, `rejected` (refused for good), `no_customer`, `too_old`, ... */
+  droppedBy: Record<string, number>;
+  retried: number;
+  failedBatches: number;
+}
 
 export interface DeliveryStats {
+  /** The first sink's figures (the ingest of `url`, else the usage file of `file`, else the first of `sinks`). */
   queued: number;
   sent: number;
   dropped: number;
   retried: number;
   failedBatches: number;
+  /** Every sink's figures, by name. */
+  sinks: Record<string, SinkStats>;
+  /** With an outbox: what it wrote, replayed and could not keep. */
+  outbox?: OutboxCounts;
 }
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
 }
 
-/** Where events go, and how an event that never got there is told in a warning. */
-interface Destination {
+interface Sink {
+  spec: ResolvedSink;
+  sender: SinkSender;
   batcher: Batcher<MeterEvent>;
-  /** `3 usage event(s) ${notDone}` */
-  notDone: string;
+  /** `the ingest`, `Stripe (sink "billing")`. */
+  label: string;
 }
 
 /**
- * Where events go once recorded: the ingest (when `url` is set) and the usage file (when `file` is set), each through
- * its own bounded queue and batcher, flushed on the process's way out. Once closed, an event is counted as dropped.
+ * Where events go once recorded: each sink through its own bounded queue and batcher, so one that is down holds up no
+ * other. With an outbox, an event reaches the sinks once it is on disk, and is released there once every sink is done
+ * with it. Flushed on the process's way out. Once closed, an event is counted as dropped.
  */
 export class Delivery {
-  private readonly destinations: Destination[] = [];
-  private readonly usageFile: { sender: FileSender; batcher: Batcher<MeterEvent> } | undefined;
+  private readonly sinks: Sink[] = [];
   private readonly exitParticipant: ExitParticipant;
   private recorded = 0;
   private closed = false;
-  /** Events recorded after close(): they reach onEvent, and no destination. */
+  /** Events recorded after close(): they reach onEvent, and no sink. */
   private droppedAfterClose = 0;
+  private outbox: Outbox<MeterEvent> | undefined;
+  /** Events recorded while the outbox opens (and replays): appended to it once open. */
+  private beforeOutbox: MeterEvent[] | undefined;
+  private readonly outboxOpened: Promise<void> | undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -48,52 +73,62 @@ export class Delivery {
     /** Hands over the calls that ended but are not recorded yet: done before anything delivery holds is read. */
     private readonly recordPending: () => void,
   ) {
-    const { url, file } = config;
-    const open = (sender: BatchSender<MeterEvent>, notDone: string): Batcher<MeterEvent> => {
-      const batcher = new Batcher<MeterEvent>(new BoundedQueue<MeterEvent>(config.maxQueueSize), sender, {
-        flushInterval: config.flushInterval,
-        maxBatchSize: config.maxBatchSize,
-        maxQueueSize: config.maxQueueSize,
+    for (const spec of config.sinks) {
+      const sender = senderFor(spec, onError);
+      const batcher = new Batcher<MeterEvent>(new BoundedQueue<MeterEvent>(spec.queue.maxQueueSize), sender, {
+        flushInterval: spec.queue.flushInterval,
+        maxBatchSize: spec.queue.maxBatchSize,
+        maxQueueSize: spec.queue.maxQueueSize,
         backoff: { baseMs: 200, maxMs: 30_000 },
         onError,
+        onSettled: (items) => this.outbox?.ack(spec.name, items[items.length - 1]!),
       });
       batcher.start();
-      this.destinations.push({ batcher, notDone });
-      return batcher;
-    };
-    if (url !== undefined) {
-      const source = `//llm-meter/${hostname()}/${process.pid}`;
-      open(new HttpSender({ url, apiKey: config.apiKey, timeoutMs: config.requestTimeout, format: config.format, source }), 'not delivered to the ingest');
-      log.debug(`delivering to ${displayUrl(url)} every ${config.flushInterval} ms`);
-      if (url.protocol === 'http:' && !isLoopback(url.hostname)) {
-        log.warn(`url ${displayUrl(url)} is plain http to another host: usage data and the api key travel unencrypted`);
-      }
+      const sink: Sink = { spec, sender, batcher, label: sinkLabel(spec) };
+      this.sinks.push(sink);
+      this.announce(sink);
     }
-    if (file !== undefined) {
-      const sender = new FileSender(file);
-      this.usageFile = { sender, batcher: open(sender, 'written to the usage file') };
+    if (config.outbox !== undefined && this.sinks.length > 0) {
+      this.beforeOutbox = [];
+      this.outboxOpened = Outbox.open<MeterEvent>({
+        ...config.outbox,
+        sinks: this.sinks.map((s) => s.spec.name),
+        onWritten: (events) => this.dispatch(events),
+        onReplay: (name, events) => {
+          const sink = this.sinks.find((s) => s.spec.name === name);
+          if (sink !== undefined) for (const event of events) this.offer(sink, event);
+        },
+        onError,
+      }).then(
+        (outbox) => {
+          this.outbox = outbox;
+          const waiting = this.beforeOutbox ?? [];
+          this.beforeOutbox = undefined;
+          for (const event of waiting) outbox.append(event);
+          if (this.closed) void outbox.close();
+        },
+        (err: unknown) => {
+          onError(err instanceof Error ? err : new Error(String(err)));
+          const waiting = this.beforeOutbox ?? [];
+          this.beforeOutbox = undefined;
+          this.dispatch(waiting);
+        },
+      );
     }
     this.exitParticipant = {
       undelivered: () => {
         recordPending();
-        return this.destinations.reduce((n, d) => n + d.batcher.undelivered, 0);
+        return this.sinks.reduce((n, s) => n + s.batcher.undelivered, 0) + (this.beforeOutbox?.length ?? 0);
       },
       recorded: () => {
         recordPending();
         return this.recorded;
       },
       drain: (deadline) => this.drain(deadline),
-      writeNow: () => {
-        try {
-          recordPending();
-          this.usageFile?.batcher.deliverNow((events) => this.usageFile?.sender.sendNow(events));
-        } finally {
-          this.warnUndelivered('exiting');
-        }
-      },
+      writeNow: () => this.writeNow(),
       shutdownTimeout: config.shutdownTimeout,
     };
-    if (this.destinations.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
+    if (this.sinks.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
   }
 
   add(event: MeterEvent): void {
@@ -102,13 +137,17 @@ export class Delivery {
       this.droppedAfterClose++;
       return;
     }
-    for (const { batcher } of this.destinations) batcher.add(event);
+    if (this.outbox !== undefined) this.outbox.append(event);
+    else if (this.beforeOutbox !== undefined) this.beforeOutbox.push(event);
+    else for (const sink of this.sinks) this.offer(sink, event);
   }
 
-  /** Sends what is queued now, each batch once. */
+  /** Sends what is queued now, each batch once; with an outbox, the sinks' acknowledgements are on disk after it. */
   async flush(): Promise<void> {
     this.recordPending();
-    await Promise.all(this.destinations.map((d) => d.batcher.flush()));
+    await this.written();
+    await Promise.all(this.sinks.map((s) => s.batcher.flush()));
+    await this.outbox?.persistAcks();
   }
 
   /**
@@ -118,27 +157,82 @@ export class Delivery {
   async close(deadline: number): Promise<void> {
     await this.drain(deadline);
     this.closed = true;
-    for (const { batcher } of this.destinations) batcher.stop();
+    for (const { batcher } of this.sinks) batcher.stop();
+    await this.outbox?.close();
     leaveExitFlush(this.exitParticipant);
     this.warnUndelivered(`shutdown gave up after shutdownTimeout (${this.exitParticipant.shutdownTimeout} ms)`);
   }
 
-  /** Of the ingest, or of the usage file when there is no url; zeros when events go to neither. */
   stats(): DeliveryStats {
     this.recordPending();
-    const primary = this.destinations[0]?.batcher;
-    if (primary === undefined) return { queued: 0, sent: 0, dropped: 0, retried: 0, failedBatches: 0 };
-    const { sent, retried, failedBatches } = primary.counts;
-    return { queued: primary.undelivered, sent, dropped: primary.dropped + this.droppedAfterClose, retried, failedBatches };
+    const sinks: Record<string, SinkStats> = {};
+    for (const { spec, batcher } of this.sinks) {
+      const { sent, retried, failedBatches } = batcher.counts;
+      sinks[spec.name] = { type: spec.type, queued: batcher.undelivered, sent, dropped: batcher.dropped, droppedBy: batcher.droppedBy, retried, failedBatches };
+    }
+    const primary = this.sinks[0] === undefined ? undefined : sinks[this.sinks[0].spec.name]!;
+    const stats: DeliveryStats = {
+      queued: primary?.queued ?? 0,
+      sent: primary?.sent ?? 0,
+      dropped: (primary?.dropped ?? 0) + (primary === undefined ? 0 : this.droppedAfterClose),
+      retried: primary?.retried ?? 0,
+      failedBatches: primary?.failedBatches ?? 0,
+      sinks,
+    };
+    if (this.outbox !== undefined) stats.outbox = { ...this.outbox.counts };
+    return stats;
+  }
+
+  /** Events on disk reach every sink that takes them, in order. */
+  private dispatch(events: readonly MeterEvent[]): void {
+    for (const sink of this.sinks) for (const event of events) this.offer(sink, event);
+  }
+
+  /**
+   * An event a sink does not take is done for it at once, but only while nothing earlier is outstanding there: the
+   * outbox keeps one mark per sink, and a later batch's settlement covers it otherwise.
+   */
+  private offer(sink: Sink, event: MeterEvent): void {
+    if (sink.sender.takes(event)) sink.batcher.add(event);
+    else if (sink.batcher.undelivered === 0) this.outbox?.ack(sink.spec.name, event);
+  }
+
+  /** Resolves once what was recorded so far is on disk and with the sinks. */
+  private async written(): Promise<void> {
+    await this.outboxOpened;
+    await this.outbox?.settled();
   }
 
   private async drain(deadline: number): Promise<void> {
     this.recordPending();
-    await Promise.all(this.destinations.map((d) => d.batcher.drainUntil(deadline)));
+    await Promise.race([this.written(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())]);
+    await Promise.all(this.sinks.map((s) => s.batcher.drainUntil(deadline)));
+  }
+
+  /** The process's last moment: what the outbox holds goes to disk, the usage files get what they can. */
+  private writeNow(): void {
+    try {
+      this.recordPending();
+      this.outbox?.writeNow();
+      for (const { sender, batcher } of this.sinks) {
+        if (sender instanceof FileSender) batcher.deliverNow((events) => sender.sendNow(events));
+      }
+      this.outbox?.closeNow();
+    } finally {
+      this.warnUndelivered('exiting');
+    }
+  }
+
+  private announce({ spec, label }: Sink): void {
+    const url = 'url' in spec ? spec.url : 'baseUrl' in spec ? spec.baseUrl : undefined;
+    this.log.debug(`sink ${spec.name}: delivering to ${url === undefined ? label : displayUrl(url)} every ${spec.queue.flushInterval} ms`);
+    if (url !== undefined && url.protocol === 'http:' && !isLoopback(url.hostname)) {
+      this.log.warn(`sink ${spec.name}: ${displayUrl(url)} is plain http to another host: usage data and the api key travel unencrypted`);
+    }
   }
 
   private warnUndelivered(occasion: string): void {
-    const lost = this.destinations.filter((d) => d.batcher.undelivered > 0).map((d) => `${d.batcher.undelivered} usage event(s) ${d.notDone}`);
-    if (lost.length > 0) this.log.warn(`${occasion}: ${lost.join(', ')}`);
+    const lost = this.sinks.filter((s) => s.batcher.undelivered > 0).map((s) => `${s.batcher.undelivered} usage event(s) not delivered to ${s.label}`);
+    if (lost.length > 0) this.log.warn(`${occasion}: ${lost.join(', ')}${this.outbox === undefined ? '' : ' (kept in the outbox for the next start)'}`);
   }
 }

@@ -1,0 +1,76 @@
+import type { BatchSender } from '../../transport/batcher.js';
+import { AccountDirectory } from '../../transport/billing/account-lookup.js';
+import { LagoSender } from '../../transport/billing/lago-sender.js';
+import { StripeSender } from '../../transport/billing/stripe-sender.js';
+import { FileSender } from '../../transport/file-sender.js';
+import { HttpSender } from '../../transport/http-sender.js';
+import type { MeterEvent } from '../event.js';
+import type { ResolvedSink } from './sink-options.js';
+
+export interface SinkSender extends BatchSender<MeterEvent> {
+  /** Whether this sink gets events like this one (a Stripe sink with token meters takes no outcome events). */
+  takes(event: MeterEvent): boolean;
+}
+
+const takesAll = (): boolean => true;
+
+/** What the sink is called in warnings: `the ingest`, `Stripe (sink "billing")`. */
+export function sinkLabel(sink: ResolvedSink): string {
+  const what = { http: 'the ingest', file: 'the usage file', stripe: 'Stripe', openmeter: 'OpenMeter', lago: 'Lago' }[sink.type];
+  return sink.name === sink.type ? what : `${what} (sink "${sink.name}")`;
+}
+
+/** The sender of a sink; `onRejected` hears of events a billing API refused for good. */
+export function senderFor(sink: ResolvedSink, onRejected: (err: Error) => void): SinkSender {
+  const timeoutMs = sink.queue.requestTimeout;
+  switch (sink.type) {
+    case 'http':
+      return Object.assign(
+        new HttpSender({
+          url: sink.url,
+          apiKey: sink.apiKey,
+          timeoutMs,
+          format: sink.format,
+          cloudEvents: { source: sink.source, subject: sink.subject, types: {} },
+          compress: true,
+          receiver: 'ingest',
+        }),
+        { takes: takesAll },
+      );
+    case 'file':
+      return Object.assign(new FileSender(sink.path), { takes: takesAll });
+    case 'openmeter':
+      return Object.assign(
+        new HttpSender({
+          url: sink.url,
+          apiKey: sink.apiKey,
+          timeoutMs,
+          format: 'cloudevents',
+          cloudEvents: { source: sink.source, subject: sink.subject, types: { usage: sink.eventType, outcome: sink.outcomeEventType } },
+          compress: false,
+          receiver: 'OpenMeter',
+        }),
+        { takes: takesAll },
+      );
+    case 'stripe':
+      return new StripeSender({
+        apiKey: sink.apiKey,
+        baseUrl: sink.baseUrl,
+        api: sink.api,
+        meters: sink.meters,
+        customers: new AccountDirectory(sink.customer, { field: sink.field, timeoutMs }),
+        timeoutMs,
+        onRejected,
+      });
+    case 'lago':
+      return new LagoSender({
+        url: sink.url,
+        apiKey: sink.apiKey,
+        code: sink.code,
+        outcomeCode: sink.outcomeCode,
+        subscriptions: new AccountDirectory(sink.subscription, { field: sink.field, timeoutMs }),
+        timeoutMs,
+        onRejected,
+      });
+  }
+}
