@@ -89,8 +89,9 @@ export function validateManualEvent(usage: ManualUsage, scope: ScopeContext | un
   if (tenantId !== undefined) event.tenant_id = tenantId;
   const requestId = optionalString(raw, 'request_id');
   if (requestId !== undefined) event.request_id = requestId;
-  // The scope's labels apply to usage of the scope's own tenant, not to usage reported for another.
-  if (raw.tenant_id === undefined) stampLabels(event, scope);
+  // The scope's labels apply to usage of the scope's own tenant (or of a scope with none, e.g. forRun alone), not to
+  // usage reported for another tenant.
+  if (scope?.tenantId === undefined || scope.tenantId === tenantId) stampLabels(event, scope);
   const tags = validateTags(raw.tags, 'trackManually: tags');
   if (tags !== undefined) event.tags = tags;
   return event;

@@ -327,7 +327,7 @@ describe('sink options', () => {
   const invalid: Array<[string, unknown, RegExp]> = [
     ['not an array', 'stripe', /sinks must be an array of sink options, got "stripe"/],
     ['unknown type', [{ type: 'kafka' }], /sinks\[0\]\.type must be one of 'http', 'file', 'stripe', 'openmeter', 'lago', got "kafka"/],
-    ['unknown key', [{ type: 'file', path: 'x', paht: 'y' }], /unknown sinks\[0\]\. key "paht"/],
+    ['unknown key', [{ type: 'file', path: 'x', paht: 'y' }], /unknown sinks\[0\] option "paht"/],
     ['http without url', [{ type: 'http' }], /sinks\[0\]\.url is required/],
     ['a bad url', [{ type: 'openmeter', baseUrl: 'ftp://x' }], /sinks\[0\]\.baseUrl must use http or https/],
     ['stripe without key', [{ type: 'stripe', customer: () => 'c', meters: [{ eventName: 'e', value: 'total_tokens' }] }], /sinks\[0\]\.apiKey is required/],

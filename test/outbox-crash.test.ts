@@ -21,7 +21,7 @@ describe('the durable outbox', () => {
     let hanging = 0;
     const ingest = await startFakeIngest({ respondWith: ({ index }) => (index === 0 ? undefined : (hanging++, { delayMs: 120_000 })) });
     const outbox = mkdtempSync(join(tmpdir(), 'llm-meter-outbox-'));
-    const env = { OUTBOX: outbox, INGEST: ingest.url, OPENMETER: openmeter.baseUrl, PROVIDERS: providers.openaiBaseURL };
+    const env = { OUTBOX: outbox, INGEST: ingest.url, OPENMETER: openmeter.baseUrl, OPENMETER_KEY: openmeter.apiKey, PROVIDERS: providers.openaiBaseURL };
     try {
       const child = spawn(process.execPath, [APP], { cwd: repoRoot, env: { ...process.env, ...env, CALLS: '20', FLUSH_AFTER: '10', HOLD: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';

@@ -81,5 +81,5 @@ export async function post(receiver: string, url: URL, options: Omit<HttpRequest
   const { status } = answer;
   if (status >= 200 && status < 300) return;
   const retryAfter = parseRetryAfter(answer.headers['retry-after'] as string | undefined);
-  throw new DeliveryError(`${receiver} answered HTTP ${status}`, isRetryableStatus(status), status, retryAfter);
+  throw new DeliveryError(`${receiver} answered HTTP ${status}`, isRetryableStatus(status), status, retryAfter, answer.text.slice(0, 65_536));
 }

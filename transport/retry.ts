@@ -7,6 +7,8 @@ export class DeliveryError extends Error {
     readonly status?: number,
     /** The server's Retry-After, in ms. */
     readonly retryAfterMs?: number,
+    /** The answer's body (for a sender to read the receiver's reasons; never put in a message). */
+    readonly answer?: string,
   ) {
     super(message);
   }

@@ -213,6 +213,8 @@ export class Delivery {
   private writeNow(): void {
     try {
       this.recordPending();
+      // Recorded before the outbox could open: the usage files are their only way out now.
+      if (this.beforeOutbox !== undefined) this.dispatch(this.beforeOutbox.splice(0));
       this.outbox?.writeNow();
       for (const { sender, batcher } of this.sinks) {
         if (sender instanceof FileSender) batcher.deliverNow((events) => sender.sendNow(events));

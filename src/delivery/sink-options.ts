@@ -143,7 +143,7 @@ function resolveSink(value: unknown, at: string, defaults: SinkQueue): { name: s
     throw new ConfigError(`${at}type must be one of ${SINK_TYPES.map((t) => `'${t}'`).join(', ')}, got ${describeValue(type)}`);
   }
   const sinkType = type as SinkOptions['type'];
-  rejectUnknownKeys(options, KNOWN_KEYS[sinkType], `${at}${at === '' ? 'option' : 'key'}`);
+  rejectUnknownKeys(options, KNOWN_KEYS[sinkType], at === "" ? 'option' : `${at.slice(0, -1)} option`);
   const name = optionalString(options, 'name', at);
   if (name !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
     throw new ConfigError(`${at}name must be 1-64 letters, digits, - or _, got ${describeValue(name)}`);
@@ -238,7 +238,7 @@ function stripeMeters(value: unknown, at: string): StripeMeter[] {
     const where = `${at}[${i}].`;
     if (meter === null || typeof meter !== 'object') throw new ConfigError(`${at}[${i}] must be an object, got ${describeValue(meter)}`);
     const options = meter as Record<string, unknown>;
-    rejectUnknownKeys(options, METER_KEYS, `${where.slice(0, -1)} key`);
+    rejectUnknownKeys(options, METER_KEYS, `${where.slice(0, -1)} option`);
     const eventName = optionalString(options, 'eventName', where);
     if (eventName === undefined || eventName.length > 100) {
       throw new ConfigError(`${where}eventName must be a non-empty string of at most 100 characters, got ${describeValue(options.eventName)}`);

@@ -12,7 +12,7 @@ const meter = new Meter({
   outbox: process.env.OUTBOX,
   sinks: [
     { type: 'http', url: process.env.INGEST },
-    { type: 'openmeter', baseUrl: process.env.OPENMETER, apiKey: 'om-test-key' },
+    { type: 'openmeter', baseUrl: process.env.OPENMETER, apiKey: process.env.OPENMETER_KEY },
   ],
   flushInterval: 60_000,
   requestTimeout: 60_000,

@@ -58,13 +58,27 @@ export class LagoSender implements BatchSender<MeteredEvent> {
       else lagoEvents.push(this.lagoEvent(event, subscription));
     }
     for (let i = 0; i < lagoEvents.length; i += LAGO_CHUNK) {
-      const chunk = lagoEvents.slice(i, i + LAGO_CHUNK);
+      const key = `${idempotencyKey}-${i / LAGO_CHUNK}`;
+      let chunk = lagoEvents.slice(i, i + LAGO_CHUNK);
       try {
-        await this.post(chunk, `${idempotencyKey}-${i / LAGO_CHUNK}`, signal);
+        await this.post(chunk, key, signal);
       } catch (err) {
         if (!(err instanceof DeliveryError) || err.status !== 422) throw err;
-        drop('rejected', chunk.length);
-        this.options.onRejected(err);
+        // Lago (with its Postgres store) refuses a whole batch for a transaction id it has: those events are in Lago
+        // already (an earlier attempt, a replay), so the rest is sent again without them.
+        const known = alreadyTaken(err.answer);
+        const fresh = chunk.filter((_, index) => !known.has(index));
+        if (known.size === 0 || fresh.length === chunk.length) {
+          drop('rejected', chunk.length);
+          this.options.onRejected(err);
+          continue;
+        }
+        chunk = fresh;
+        if (chunk.length > 0) await this.post(chunk, `${key}-fresh`, signal).catch((again: unknown) => {
+          if (!(again instanceof DeliveryError) || again.status !== 422) throw again;
+          drop('rejected', chunk.length);
+          this.options.onRejected(again);
+        });
       }
     }
     return { dropped };
@@ -93,4 +107,22 @@ export class LagoSender implements BatchSender<MeteredEvent> {
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}`, 'idempotency-key': idempotencyKey };
     await post('Lago', url, { headers, body, timeoutMs, signal });
   }
+}
+
+/** The batch positions a 422 names as `transaction_id: ["value_already_exist"]`, and nothing else wrong with them. */
+function alreadyTaken(answer: string | undefined): Set<number> {
+  const known = new Set<number>();
+  let details: unknown;
+  try {
+    details = (JSON.parse(answer ?? '') as { error_details?: unknown }).error_details;
+  } catch {
+    return known;
+  }
+  if (details === null || typeof details !== 'object') return known;
+  for (const [index, problems] of Object.entries(details)) {
+    const fields = problems !== null && typeof problems === 'object' ? Object.entries(problems as Record<string, unknown>) : [];
+    const onlyDuplicate = fields.length === 1 && fields[0]![0] === 'transaction_id' && JSON.stringify(fields[0]![1]) === '["value_already_exist"]';
+    if (onlyDuplicate && /^\d+$/.test(index)) known.add(Number(index));
+  }
+  return known;
 }

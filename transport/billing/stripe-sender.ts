@@ -232,10 +232,13 @@ function isSessionExpired(err: unknown): boolean {
   return type === 'TemporarySessionExpiredError' || code === 'billing_meter_event_session_expired';
 }
 
-/** An identifier Stripe has seen already: the meter event is recorded (an earlier attempt or another process sent it). */
+/**
+ * An identifier Stripe has seen already: the meter event is recorded (an earlier attempt or another process sent it).
+ * Stripe answers it with a 400 that has no code, only its message.
+ */
 function isDuplicate(err: unknown): boolean {
-  const { statusCode, code, message } = failure(err);
-  return statusCode === 400 && (code === 'resource_already_exists' || /identifier .*already/i.test(message ?? ''));
+  const { statusCode, message } = failure(err);
+  return statusCode === 400 && /already exists with identifier/i.test(message ?? '');
 }
 
 function isInvalidRequest(err: unknown): boolean {
