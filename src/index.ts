@@ -5,7 +5,20 @@ export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/
 export type { MeterOptions } from './config.js';
 export { ConfigError, LimitExceededError, type LimitFrequency } from './errors.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';
-export type { BackendLimitsOptions, LimitsOptions } from './config.js';
+export type { BackendLimitsOptions, LimitsOptions, OutboxOptions } from './config.js';
+export type {
+  FileSinkOptions,
+  HttpSinkOptions,
+  LagoSinkOptions,
+  OpenMeterSinkOptions,
+  SinkOptions,
+  SinkQueueOptions,
+  StripeSinkOptions,
+} from './delivery/sink-options.js';
+export type { DeliveryStats, SinkStats } from './delivery/delivery.js';
+export type { OutboxCounts } from '../transport/outbox/outbox.js';
+export type { StripeDimension, StripeMeter, StripeMeterValue } from '../transport/billing/stripe-meters.js';
+export type { AccountLookup } from '../transport/billing/account-lookup.js';
 export { RequireTenantError } from './limits/spend-limits.js';
 export type { EventLabels, MeterEvent, OutcomeEvent, RunOutcome, UsageEvent, UsageCounts } from './event.js';
 export type { ManualUsage } from './manual-event.js';

@@ -91,6 +91,22 @@ describe('Stripe meter events', () => {
     expect(streamRequests.every((r: any) => r.headers.authorization === `Bearer ${stripe.sessions.at(-1).authentication_token}`)).toBe(true);
   });
 
+  it('at most 100 meter events a stream request (a batch of 60 events with two meters is two requests)', async () => {
+    const meter = new Meter({
+      ...quiet,
+      maxBatchSize: 60,
+      flushInterval: 60_000,
+      sinks: [stripeSink(stripe, { meters: [{ eventName: 'llm_tokens', value: 'total_tokens' }, { eventName: 'llm_output', value: 'output_tokens' }] })],
+    });
+    const requestsBefore = stripe.requests.length;
+    const before = stripe.meterEvents.length;
+    for (let i = 1; i <= 60; i++) meter.trackManually(usage('acme', i));
+    await meter.shutdown();
+    const sizes = stripe.requests.slice(requestsBefore).filter((r: any) => r.path === '/v2/billing/meter_event_stream').map((r: any) => r.body.events.length);
+    expect(sizes).toEqual([100, 20]);
+    expect(stripe.meterEvents.length - before).toBe(120);
+  });
+
   it('the same event sent twice (another process, a replay) is one meter event: the identifier derives from the event id and meter', async () => {
     const before = stripe.meterEvents.length;
     for (let i = 0; i < 2; i++) {
@@ -349,5 +365,68 @@ describe('sink options', () => {
     expect(Object.keys(meter.stats().sinks)).toEqual(['file', 'file-2']);
     expect(() => new Meter({ handleExit: false, outbox: { dir: '' } })).toThrow(/outbox\.dir must be a file path, got ""/);
     expect(() => new Meter({ handleExit: false, outbox: { dir: 'x', fsync: 'yes' } as never })).toThrow(/outbox\.fsync must be a boolean, got "yes"/);
+  });
+});
+
+describe.each([
+  ['stripe', () => started(startFakeStripe()), (s: any) => stripeSink(s), (s: any) => s.meterEvents.map((m: any) => m.identifier), '/v2/billing/meter_event_stream'],
+  ['openmeter', () => started(startFakeOpenMeter()), (s: any) => ({ type: 'openmeter', baseUrl: s.baseUrl, apiKey: s.apiKey }), (s: any) => s.events.map((e: any) => e.id), '/api/v1/events'],
+  [
+    'lago',
+    () => started(startFakeLago()),
+    (s: any) => ({ type: 'lago', baseUrl: s.baseUrl, apiKey: s.apiKey, subscription: (t: string) => `sub_${t}` }),
+    (s: any) => s.events.map((e: any) => e.transaction_id),
+    '/api/v1/events/batch',
+  ],
+] as const)('%s faults: every event arrives once', (name, start, sinkOf, received, path) => {
+  const faults: Array<[string, (attempt: number) => Record<string, unknown> | undefined]> = [
+    ['a 503, twice', (attempt) => (attempt <= 2 ? { status: 503 } : undefined)],
+    // Twice: Stripe's library itself retries a closed connection once, whatever its retry setting.
+    ['a connection reset, twice', (attempt) => (attempt <= 2 ? { reset: true } : undefined)],
+    ['an answer slower than requestTimeout (the first attempt may still count)', (attempt) => (attempt === 1 ? { delayMs: 400 } : undefined)],
+  ];
+  it.each(faults)('%s', async (_fault, fault) => {
+    const server = await start();
+    let attempts = 0;
+    server.respondWith((request: { path: string }) => (request.path === path ? fault(++attempts) : undefined));
+    const meter = new Meter({ ...quiet, requestTimeout: 150, sinks: [sinkOf(server) as never] });
+    for (let i = 1; i <= 4; i++) meter.trackManually(usage('acme', i));
+    await until(() => received(server).length === 4 && meter.stats().sinks[name]!.sent === 4, 'the four events past the fault');
+    await meter.shutdown();
+    expect(new Set(received(server)).size).toBe(4);
+    expect(meter.stats().sinks[name]).toMatchObject({ sent: 4, dropped: 0, queued: 0 });
+    expect(meter.stats().sinks[name]!.retried).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('replays toward deduplicating billing APIs', () => {
+  it('Lago: a batch with transaction ids Lago has (a 422 for the whole batch) delivers the rest', async () => {
+    const lago = await started(startFakeLago());
+    const sink = { type: 'lago' as const, baseUrl: lago.baseUrl, apiKey: lago.apiKey, subscription: (t: string) => `sub_${t}` };
+    const first = new Meter({ ...quiet, sinks: [sink] });
+    const old = first.trackManually(usage('acme', 1));
+    await first.shutdown();
+    const errors: Error[] = [];
+    const second = new Meter({ ...quiet, sinks: [sink], onFlushError: (e) => errors.push(e) });
+    second.trackManually({ ...usage('acme', 1), event_id: old.event_id });
+    const fresh = second.trackManually(usage('acme', 2));
+    await second.shutdown();
+    expect(lago.events.map((e: any) => e.transaction_id)).toEqual([old.event_id, fresh.event_id]);
+    expect(lago.duplicates).toBe(1);
+    expect(second.stats().sinks.lago).toMatchObject({ sent: 2, dropped: 0 });
+  });
+
+  it('Stripe v1: an identifier Stripe has (a 400) counts as delivered', async () => {
+    const stripe = await started(startFakeStripe());
+    const sink = stripeSink(stripe, { api: 'v1' });
+    const id = '0b6b7c1e-8f0e-4a55-9d0a-3f3c2d1e0f9a';
+    for (let i = 0; i < 2; i++) {
+      const meter = new Meter({ ...quiet, sinks: [sink] });
+      meter.trackManually({ ...usage('acme', 3), event_id: id });
+      await meter.shutdown();
+      expect(meter.stats().sinks.stripe).toMatchObject({ sent: 1, dropped: 0 });
+    }
+    expect(stripe.meterEvents.map((m: any) => m.payload.value)).toEqual(['4']);
+    expect(stripe.duplicates).toBe(1);
   });
 });

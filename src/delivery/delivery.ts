@@ -205,7 +205,10 @@ export class Delivery {
 
   private async drain(deadline: number): Promise<void> {
     this.recordPending();
-    await Promise.race([this.written(), new Promise((resolve) => setTimeout(resolve, Math.max(0, deadline - Date.now())).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+    await Promise.race([this.written(), expired]);
+    clearTimeout(timer);
     await Promise.all(this.sinks.map((s) => s.batcher.drainUntil(deadline)));
   }
 

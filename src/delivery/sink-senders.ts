@@ -25,33 +25,21 @@ export function senderFor(sink: ResolvedSink, onRejected: (err: Error) => void):
   const timeoutMs = sink.queue.requestTimeout;
   switch (sink.type) {
     case 'http':
-      return Object.assign(
-        new HttpSender({
-          url: sink.url,
-          apiKey: sink.apiKey,
-          timeoutMs,
-          format: sink.format,
-          cloudEvents: { source: sink.source, subject: sink.subject, types: {} },
-          compress: true,
-          receiver: 'ingest',
-        }),
-        { takes: takesAll },
-      );
+    case 'openmeter': {
+      const openMeter = sink.type === 'openmeter';
+      const sender = new HttpSender({
+        url: sink.url,
+        apiKey: sink.apiKey,
+        timeoutMs,
+        format: openMeter ? 'cloudevents' : sink.format,
+        cloudEvents: { source: sink.source, subject: sink.subject, types: openMeter ? { usage: sink.eventType, outcome: sink.outcomeEventType } : {} },
+        compress: !openMeter,
+        receiver: openMeter ? 'OpenMeter' : 'ingest',
+      });
+      return Object.assign(sender, { takes: takesAll });
+    }
     case 'file':
       return Object.assign(new FileSender(sink.path), { takes: takesAll });
-    case 'openmeter':
-      return Object.assign(
-        new HttpSender({
-          url: sink.url,
-          apiKey: sink.apiKey,
-          timeoutMs,
-          format: 'cloudevents',
-          cloudEvents: { source: sink.source, subject: sink.subject, types: { usage: sink.eventType, outcome: sink.outcomeEventType } },
-          compress: false,
-          receiver: 'OpenMeter',
-        }),
-        { takes: takesAll },
-      );
     case 'stripe':
       return new StripeSender({
         apiKey: sink.apiKey,
