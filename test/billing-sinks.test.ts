@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLago, startFakeOpenMeter, startFakeStripe } from './fixtures/fake-billing.mjs';
 import { startFakeIngest } from './fixtures/fake-ingest.mjs';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { ConfigError, Meter, until } from './helpers.js';
+import { ConfigError, Meter, stderrOf, until } from './helpers.js';
 
 type Stripe = Awaited<ReturnType<typeof startFakeStripe>>;
 type OpenMeter = Awaited<ReturnType<typeof startFakeOpenMeter>>;
@@ -148,6 +148,19 @@ describe('Stripe meter events', () => {
     // Looked up once per tenant, the answer cached (initech's "none" too).
     expect([...lookups].sort()).toEqual(['acme', 'globex', 'initech']);
     expect(meter.stats().sinks.stripe).toMatchObject({ sent: 3, dropped: 3, droppedBy: { no_customer: 1, no_tenant: 1, too_old: 1 }, queued: 0 });
+  });
+
+  it('says once per sink and reason what it leaves out', async () => {
+    const stderr = await stderrOf(async () => {
+      const meter = new Meter({ ...quiet, sinks: [stripeSink(stripe)] });
+      for (let i = 1; i <= 3; i++) meter.trackManually(usage('initech', i));
+      await meter.flush();
+      meter.trackManually(usage('initech', 4));
+      meter.trackManually(usage(undefined, 1));
+      await meter.shutdown();
+    });
+    expect(stderr.match(/Stripe: events of tenants without a Stripe customer are not sent \(counted in stats\(\)\.sinks\.stripe\.droppedBy\.no_customer\)/g)).toHaveLength(1);
+    expect(stderr.match(/Stripe: events without a tenant are not sent/g)).toHaveLength(1);
   });
 
   it('an expired session token is renewed and the events sent once', async () => {

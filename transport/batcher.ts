@@ -21,6 +21,8 @@ export interface BatcherOptions<T> {
   onError(err: Error): void;
   /** A batch the receiver is done with, oldest first: sent, or dropped for good. */
   onSettled?(items: readonly T[]): void;
+  /** Items dropped for good, by reason (not the queue's overflow). */
+  onDropped?(reason: string, n: number): void;
 }
 
 /** A batch on its way: it keeps its events and its idempotency key across every retry. */
@@ -152,6 +154,7 @@ export class Batcher<T> {
     if (n === 0) return;
     this.counts.dropped += n;
     this.counts.droppedBy[reason] = (this.counts.droppedBy[reason] ?? 0) + n;
+    this.options.onDropped?.(reason, n);
   }
 
   private backgroundFlush(): void {

@@ -36,6 +36,15 @@ export interface DeliveryStats {
   outbox?: OutboxCounts;
 }
 
+/** Events a sink leaves out by design, as the warning (once per sink and reason) says; refusals are reported as errors. */
+const UNSENT: Record<string, string> = {
+  no_tenant: 'without a tenant',
+  no_customer: 'of tenants without a Stripe customer',
+  no_subscription: 'of tenants without a Lago subscription',
+  too_old: 'older than Stripe accepts (35 days)',
+  invalid_value: 'with a value Stripe cannot take',
+};
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\./.test(host);
 }
@@ -82,6 +91,10 @@ export class Delivery {
         backoff: { baseMs: 200, maxMs: 30_000 },
         onError,
         onSettled: (items) => this.outbox?.ack(spec.name, items[items.length - 1]!),
+        onDropped: (reason) => {
+          const what = UNSENT[reason];
+          if (what !== undefined) log.warnOnce(`unsent:${spec.name}:${reason}`, `${sinkLabel(spec)}: events ${what} are not sent (counted in stats().sinks.${spec.name}.droppedBy.${reason})`);
+        },
       });
       batcher.start();
       const sink: Sink = { spec, sender, batcher, label: sinkLabel(spec) };
