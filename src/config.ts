@@ -1,5 +1,10 @@
 import { ConfigError, describeValue } from './errors.js';
-import { oneOf, optionalBoolean, optionalFunction, optionalPath, parseUrl, positiveInteger, rejectUnknownKeys } from './option-checks.js';
+import { oneOf, optionalBoolean, optionalFunction, optionalPath, optionalString, parseUrl, positiveInteger, rejectUnknownKeys } from './option-checks.js';
+import { validateThresholds, type BudgetAlertOptions, type ThresholdAlert } from './limits/budget-alerts.js';
+import { validateLimitTerms } from './limits/spend-limits.js';
+import { toNano, type LimitMode, type TenantLimit } from './limits/store.js';
+import { FREQUENCIES } from './limits/windows.js';
+import type { LimitFrequency } from './errors.js';
 import { resolveSinks, type ResolvedSink, type SinkOptions } from './delivery/sink-options.js';
 import type { OutcomeEvent, UsageEvent } from './event.js';
 import type { Enforcement } from './limits/store.js';
@@ -82,6 +87,21 @@ export interface MeterOptions {
   handleExit?: boolean;
   /** Where spend limits live: Redis (a fleet-wide ledger) or the app's own backend (default: in this process). */
   limits?: LimitsOptions | BackendLimitsOptions;
+  /** The limit (or one per frequency) of every tenant that has no limit of its own; setLimit overrides it per tenant. */
+  defaultLimit?: DefaultLimit | DefaultLimit[];
+  /** Fractions of a limit at which `onThreshold` and the webhook hear of a tenant's spend, once per window (default [1]). */
+  thresholds?: number[];
+  /** A tenant's spend reached a threshold of one of its limits: once per tenant, window and threshold (fleet-wide on Redis). */
+  onThreshold?: (alert: ThresholdAlert) => void;
+  /** POSTed each threshold alert as JSON (with `Authorization: Bearer <apiKey>` when given). */
+  thresholdWebhook?: string | { url: string; apiKey?: string };
+}
+
+export interface DefaultLimit {
+  limitUsd: number;
+  frequency: LimitFrequency;
+  mode?: LimitMode;
+  thresholds?: number[];
 }
 
 export interface OutboxOptions {
@@ -157,14 +177,46 @@ export interface ResolvedConfig {
   requestTimeout: number;
   shutdownTimeout: number;
   handleExit: boolean;
+  defaultLimits: TenantLimit[];
+  alerts: BudgetAlertOptions;
   limits: ({ kind: 'redis' } & Omit<RedisStoreOptions, 'clock'>) | ({ kind: 'backend' } & Omit<BackendStoreOptions, 'clock'>) | undefined;
 }
 
 const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onOutcome', 'onFlushError', 'patches',
   'prices', 'providerHosts', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
-  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'sinks', 'outbox', 'handleExit', 'limits',
+  'requestTimeout', 'shutdownTimeout', 'format', 'file', 'sinks', 'outbox', 'handleExit', 'limits', 'defaultLimit', 'thresholds',
+  'onThreshold', 'thresholdWebhook',
 ]);
+const KNOWN_DEFAULT_LIMIT_OPTIONS = new Set(['limitUsd', 'frequency', 'mode', 'thresholds']);
+
+function resolveDefaultLimits(value: unknown): TenantLimit[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const frequencies = new Set<string>();
+  return list.map((item: unknown, i) => {
+    const at = Array.isArray(value) ? `defaultLimit[${i}].` : 'defaultLimit.';
+    if (item === null || typeof item !== 'object') throw new ConfigError(`${at.slice(0, -1)} must be an object like { limitUsd: 20, frequency: 'per_month' }, got ${describeValue(item)}`);
+    const raw = item as Record<string, unknown>;
+    rejectUnknownKeys(raw, KNOWN_DEFAULT_LIMIT_OPTIONS, `${at.slice(0, -1)} option`);
+    const { limitUsd } = raw;
+    if (typeof limitUsd !== 'number' || !Number.isFinite(limitUsd) || limitUsd < 0) throw new ConfigError(`${at}limitUsd must be a finite, non-negative number, got ${describeValue(limitUsd)}`);
+    const frequency = oneOf(raw, 'frequency', FREQUENCIES, at);
+    if (raw.frequency === undefined) throw new ConfigError(`${at}frequency is required: 'per_day' or 'per_month'`);
+    if (frequencies.has(frequency)) throw new ConfigError(`${at}frequency ${JSON.stringify(frequency)} has a default limit already`);
+    frequencies.add(frequency);
+    return { ...validateLimitTerms(raw, at), frequency, limitNano: toNano(limitUsd) };
+  });
+}
+
+function resolveWebhook(value: unknown): BudgetAlertOptions['webhook'] {
+  if (value === undefined) return undefined;
+  const raw = (typeof value === 'string' ? { url: value } : value) as Record<string, unknown>;
+  if (raw === null || typeof raw !== 'object') throw new ConfigError(`thresholdWebhook must be a url or { url, apiKey? }, got ${describeValue(value)}`);
+  rejectUnknownKeys(raw, new Set(['url', 'apiKey']), 'thresholdWebhook option');
+  if (raw.url === undefined) throw new ConfigError('thresholdWebhook.url is required');
+  return { url: parseUrl(raw.url, 'thresholdWebhook.url')!, apiKey: optionalString(raw, 'apiKey', 'thresholdWebhook.') };
+}
 const KNOWN_OUTBOX_OPTIONS = new Set(['dir', 'maxBytes', 'segmentBytes', 'fsync']);
 
 function resolveOutbox(value: unknown): ResolvedConfig['outbox'] {
@@ -275,5 +327,13 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     shutdownTimeout: positiveInteger(raw, 'shutdownTimeout', 5_000),
     handleExit: raw.handleExit === undefined ? true : optionalBoolean(raw, 'handleExit'),
     limits: resolveLimits(raw.limits, requestTimeout),
+    defaultLimits: resolveDefaultLimits(raw.defaultLimit),
+    alerts: {
+      thresholds: validateThresholds(raw.thresholds, 'thresholds') ?? [1],
+      onThreshold: optionalFunction(raw, 'onThreshold'),
+      webhook: resolveWebhook(raw.thresholdWebhook),
+      timeoutMs: requestTimeout,
+      onError: () => undefined,
+    },
   };
 }

@@ -59,6 +59,20 @@ export class LimitExceededError extends Error {
   }
 }
 
+/** A call for a model the tenant's policy does not allow (`setPolicy`): refused before any request is sent. */
+export class ModelNotAllowedError extends Error {
+  override name = 'ModelNotAllowedError';
+  constructor(
+    readonly tenantId: string,
+    /** The model the request asks for; undefined when the request names none. */
+    readonly model: string | undefined,
+    /** The models the policy allows: exact ids, or prefixes ending in `*`. */
+    readonly allowed: readonly string[],
+  ) {
+    super(`tenant ${JSON.stringify(tenantId)} may not call ${model === undefined ? 'a request without a model' : `model ${JSON.stringify(model)}`}: its policy allows ${allowed.map((m) => JSON.stringify(m)).join(', ') || 'no model'}`);
+  }
+}
+
 /** Renders a user-supplied value for an error message without dumping large or nested data. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);

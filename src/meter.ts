@@ -15,6 +15,7 @@ import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
+import type { TenantPolicy } from './limits/model-policy.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
 import { bindingOf, bindObjects, clientBinding, scopeOfCall, type CallAmount, type WrapOptions } from './tenants/wrapped-clients.js';
 import { replaceOnInstance } from '../patches/calls/wrap-method.js';
@@ -75,7 +76,10 @@ export class Meter implements CallSink {
     this.recordsAtOnce = this.config.raiseOnError || this.config.onEvent !== undefined;
     this.recorder = new CallRecorder((start, outcome, endedAt) => this.recordNow(start, outcome, endedAt));
     const recordPending = (): boolean => this.recorder.drain();
-    this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config, recordPending);
+    this.limits = new SpendLimits(createLimitStore(this.config, this.log), new WindowCalendar(this.config.timezone), this.prices, this.config, recordPending, {
+      ...this.config.alerts,
+      onError: (err) => this.log.warnOnce(`threshold-alert:${err.message}`, `a threshold alert could not be sent: ${err.message}`),
+    });
     this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err), recordPending);
     this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err), this.log);
   }
@@ -198,6 +202,19 @@ export class Meter implements CallSink {
   setLimit(tenantId: string, limit: SetLimitInput): Promise<void> {
     if (this.closed) return Promise.reject(new ConfigError('setLimit: this meter was shut down; set limits through a Meter that is running'));
     return this.limits.setLimit(tenantId, limit);
+  }
+
+  /**
+   * The models a tenant may call (exact ids, or prefixes ending in `*`): any other is refused before it is sent, with a
+   * ModelNotAllowedError. `{}` (no `models`) lifts the restriction. On Redis it applies fleet-wide.
+   */
+  setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
+    if (this.closed) return Promise.reject(new ConfigError('setPolicy: this meter was shut down; set policies through a Meter that is running'));
+    return this.limits.setPolicy(tenantId, policy);
+  }
+
+  getPolicy(tenantId: string): Promise<TenantPolicy> {
+    return this.limits.policy(tenantId);
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {

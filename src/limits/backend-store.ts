@@ -1,4 +1,6 @@
 import type { LimitFrequency } from '../errors.js';
+import { AlertClaims } from './alert-claims.js';
+import type { TenantPolicy } from './model-policy.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -35,6 +37,10 @@ export class BackendLimitStore implements LimitStore {
   /** One question to the backend per tenant at a time: a burst waits for the same answer. */
   private readonly asking = new Map<string, Promise<void>>();
   private readonly held = new Set<string>();
+  /** The backend's protocol has no alerts: each process sends its own (see the README). */
+  private readonly alerts = new AlertClaims();
+  /** The backend's protocol has no policies: they are kept in this process (set them in every process). */
+  private readonly policies = new Map<string, TenantPolicy>();
   private readonly client: BackendClient;
   private readonly journal: SpendJournal;
   private nextId = 0;
@@ -124,16 +130,35 @@ export class BackendLimitStore implements LimitStore {
     if (tally.limits === undefined) throw new LimitStoreUnavailableError('the limits backend is unavailable and has not answered for this tenant yet');
     return windows.map((window) => {
       const limit = tally.limits!.find((l) => l.frequency === window.frequency);
-      if (limit === undefined) return { frequency: window.frequency, spentNano: 0, reservedNano: 0, revenueNano: 0, resetsAt: window.resetsAt };
+      if (limit === undefined) return { frequency: window.frequency, spentNano: 0, reservedNano: 0, revenueNano: 0, windowKey: window.key, resetsAt: window.resetsAt };
       return {
         frequency: limit.frequency,
         spentNano: limit.spentNano + tally.spentNano,
         reservedNano: tally.reservedNano,
         revenueNano: 0,
         limitNano: limit.limitNano,
+        mode: 'hard' as const,
+        windowKey: window.key,
         resetsAt: limit.resetsAt,
       };
     });
+  }
+
+  setPolicy(tenantId: string, policy: TenantPolicy): void {
+    if (policy.models === undefined) this.policies.delete(tenantId);
+    else this.policies.set(tenantId, policy);
+  }
+
+  policyOf(tenantId: string): TenantPolicy | undefined {
+    return this.policies.get(tenantId);
+  }
+
+  policy(tenantId: string): TenantPolicy {
+    return this.policies.get(tenantId) ?? {};
+  }
+
+  claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
+    return this.alerts.claim(tenantId, window, threshold);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,8 @@ import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
 import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
+import { AlertClaims } from './alert-claims.js';
+import type { TenantPolicy } from './model-policy.js';
 
 interface Counter {
   spent: number;
@@ -11,13 +13,20 @@ interface Counter {
 
 /**
  * Tenants without a limit whose counters the in-process ledger keeps at most; past that, the least recently booked one
- * is forgotten. Limited tenants are always kept (their counters are what their limits are checked against).
+ * is forgotten. Limited tenants are always kept (their counters are what their limits are checked against), and so is
+ * every tenant when there is a defaultLimit.
  */
 export const MAX_UNLIMITED_TENANTS = 10_000;
 
 /** The default store: one process, one ledger, every operation synchronous (and therefore atomic). */
 export class MemoryLimitStore implements LimitStore {
+  /** Every tenant's own limits, hard and soft. */
   private readonly limits = new Map<string, TenantLimit[]>();
+  /** The hard ones of each tenant that has any: what admission checks (the hot path reads only this). */
+  private readonly enforced = new Map<string, TenantLimit[]>();
+  private readonly defaultsEnforced: TenantLimit[] | undefined;
+  private readonly alerts = new AlertClaims();
+  private readonly policies = new Map<string, TenantPolicy>();
   /** tenant → window key → counter; only the current window of each frequency is kept. */
   private readonly counters = new Map<string, Map<string, Counter>>();
   /** Tenants with counters and no limit, least recently booked first (a Set keeps insertion order). */
@@ -30,7 +39,12 @@ export class MemoryLimitStore implements LimitStore {
   constructor(
     private readonly log?: AgentLog,
     private readonly maxUnlimitedTenants = MAX_UNLIMITED_TENANTS,
-  ) {}
+    /** The Meter's defaultLimit: the limits of a tenant that has none of its own. */
+    private readonly defaults: readonly TenantLimit[] = [],
+  ) {
+    const hard = defaults.filter((l) => l.mode !== 'soft');
+    this.defaultsEnforced = hard.length > 0 ? hard : undefined;
+  }
 
   /** Tenants without a limit whose counters were dropped to keep memory bounded. */
   get forgottenTenants(): number {
@@ -39,27 +53,41 @@ export class MemoryLimitStore implements LimitStore {
 
   setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void {
     const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
-    this.limits.set(tenantId, [...others, limit]);
+    this.keep(tenantId, [...others, limit]);
     this.unlimited.delete(tenantId);
     if (seed !== undefined) this.counter(tenantId, seed.window).spent = seed.spentNano;
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): void {
     const remaining = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== frequency);
-    if (remaining.length > 0) {
-      this.limits.set(tenantId, remaining);
-      return;
-    }
-    this.limits.delete(tenantId);
-    if (this.counters.has(tenantId)) this.touch(tenantId);
+    this.keep(tenantId, remaining);
+    if (remaining.length === 0 && this.defaults.length === 0 && this.counters.has(tenantId)) this.touch(tenantId);
   }
 
+  /** The hard limits admission checks: the tenant's own, or the defaults when it has no limit of its own at all. */
   limitsOf(tenantId: string): readonly TenantLimit[] | undefined {
-    return this.limits.get(tenantId);
+    return this.limits.has(tenantId) ? this.enforced.get(tenantId) : this.defaultsEnforced;
+  }
+
+  setPolicy(tenantId: string, policy: TenantPolicy): void {
+    if (policy.models === undefined) this.policies.delete(tenantId);
+    else this.policies.set(tenantId, policy);
+  }
+
+  policyOf(tenantId: string): TenantPolicy | undefined {
+    return this.policies.get(tenantId);
+  }
+
+  policy(tenantId: string): TenantPolicy {
+    return this.policies.get(tenantId) ?? {};
+  }
+
+  claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
+    return this.alerts.claim(tenantId, window, threshold);
   }
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
-    const limits = this.limits.get(tenantId);
+    const limits = this.limitsOf(tenantId);
     // Plain loops: this runs on every call of a limited tenant.
     const counters: Counter[] = [];
     const windowKeys: string[] = [];
@@ -94,7 +122,7 @@ export class MemoryLimitStore implements LimitStore {
 
   book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
     const { spentNano, revenueNano, settledWindowKeys } = booking;
-    if (!this.limits.has(tenantId)) this.touch(tenantId);
+    if (!this.limits.has(tenantId) && this.defaults.length === 0) this.touch(tenantId);
     for (const window of windows) {
       const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
       if (spent === 0 && revenueNano === 0) continue;
@@ -105,20 +133,34 @@ export class MemoryLimitStore implements LimitStore {
   }
 
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] {
-    const limits = this.limits.get(tenantId);
+    const own = this.limits.get(tenantId);
+    const limits = own ?? this.defaults;
     const tenantCounters = this.counters.get(tenantId);
     return windows.map((window) => {
       const counter = tenantCounters?.get(window.key);
-      const limit = limits?.find((l) => l.frequency === window.frequency);
+      const limit = limits.find((l) => l.frequency === window.frequency);
       return {
         frequency: window.frequency,
         spentNano: counter?.spent ?? 0,
         reservedNano: counter?.reserved ?? 0,
         revenueNano: counter?.revenue ?? 0,
-        ...(limit !== undefined && { limitNano: limit.limitNano }),
+        ...(limit !== undefined && { limitNano: limit.limitNano, mode: limit.mode ?? 'hard', isDefault: own === undefined, thresholds: limit.thresholds }),
+        windowKey: window.key,
         resetsAt: window.resetsAt,
       };
     });
+  }
+
+  private keep(tenantId: string, limits: TenantLimit[]): void {
+    if (limits.length === 0) {
+      this.limits.delete(tenantId);
+      this.enforced.delete(tenantId);
+      return;
+    }
+    this.limits.set(tenantId, limits);
+    const hard = limits.filter((l) => l.mode !== 'soft');
+    if (hard.length > 0) this.enforced.set(tenantId, hard);
+    else this.enforced.delete(tenantId);
   }
 
   /** The tenant (without a limit) was booked: it becomes the most recent, and the least recent goes past the bound. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { LimitFrequency } from '../errors.js';
+import { ModelNotAllowedError, type LimitFrequency } from '../errors.js';
+import type { TenantPolicy } from './model-policy.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
@@ -30,6 +31,8 @@ export interface RedisStoreOptions {
   retryAfter: number;
   /** How long a reservation outlives a process that died mid-call; longer than any request (ms). */
   leaseMs: number;
+  /** The Meter's defaultLimit: the limits of a tenant that has none of its own. */
+  defaults?: readonly TenantLimit[];
   clock: () => number;
 }
 
@@ -66,6 +69,8 @@ export class RedisLimitStore implements LimitStore {
   private readonly unsettled = new Map<string, Holding>();
   private readonly settling = new Set<Promise<void>>();
   private replaying: Promise<void> | undefined;
+  readonly writesLater = true;
+  onSpendWritten: ((tenantId: string) => void) | undefined;
 
   constructor(
     private readonly options: RedisStoreOptions,
@@ -99,7 +104,7 @@ export class RedisLimitStore implements LimitStore {
     checkFrequency(limit.frequency);
     checkNano(limit.limitNano, 'limitNano');
     const keys = [this.keys.limits(tenantId)];
-    const args = [limit.frequency, String(limit.limitNano)];
+    const args = [limit.frequency, String(limit.limitNano), limit.mode ?? 'hard', (limit.thresholds ?? []).join(',')];
     if (seed !== undefined) {
       checkWindows([seed.window]);
       checkNano(seed.spentNano, 'the seeded spentNano');
@@ -108,24 +113,36 @@ export class RedisLimitStore implements LimitStore {
       args.push(String(seed.spentNano), String(windowEnd(seed.window)));
     }
     await this.ask(() => this.redis.script(SET_LIMIT, keys, args));
-    this.local.observeLimit(tenantId, limit.frequency, limit.limitNano);
+    this.local.observeLimit(tenantId, limit.frequency, limit.mode === 'soft' ? null : limit.limitNano);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
     checkTenant(tenantId);
     checkFrequency(frequency);
-    await this.ask(() => this.redis.run((client) => client.hdel(this.keys.limits(tenantId), frequency)));
+    await this.ask(() => this.redis.run((client) => client.hdel(this.keys.limits(tenantId), frequency, `soft:${frequency}`, `thresholds:${frequency}`)));
     this.local.observeLimit(tenantId, frequency, null);
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): Promise<ReserveOutcome> {
+  async setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
+    checkTenant(tenantId);
+    const key = this.keys.limits(tenantId);
+    await this.ask(() => this.redis.run((client) => (policy.models === undefined ? client.hdel(key, 'models') : client.hset(key, 'models', policy.models.join('\n')))));
+  }
+
+  async policy(tenantId: string): Promise<TenantPolicy> {
+    checkTenant(tenantId);
+    const models = await this.ask(() => this.redis.run((client) => client.hget(this.keys.limits(tenantId), 'models')));
+    return models === null ? {} : { models: models.split('\n') };
+  }
+
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string): Promise<ReserveOutcome> {
     checkTenant(tenantId);
     checkWindows(windows);
     checkNano(amountNano, 'amountNano');
     checkMode(mode);
     const id = randomUUID();
     const keys = [this.keys.limits(tenantId), this.keys.reservation(tenantId, id), this.keys.settled(tenantId, id), ...windows.map((w) => this.keys.window(tenantId, w.key))];
-    const args = [String(amountNano), mode, String(this.options.leaseMs), ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w))])];
+    const args = [String(amountNano), mode, String(this.options.leaseMs), model ?? '', ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w)), this.defaultLimit(w.frequency)])];
     let reply: ReserveReply;
     try {
       reply = parseReserveReply(await this.send(() => this.redis.script(RESERVE, keys, args, (late) => this.heardLateReserve(id, tenantId, windows, late))), windows.length);
@@ -134,6 +151,10 @@ export class RedisLimitStore implements LimitStore {
       throw err;
     }
     this.observe(tenantId, windows, reply);
+    if (reply.status === 'model not allowed') {
+      const allowed = await this.policy(tenantId).then((p) => p.models ?? [], () => []);
+      throw new ModelNotAllowedError(tenantId, model, allowed);
+    }
     if (reply.status === 'refused') {
       const { limitNano, spentNano, reservedNano } = reply.windows[reply.refusedIndex]!;
       return { admitted: false, window: windows[reply.refusedIndex]!, limitNano: limitNano!, spentNano, reservedNano };
@@ -194,18 +215,40 @@ export class RedisLimitStore implements LimitStore {
         Promise.all([client.hgetall(this.keys.limits(tenantId)), ...windows.map((w) => client.hmget(this.keys.window(tenantId, w.key), 'spent', 'reserved', 'revenue'))]),
       ),
     );
+    const fields = limits as Record<string, string>;
+    const own = Object.keys(fields).length > 0;
     return windows.map((window, i) => {
-      const limit = (limits as Record<string, string>)[window.frequency];
       const [spent, reserved, revenue] = counters[i] as Array<string | null>;
       return {
         frequency: window.frequency,
         spentNano: parseStoredNano(spent),
         reservedNano: parseStoredNano(reserved),
         revenueNano: parseStoredNano(revenue),
-        ...(limit !== undefined && { limitNano: parseStoredNano(limit) }),
+        ...(own ? storedLimit(fields, window.frequency) : defaultOf(this.options.defaults, window.frequency)),
+        windowKey: window.key,
         resetsAt: window.resetsAt,
       };
     });
+  }
+
+  /** SET NX on a key of the alert, expiring with its window: whichever process gets it first sends the alert. */
+  async claimAlert(tenantId: string, window: SpendWindow, threshold: number): Promise<boolean> {
+    try {
+      checkTenant(tenantId);
+      checkWindows([window]);
+      const ttl = String(Math.max(1, windowEnd(window) - this.options.clock()));
+      const reply = await this.send(() => this.redis.run((client) => client.set(this.keys.alert(tenantId, window.key, threshold), '1', 'PX', ttl, 'NX')));
+      return reply === 'OK';
+    } catch {
+      // Unknown whether another process sent it: not sending is the side that never alerts twice.
+      return false;
+    }
+  }
+
+  /** The default hard limit of a frequency as the reserve script takes it ('-' for none). */
+  private defaultLimit(frequency: LimitFrequency): string {
+    const limit = this.options.defaults?.find((l) => l.frequency === frequency && l.mode !== 'soft');
+    return limit === undefined ? '-' : String(limit.limitNano);
   }
 
   /** Settlements waiting for Redis. */
@@ -302,6 +345,7 @@ export class RedisLimitStore implements LimitStore {
     try {
       const counters = parseSettleReply(await this.send(() => this.writeSettlement(reservation, actualNano)), reservation.windowKeys.length);
       counters?.forEach((c, i) => this.local.observeCounter(reservation.tenantId, reservation.windowKeys[i]!, c.spentNano, c.reservedNano));
+      this.onSpendWritten?.(reservation.tenantId);
     } catch (err) {
       if (err instanceof LimitStoreFaultError) {
         this.log.warn(`a settlement Redis refused was dropped: ${err.message}`);
@@ -350,6 +394,7 @@ export class RedisLimitStore implements LimitStore {
   private async writeEntry(entry: JournalEntry): Promise<void> {
     if (entry.kind === 'reservation') {
       parseSettleReply(await this.writeSettlement(entry.reservation, entry.actualNano), entry.reservation.windowKeys.length);
+      this.onSpendWritten?.(entry.reservation.tenantId);
       return;
     }
     const { id, tenantId, windowKey } = entry;
@@ -358,6 +403,7 @@ export class RedisLimitStore implements LimitStore {
     const [counter] = parseSettleReply(await this.redis.script(REPLAY, keys, args), 1) ?? [];
     // Bookings reach every tenant: only those this process already keeps a view of are kept up to date.
     if (counter !== undefined) this.local.observeKnownCounter(tenantId, windowKey, counter.spentNano, counter.reservedNano);
+    this.onSpendWritten?.(tenantId);
   }
 
   private observe(tenantId: string, windows: readonly SpendWindow[], reply: ReserveReply): void {
@@ -379,4 +425,19 @@ export class RedisLimitStore implements LimitStore {
   private reservation(id: string, tenantId: string, windows: readonly SpendWindow[], amountNano: number): Reservation {
     return { id, tenantId, windowKeys: windows.map((w) => w.key), windowEnds: windows.map(windowEnd), amountNano };
   }
+}
+
+/** A tenant's own limit of a frequency, as its limits hash holds it: hard in `<frequency>`, soft in `soft:<frequency>`. */
+function storedLimit(fields: Record<string, string>, frequency: LimitFrequency): Partial<WindowUsage> {
+  const hard = fields[frequency];
+  const soft = fields[`soft:${frequency}`];
+  if (hard === undefined && soft === undefined) return {};
+  const thresholds = fields[`thresholds:${frequency}`]?.split(',').map(Number).filter((t) => Number.isFinite(t) && t > 0);
+  return { limitNano: parseStoredNano(hard ?? soft ?? null), mode: hard !== undefined ? 'hard' : 'soft', isDefault: false, thresholds };
+}
+
+function defaultOf(defaults: readonly TenantLimit[] | undefined, frequency: LimitFrequency): Partial<WindowUsage> {
+  const limit = defaults?.find((l) => l.frequency === frequency);
+  if (limit === undefined) return {};
+  return { limitNano: limit.limitNano, mode: limit.mode ?? 'hard', isDefault: true, thresholds: limit.thresholds };
 }

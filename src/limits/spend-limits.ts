@@ -1,9 +1,11 @@
 import { readOutputBound, type CapToSend, type OutputBound } from '../../patches/requests/output-bound.js';
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
-import { ConfigError, LimitExceededError, type LimitFrequency } from '../errors.js';
+import { ConfigError, describeValue, LimitExceededError, ModelNotAllowedError, type LimitFrequency } from '../errors.js';
+import { modelAllowed, validatePolicy, type TenantPolicy } from './model-policy.js';
 import type { CallStart } from '../event.js';
-import { toNano, toUsd, type Enforcement, type LimitStore, type Reservation, type ReserveOutcome } from './store.js';
+import { toNano, toUsd, type Enforcement, type LimitMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit } from './store.js';
+import { BudgetAlerts, validateThresholds, type BudgetAlertOptions } from './budget-alerts.js';
 import type { PriceBook } from '../pricing/price-book.js';
 import { BackendLimitStore } from './backend-store.js';
 import type { ResolvedConfig } from '../config.js';
@@ -32,6 +34,10 @@ export interface SetLimitInput {
   frequency: LimitFrequency;
   /** What the billing system says the tenant already spent in the current window (adopting a limit mid-window). */
   spentUsd?: number;
+  /** 'hard' (default) refuses calls that do not fit; 'soft' never refuses: it alerts at its thresholds and records. */
+  mode?: LimitMode;
+  /** Fractions of the limit that alert (onThreshold, the webhook) once each per window; default the Meter's `thresholds`. */
+  thresholds?: number[];
 }
 
 export interface WindowReport {
@@ -42,8 +48,13 @@ export interface WindowReport {
   revenueUsd: number;
   /** revenueUsd - spentUsd, computed exactly (in nano-dollars). */
   marginUsd: number;
-  /** Only where a limit is set for the window. */
+  /** Only where a limit is set for the window (the tenant's own, or the Meter's defaultLimit). */
   limitUsd?: number;
+  mode?: LimitMode;
+  /** The limit is the Meter's defaultLimit: the tenant has none of its own. */
+  isDefault?: boolean;
+  /** The thresholds that alert for this limit. */
+  thresholds?: number[];
   resetsAt: Date;
 }
 
@@ -91,9 +102,9 @@ const money = (usd: number): number => (Number.isFinite(usd) && usd > 0 ? usd : 
 
 /** The ledger the configuration asks for: in this process (default), Redis, or the app's own backend. */
 export function createLimitStore(config: ResolvedConfig, log: AgentLog): LimitStore {
-  const { limits } = config;
-  if (limits === undefined) return new MemoryLimitStore(log);
-  if (limits.kind === 'redis') return new RedisLimitStore({ ...limits, clock: config.clock }, log);
+  const { limits, defaultLimits } = config;
+  if (limits === undefined) return new MemoryLimitStore(log, undefined, defaultLimits);
+  if (limits.kind === 'redis') return new RedisLimitStore({ ...limits, defaults: defaultLimits, clock: config.clock }, log);
   return new BackendLimitStore({ ...limits, clock: config.clock }, log);
 }
 
@@ -106,6 +117,9 @@ export class RequireTenantError extends ConfigError {
  * (in strict mode an upper bound of what it can cost) until it settles at its real cost.
  */
 export class SpendLimits {
+  private readonly alerts: BudgetAlerts | undefined;
+  private readonly alertThresholds: readonly number[];
+
   constructor(
     private readonly store: LimitStore,
     private readonly calendar: WindowCalendar,
@@ -116,7 +130,14 @@ export class SpendLimits {
      * sees their cost rather than their reservations.
      */
     private readonly recordPending: () => boolean,
-  ) {}
+    alerts?: BudgetAlertOptions,
+  ) {
+    this.alertThresholds = alerts?.thresholds ?? [1];
+    const budgetAlerts = alerts === undefined ? undefined : new BudgetAlerts(store, () => this.windows(undefined), alerts);
+    if (budgetAlerts?.enabled !== true) return;
+    this.alerts = budgetAlerts;
+    if (store.writesLater === true) store.onSpendWritten = (tenantId) => budgetAlerts.spent(tenantId);
+  }
 
   /**
    * Returns the reservation (none when the tenant has no limit) or the error that refuses the call: at once from an
@@ -129,6 +150,10 @@ export class SpendLimits {
       return this.options.requireTenant
         ? { refusal: new RequireTenantError(`requireTenant: ${call.provider} ${call.endpoint} was called outside any tenant scope (wrap it in meter.forTenant)`) }
         : ADMITTED;
+    }
+    const policy = this.store.policyOf?.(tenant.tenantId);
+    if (policy?.models !== undefined && !modelAllowed(policy.models, call.requestedModel)) {
+      return { refusal: new ModelNotAllowedError(tenant.tenantId, call.requestedModel, policy.models) };
     }
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return ADMITTED;
@@ -145,9 +170,9 @@ export class SpendLimits {
     // A call the agent cannot price (unknown model, a batch, a video) still costs something: it needs room left.
     const amount = blocked ? Number.MAX_SAFE_INTEGER : bound === undefined ? 1 : toNano(bound.amountUsd);
     const mode = blocked ? 'strict' : this.options.enforcement;
-    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode);
+    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel);
     if (local && !(outcome instanceof Promise) && !outcome.admitted && this.recordPending()) {
-      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode);
+      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel);
     }
     if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
     return outcome.then(
@@ -217,6 +242,12 @@ export class SpendLimits {
   settle(reservation: Reservation, costUsd: number): void {
     const settled = this.store.settle(reservation, toNano(money(costUsd)));
     if (settled instanceof Promise) settled.catch(() => undefined);
+    else this.spent(reservation.tenantId);
+  }
+
+  /** Spend of the tenant is in an in-process ledger now (a store that writes later says so itself). */
+  private spent(tenantId: string): void {
+    if (this.alerts !== undefined && this.store.writesLater !== true) this.alerts.spent(tenantId);
   }
 
   /**
@@ -232,6 +263,7 @@ export class SpendLimits {
       if (spentNano === 0 && revenueNano === 0) return;
       const booked = this.store.book(tenantId, this.windows(undefined), { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId });
       if (booked instanceof Promise) booked.catch(() => undefined);
+      else if (spentNano > 0) this.spent(tenantId);
     } catch {
       // The stores do not throw here; a ledger fault must still never reach the app's call.
     }
@@ -243,6 +275,7 @@ export class SpendLimits {
   }
 
   async close(): Promise<void> {
+    await this.alerts?.settled();
     await this.store.close?.();
   }
 
@@ -258,7 +291,17 @@ export class SpendLimits {
     }
     const frequency = validateFrequency(input.frequency);
     const seed = spentUsd === undefined ? undefined : { window: this.calendar.window(frequency, this.options.clock()), spentNano: toNano(spentUsd) };
-    await this.store.setLimit(tenantId, { frequency, limitNano: toNano(limitUsd) }, seed);
+    await this.store.setLimit(tenantId, { ...validateLimitTerms(input, 'setLimit: '), frequency, limitNano: toNano(limitUsd) }, seed);
+  }
+
+  async setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
+    validateTenantId(tenantId);
+    await this.store.setPolicy(tenantId, validatePolicy(policy));
+  }
+
+  async policy(tenantId: string): Promise<TenantPolicy> {
+    validateTenantId(tenantId);
+    return this.store.policy(tenantId);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
@@ -277,7 +320,12 @@ export class SpendLimits {
       reservedUsd: toUsd(u.reservedNano),
       revenueUsd: toUsd(u.revenueNano),
       marginUsd: toUsd(u.revenueNano - u.spentNano),
-      ...(u.limitNano !== undefined && { limitUsd: toUsd(u.limitNano) }),
+      ...(u.limitNano !== undefined && {
+        limitUsd: toUsd(u.limitNano),
+        mode: u.mode ?? 'hard',
+        isDefault: u.isDefault === true,
+        thresholds: [...(u.thresholds ?? this.alertThresholds)],
+      }),
       resetsAt: u.resetsAt,
     }));
   }
@@ -304,4 +352,12 @@ export class SpendLimits {
       outputCapParam: output.capPath?.join('.'),
     });
   }
+}
+
+/** A limit's mode and thresholds, checked. */
+export function validateLimitTerms(input: { mode?: unknown; thresholds?: unknown }, at: string): Pick<TenantLimit, 'mode' | 'thresholds'> {
+  const mode = input.mode ?? 'hard';
+  if (mode !== 'hard' && mode !== 'soft') throw new ConfigError(`${at}mode must be 'hard' or 'soft', got ${describeValue(mode)}`);
+  const thresholds = validateThresholds(input.thresholds, `${at}thresholds`);
+  return { mode, ...(thresholds !== undefined && { thresholds }) };
 }

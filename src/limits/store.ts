@@ -1,14 +1,22 @@
 import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
+import type { TenantPolicy } from './model-policy.js';
 
 /** Money inside the agent: integer nano-dollars, so that sums never drift. */
 export const NANO_PER_USD = 1_000_000_000;
 export const toNano = (usd: number): number => Math.round(usd * NANO_PER_USD);
 export const toUsd = (nano: number): number => nano / NANO_PER_USD;
 
+/** 'hard' refuses calls that do not fit; 'soft' only alerts (thresholds) and records. */
+export type LimitMode = 'hard' | 'soft';
+
 export interface TenantLimit {
   frequency: LimitFrequency;
   limitNano: number;
+  /** Default 'hard'. A soft limit is never checked at admission and reserves nothing. */
+  mode?: LimitMode;
+  /** Fractions of the limit that alert when spend reaches them (default: the Meter's `thresholds`). */
+  thresholds?: readonly number[];
 }
 
 /** An admitted call's hold on a tenant's budget, until it settles at its real cost. */
@@ -45,6 +53,12 @@ export interface WindowUsage {
   revenueNano: number;
   /** Absent where the window has no limit. */
   limitNano?: number | undefined;
+  /** With a limit: whether it refuses ('hard') or only alerts ('soft'), and whether it is the Meter's defaultLimit. */
+  mode?: LimitMode;
+  isDefault?: boolean;
+  thresholds?: readonly number[] | undefined;
+  /** The window's own key (`d:2026-11-23`): what an alert is sent once per. */
+  windowKey: string;
   resetsAt: Date;
 }
 
@@ -74,8 +88,15 @@ export interface LimitStore {
    * store that holds limits in this process. Without it, every scoped call asks `reserve`.
    */
   limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
-  /** Checks every limited window of the tenant and reserves in all of them, or in none. */
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome | Promise<ReserveOutcome>;
+  /**
+   * Checks every limited window of the tenant and reserves in all of them, or in none. A store without `policyOf`
+   * checks the tenant's model policy here too (rejecting with a ModelNotAllowedError).
+   */
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string): ReserveOutcome | Promise<ReserveOutcome>;
+  setPolicy(tenantId: string, policy: TenantPolicy): void | Promise<void>;
+  /** The tenant's policy, synchronously: offered by a store that holds policies in this process. */
+  policyOf?(tenantId: string): TenantPolicy | undefined;
+  policy(tenantId: string): TenantPolicy | Promise<TenantPolicy>;
   /**
    * Replaces the reservation by the actual cost (0 releases it). Keyed on the reservation's own id: settling it twice
    * changes nothing. Never rejects: a settlement that cannot be written now is kept and written later.
@@ -88,6 +109,17 @@ export interface LimitStore {
   book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void | Promise<void>;
   /** Every window asked about, in that order; `limitNano` where a limit is set. */
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
+  /**
+   * True for the first caller (in this process, or in the fleet for a fleet-wide store) to claim this alert: a
+   * threshold of a tenant's window is sent once. A claim that cannot be made now resolves false (never rejects).
+   */
+  claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean | Promise<boolean>;
+  /**
+   * For a store that writes spend after settle and book return (to Redis): set by its owner, called with the tenant
+   * once that spend is in the ledger (thresholds are checked then).
+   */
+  onSpendWritten?: ((tenantId: string) => void) | undefined;
+  readonly writesLater?: boolean;
   /** Tenants without a limit whose counters were dropped to bound memory (an in-process store). */
   readonly forgottenTenants?: number;
   /** Waits for settlements under way and lets go of connections. */

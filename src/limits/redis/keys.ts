@@ -35,6 +35,11 @@ export class LedgerKeys {
     return this.of(tenantId, `settled:${reservationId}`);
   }
 
+  /** Marks an alert (a threshold of a window) as sent by some process: the fleet sends it once. */
+  alert(tenantId: string, windowKey: string, threshold: number): string {
+    return this.of(tenantId, `alert:${windowKey}:${threshold}`);
+  }
+
   /** Marks a journal replay as written: writing it again changes nothing. */
   replayed(tenantId: string, replayId: string): string {
     return this.of(tenantId, `replayed:${replayId}`);

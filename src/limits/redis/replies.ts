@@ -4,7 +4,7 @@ import { LimitStoreFaultError } from '../store.js';
 /** What the ledger's scripts answer, checked: a reply of another shape is a fault, never read as money. */
 
 export interface ReserveReply {
-  status: 'admitted' | 'refused' | 'already settled';
+  status: 'admitted' | 'refused' | 'already settled' | 'model not allowed';
   /** The window that refused (an index into the windows asked about). */
   refusedIndex: number;
   windows: WindowState[];
@@ -31,6 +31,7 @@ export function parseReserveReply(reply: unknown, windowCount: number): ReserveR
   });
   if (status === 1) return { status: 'admitted', refusedIndex: -1, windows };
   if (status === 2) return { status: 'already settled', refusedIndex: -1, windows };
+  if (status === 3) return { status: 'model not allowed', refusedIndex: -1, windows };
   if (status === 0 && refused >= 1 && refused <= windowCount && windows[refused - 1]!.limitNano !== undefined) return { status: 'refused', refusedIndex: refused - 1, windows };
   throw new LimitStoreFaultError('Redis answered the reserve script with an unknown outcome');
 }

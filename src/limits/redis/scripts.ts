@@ -50,10 +50,14 @@ end
 
 /**
  * KEYS: limits hash, reservation hash, settled marker, window hash x n.
- * ARGV: amount, mode (strict | lenient | always), lease ms, then for each window: frequency, window name, expiry (epoch ms).
- * Checks every window that has a limit, then reserves in all of them or in none, and records what it holds in each in
+ * ARGV: amount, mode (strict | lenient), lease ms, model ('' when the request names none), then for each window:
+ * frequency, window name, expiry (epoch ms), default limit ('-' for none: the Meter's hard defaultLimit, which applies
+ * when the tenant has no limit of its own).
+ * Checks the tenant's model policy (the limits hash's `models` field: one id, or prefix ending in '*', a line), then every
+ * window that has a hard limit, then reserves in all of them or in none, and records what it holds in each in
  * the reservation (a lease). Answers {status, refused window index, then limit (-1: none), spent, reserved of each
- * window}: status 1 admitted, 0 refused, 2 already settled (a release sent after a lost reply got there first).
+ * window}: status 1 admitted, 0 refused, 2 already settled (a release sent after a lost reply got there first), 3 the
+ * model is not allowed.
  * Running it again for the same reservation (a resend) reserves nothing more.
  */
 export const RESERVE = ledgerScript(`
@@ -62,18 +66,21 @@ local mode = ARGV[2]
 if mode ~= 'strict' and mode ~= 'lenient' then fail('mode must be strict or lenient') end
 nano(ARGV[3], 'lease')
 local n = #KEYS - 3
-if n < 1 or #ARGV ~= 3 + 3 * n then fail('expected a frequency, a name and an expiry for each window key') end
+if n < 1 or #ARGV ~= 4 + 4 * n then fail('expected a frequency, a name, an expiry and a default limit for each window key') end
+local model = ARGV[4]
 ofType(KEYS[1], 'hash')
 ofType(KEYS[2], 'hash')
 ofType(KEYS[3], 'string')
+local own = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], 'models') > 0
 local limits, spent, reserved = {}, {}, {}
 for i = 1, n do
-  name(ARGV[3 * i + 1], 'frequency')
-  name(ARGV[3 * i + 2], 'window')
-  nano(ARGV[3 * i + 3], 'window expiry')
+  name(ARGV[4 * i + 1], 'frequency')
+  name(ARGV[4 * i + 2], 'window')
+  nano(ARGV[4 * i + 3], 'window expiry')
+  local default = ARGV[4 * i + 4] == '-' and -1 or nano(ARGV[4 * i + 4], 'default limit')
   ofType(KEYS[3 + i], 'hash')
-  local limit = redis.call('HGET', KEYS[1], ARGV[3 * i + 1])
-  limits[i] = limit and nano(limit, 'a stored limit') or -1
+  local limit = redis.call('HGET', KEYS[1], ARGV[4 * i + 1])
+  if limit then limits[i] = nano(limit, 'a stored limit') elseif own then limits[i] = -1 else limits[i] = default end
   spent[i] = stored(KEYS[3 + i], 'spent')
   reserved[i] = stored(KEYS[3 + i], 'reserved')
 end
@@ -88,6 +95,18 @@ local function answer(status, refused)
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return answer(2, 0) end
 if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0) end
+local allowed = redis.call('HGET', KEYS[1], 'models')
+if allowed then
+  local ok = false
+  for entry in string.gmatch(allowed, '[^\\n]+') do
+    if string.sub(entry, -1) == '*' then
+      ok = ok or (model ~= '' and string.sub(model, 1, #entry - 1) == string.sub(entry, 1, -2))
+    else
+      ok = ok or (model ~= '' and model == entry)
+    end
+  end
+  if not ok then return answer(3, 0) end
+end
 for i = 1, n do
   if limits[i] >= 0 then
     local used = spent[i] + reserved[i]
@@ -99,8 +118,8 @@ local held = false
 for i = 1, n do
   if limits[i] >= 0 then
     reserved[i] = redis.call('HINCRBY', KEYS[3 + i], 'reserved', ARGV[1])
-    redis.call('PEXPIREAT', KEYS[3 + i], ARGV[3 * i + 3])
-    redis.call('HSET', KEYS[2], ARGV[3 * i + 2], ARGV[1])
+    redis.call('PEXPIREAT', KEYS[3 + i], ARGV[4 * i + 3])
+    redis.call('HSET', KEYS[2], ARGV[4 * i + 2], ARGV[1])
     held = true
   end
 end
@@ -182,24 +201,32 @@ return {1, stored(KEYS[2], 'spent'), stored(KEYS[2], 'reserved')}
 
 /**
  * KEYS: limits hash[, window hash].
- * ARGV: frequency, limit[, seeded spend, window expiry (epoch ms)].
- * Sets a limit and, with a seed, the window's settled spend, in one step.
+ * ARGV: frequency, limit, mode (hard | soft), thresholds ('' for the Meter's; else comma-separated fractions)[, seeded
+ * spend, window expiry (epoch ms)].
+ * Sets a limit (a hard one in the field named by the frequency, which admission reads; a soft one in `soft:<frequency>`,
+ * which it never reads), its thresholds, and, with a seed, the window's settled spend, in one step.
  */
 export const SET_LIMIT = ledgerScript(`
 local seeded = #KEYS == 2
-if not ((#KEYS == 1 and #ARGV == 2) or (seeded and #ARGV == 4)) then fail('expected a limit, or a limit and a seed') end
-name(ARGV[1], 'frequency')
+if not ((#KEYS == 1 and #ARGV == 4) or (seeded and #ARGV == 6)) then fail('expected a limit, or a limit and a seed') end
+local frequency = name(ARGV[1], 'frequency')
 nano(ARGV[2], 'limit')
+if ARGV[3] ~= 'hard' and ARGV[3] ~= 'soft' then fail('mode must be hard or soft') end
+if ARGV[4] ~= '' and not string.match(ARGV[4], '^[%d.,]+$') then fail('thresholds must be comma-separated fractions') end
 ofType(KEYS[1], 'hash')
 if seeded then
-  nano(ARGV[3], 'seeded spend')
-  nano(ARGV[4], 'window expiry')
+  nano(ARGV[5], 'seeded spend')
+  nano(ARGV[6], 'window expiry')
   ofType(KEYS[2], 'hash')
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local field, other = frequency, 'soft:' .. frequency
+if ARGV[3] == 'soft' then field, other = other, field end
+redis.call('HSET', KEYS[1], field, ARGV[2])
+redis.call('HDEL', KEYS[1], other)
+if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'thresholds:' .. frequency) else redis.call('HSET', KEYS[1], 'thresholds:' .. frequency, ARGV[4]) end
 if seeded then
-  redis.call('HSET', KEYS[2], 'spent', ARGV[3])
-  redis.call('PEXPIREAT', KEYS[2], ARGV[4])
+  redis.call('HSET', KEYS[2], 'spent', ARGV[5])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[6])
 end
 return 1
 `);
