@@ -1,5 +1,5 @@
 import type { LimitFrequency } from '../errors.js';
-import { AlertClaims } from './alert-claims.js';
+import { LocalControls } from './local-controls.js';
 import type { TenantPolicy } from './model-policy.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
@@ -37,10 +37,8 @@ export class BackendLimitStore implements LimitStore {
   /** One question to the backend per tenant at a time: a burst waits for the same answer. */
   private readonly asking = new Map<string, Promise<void>>();
   private readonly held = new Set<string>();
-  /** The backend's protocol has no alerts: each process sends its own (see the README). */
-  private readonly alerts = new AlertClaims();
-  /** The backend's protocol has no policies: they are kept in this process (set them in every process). */
-  private readonly policies = new Map<string, TenantPolicy>();
+  /** The backend's protocol has no alerts or policies: each process keeps its own (see the README). */
+  private readonly controls = new LocalControls();
   private readonly client: BackendClient;
   private readonly journal: SpendJournal;
   private nextId = 0;
@@ -144,22 +142,10 @@ export class BackendLimitStore implements LimitStore {
     });
   }
 
-  setPolicy(tenantId: string, policy: TenantPolicy): void {
-    if (policy.models === undefined) this.policies.delete(tenantId);
-    else this.policies.set(tenantId, policy);
-  }
-
-  policyOf(tenantId: string): TenantPolicy | undefined {
-    return this.policies.get(tenantId);
-  }
-
-  policy(tenantId: string): TenantPolicy {
-    return this.policies.get(tenantId) ?? {};
-  }
-
-  claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
-    return this.alerts.claim(tenantId, window, threshold);
-  }
+  readonly claimAlert = (tenantId: string, window: SpendWindow, threshold: number): boolean => this.controls.claimAlert(tenantId, window, threshold);
+  readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
+  readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
+  readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
 
   async close(): Promise<void> {
     await this.journal.close();

@@ -2,7 +2,7 @@ import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
 import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
-import { AlertClaims } from './alert-claims.js';
+import { LocalControls } from './local-controls.js';
 import type { TenantPolicy } from './model-policy.js';
 
 interface Counter {
@@ -25,8 +25,7 @@ export class MemoryLimitStore implements LimitStore {
   /** The hard ones of each tenant that has any: what admission checks (the hot path reads only this). */
   private readonly enforced = new Map<string, TenantLimit[]>();
   private readonly defaultsEnforced: TenantLimit[] | undefined;
-  private readonly alerts = new AlertClaims();
-  private readonly policies = new Map<string, TenantPolicy>();
+  private readonly controls = new LocalControls();
   /** tenant → window key → counter; only the current window of each frequency is kept. */
   private readonly counters = new Map<string, Map<string, Counter>>();
   /** Tenants with counters and no limit, least recently booked first (a Set keeps insertion order). */
@@ -69,22 +68,10 @@ export class MemoryLimitStore implements LimitStore {
     return this.limits.has(tenantId) ? this.enforced.get(tenantId) : this.defaultsEnforced;
   }
 
-  setPolicy(tenantId: string, policy: TenantPolicy): void {
-    if (policy.models === undefined) this.policies.delete(tenantId);
-    else this.policies.set(tenantId, policy);
-  }
-
-  policyOf(tenantId: string): TenantPolicy | undefined {
-    return this.policies.get(tenantId);
-  }
-
-  policy(tenantId: string): TenantPolicy {
-    return this.policies.get(tenantId) ?? {};
-  }
-
-  claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
-    return this.alerts.claim(tenantId, window, threshold);
-  }
+  readonly claimAlert = (tenantId: string, window: SpendWindow, threshold: number): boolean => this.controls.claimAlert(tenantId, window, threshold);
+  readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
+  readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
+  readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
     const limits = this.limitsOf(tenantId);
