@@ -1,6 +1,6 @@
 import { ConfigError, describeValue } from './errors.js';
 import { oneOf, optionalBoolean, optionalFunction, optionalPath, optionalString, parseUrl, positiveInteger, rejectUnknownKeys } from './option-checks.js';
-import { validateThresholds, type BudgetAlertOptions, type ThresholdAlert } from './limits/budget-alerts.js';
+import { validateThresholds, type BudgetAlertOptions, type ThresholdAlert } from './limits/controls/budget-alerts.js';
 import { validateLimitTerms } from './limits/spend-limits.js';
 import { toNano, type LimitMode, type TenantLimit } from './limits/store.js';
 import { FREQUENCIES } from './limits/windows.js';

@@ -4,10 +4,10 @@ export type { CallAmount, WrapOptions } from './tenants/wrapped-clients.js';
 export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';
 export type { MeterOptions } from './config.js';
 export { ConfigError, LimitExceededError, ModelNotAllowedError, type LimitFrequency } from './errors.js';
-export type { TenantPolicy } from './limits/model-policy.js';
+export type { TenantPolicy } from './limits/controls/model-policy.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';
 export type { BackendLimitsOptions, DefaultLimit, LimitsOptions, OutboxOptions } from './config.js';
-export type { ThresholdAlert } from './limits/budget-alerts.js';
+export type { ThresholdAlert } from './limits/controls/budget-alerts.js';
 export type { SetLimitInput, WindowReport } from './limits/spend-limits.js';
 export type {
   FileSinkOptions,

@@ -15,7 +15,7 @@ import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
-import type { TenantPolicy } from './limits/model-policy.js';
+import type { TenantPolicy } from './limits/controls/model-policy.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
 import { bindingOf, bindObjects, clientBinding, scopeOfCall, type CallAmount, type WrapOptions } from './tenants/wrapped-clients.js';
 import { replaceOnInstance } from '../patches/calls/wrap-method.js';

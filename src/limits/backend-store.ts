@@ -1,6 +1,6 @@
 import type { LimitFrequency } from '../errors.js';
-import { LocalControls } from './local-controls.js';
-import type { TenantPolicy } from './model-policy.js';
+import { LocalControls } from './controls/local-controls.js';
+import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
 import { CircuitBreaker } from './circuit-breaker.js';

@@ -2,8 +2,8 @@ import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
 import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
-import { LocalControls } from './local-controls.js';
-import type { TenantPolicy } from './model-policy.js';
+import { LocalControls } from './controls/local-controls.js';
+import type { TenantPolicy } from './controls/model-policy.js';
 
 interface Counter {
   spent: number;

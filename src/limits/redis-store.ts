@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ModelNotAllowedError, type LimitFrequency } from '../errors.js';
-import type { TenantPolicy } from './model-policy.js';
+import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';

@@ -2,10 +2,10 @@ import { readOutputBound, type CapToSend, type OutputBound } from '../../patches
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, describeValue, LimitExceededError, ModelNotAllowedError, type LimitFrequency } from '../errors.js';
-import { modelAllowed, validatePolicy, type TenantPolicy } from './model-policy.js';
+import { modelAllowed, validatePolicy, type TenantPolicy } from './controls/model-policy.js';
 import type { CallStart } from '../event.js';
 import { toNano, toUsd, type Enforcement, type LimitMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit } from './store.js';
-import { BudgetAlerts, validateThresholds, type BudgetAlertOptions } from './budget-alerts.js';
+import { BudgetAlerts, validateThresholds, type BudgetAlertOptions } from './controls/budget-alerts.js';
 import type { PriceBook } from '../pricing/price-book.js';
 import { BackendLimitStore } from './backend-store.js';
 import type { ResolvedConfig } from '../config.js';

@@ -1,6 +1,6 @@
 import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
-import type { TenantPolicy } from './model-policy.js';
+import type { TenantPolicy } from './controls/model-policy.js';
 
 /** Money inside the agent: integer nano-dollars, so that sums never drift. */
 export const NANO_PER_USD = 1_000_000_000;

@@ -1,4 +1,4 @@
-import { ConfigError, describeValue } from '../errors.js';
+import { ConfigError, describeValue } from '../../errors.js';
 
 /** What a tenant may call: the models allowed (exact ids, or prefixes ending in `*`); no list allows every model. */
 export interface TenantPolicy {

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { ConfigError, describeValue, type LimitFrequency } from '../errors.js';
-import { post } from '../../transport/http-request.js';
-import type { LimitMode, LimitStore, WindowUsage } from './store.js';
-import { toUsd } from './store.js';
-import type { SpendWindow } from './windows.js';
+import { ConfigError, describeValue, type LimitFrequency } from '../../errors.js';
+import { post } from '../../../transport/http-request.js';
+import type { LimitMode, LimitStore, WindowUsage } from '../store.js';
+import { toUsd } from '../store.js';
+import type { SpendWindow } from '../windows.js';
 
 /** A budget's spend reached one of its thresholds: sent once per tenant, window and threshold (fleet-wide on Redis). */
 export interface ThresholdAlert {

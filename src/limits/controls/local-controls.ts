@@ -1,5 +1,5 @@
 import type { TenantPolicy } from './model-policy.js';
-import type { SpendWindow } from './windows.js';
+import type { SpendWindow } from '../windows.js';
 
 /**
  * What a store that keeps them in this process keeps of alerts and policies: the in-process ledger, and the app's
