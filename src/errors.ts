@@ -73,6 +73,21 @@ export class ModelNotAllowedError extends Error {
   }
 }
 
+/** A call past one of the tenant's rate limits (`setRateLimit`): refused before any request is sent. */
+export class RateLimitedError extends Error {
+  override name = 'RateLimitedError';
+  constructor(
+    readonly tenantId: string,
+    /** Which limit: 'requests_per_minute', 'tokens_per_minute' or 'concurrent'. */
+    readonly limit: 'requests_per_minute' | 'tokens_per_minute' | 'concurrent',
+    readonly limitValue: number,
+    /** When the call would fit, as the window slides (for 'concurrent', a suggestion). */
+    readonly retryAfterMs: number,
+  ) {
+    super(`tenant ${JSON.stringify(tenantId)}: this call is over its ${limit.replaceAll('_', ' ')} limit of ${limitValue}; retry after ${retryAfterMs} ms`);
+  }
+}
+
 /** Renders a user-supplied value for an error message without dumping large or nested data. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);

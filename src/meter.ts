@@ -16,6 +16,7 @@ import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
 import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
 import type { TenantPolicy } from './limits/controls/model-policy.js';
+import type { RateLimit } from './limits/controls/rate-limits.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
 import { bindingOf, bindObjects, clientBinding, scopeOfCall, type CallAmount, type WrapOptions } from './tenants/wrapped-clients.js';
 import { replaceOnInstance } from '../patches/calls/wrap-method.js';
@@ -217,6 +218,19 @@ export class Meter implements CallSink {
     return this.limits.policy(tenantId);
   }
 
+  /**
+   * Requests and tokens per minute and calls in flight at once for a tenant: a call past one is refused before it is
+   * sent, with a RateLimitedError carrying `retryAfterMs`. `{}` lifts them. On Redis they hold fleet-wide.
+   */
+  setRateLimit(tenantId: string, limit: RateLimit): Promise<void> {
+    if (this.closed) return Promise.reject(new ConfigError('setRateLimit: this meter was shut down; set rate limits through a Meter that is running'));
+    return this.limits.setRateLimit(tenantId, limit);
+  }
+
+  getRateLimit(tenantId: string): Promise<RateLimit> {
+    return this.limits.rateLimit(tenantId);
+  }
+
   removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
     return this.limits.removeLimit(tenantId, frequency);
   }
@@ -344,7 +358,7 @@ export class Meter implements CallSink {
     const reservation = start.reservation;
     if (start.paidEarlier !== true) {
       start.closedAtUsd = cost;
-      if (reservation !== undefined) this.limits.settle(reservation, cost);
+      if (reservation !== undefined) this.limits.settle(reservation, cost, event.total_tokens);
       start.reservation = undefined;
       start.args = [];
     }

@@ -7,7 +7,7 @@ import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisServer } from './fixtures/redis-server.mjs';
 import { ConfigError, LimitExceededError, Meter, requireFromRepo, until } from './helpers.js';
 
-const { ModelNotAllowedError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
+const { ModelNotAllowedError, RateLimitedError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
 
 const providers = await startFakeProviders();
 const redisStarted = startRedisServer();
@@ -168,6 +168,78 @@ describe.each([
     expect(providers.requests).toHaveLength(4);
     await meter.shutdown();
     if (fleet) await admin.shutdown();
+  });
+});
+
+describe.each([
+  ['in process', async () => ({}), false],
+  ['on Redis, set by another Meter', async () => ({ limits: await redisLimits() }), true],
+])('rate limits (%s)', (_, store, fleet) => {
+  const chat = (openai: OpenAI, content = 'hi') => openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] });
+  const setUp = async (limit: Record<string, number>, tenant: string, extra: Record<string, unknown> = {}) => {
+    const options = { ...quiet, ...(await store()) };
+    const meter = new Meter({ ...options, ...extra });
+    const admin = fleet ? new Meter(options) : meter;
+    await admin.setRateLimit(tenant, limit);
+    const openai = meter.wrap(new OpenAI({ apiKey: 'sk-test-key', baseURL: providers.openaiBaseURL, maxRetries: 0 }), { customerId: tenant });
+    return { meter, admin, openai, done: async () => Promise.all([meter.shutdown(), fleet ? admin.shutdown() : undefined]) };
+  };
+
+  it('requests per minute: of a burst of 8 at once, exactly 5 go out; the others are refused with a retry time', async () => {
+    const tenant = `rpm-${run}`;
+    const { meter, openai, done } = await setUp({ requestsPerMinute: 5 }, tenant);
+    providers.reset();
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => chat(openai)));
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+    expect(refused).toHaveLength(3);
+    for (const err of refused) {
+      expect(err).toBeInstanceOf(RateLimitedError);
+      expect(err).toMatchObject({ limit: 'requests_per_minute', limitValue: 5 });
+      expect(err.retryAfterMs).toBeGreaterThan(0);
+      expect(err.retryAfterMs).toBeLessThanOrEqual(120_000);
+    }
+    expect(providers.requests).toHaveLength(5);
+    expect(await meter.getRateLimit(tenant)).toEqual({ requestsPerMinute: 5 });
+    await done();
+  });
+
+  it('calls in flight: a third concurrent stream is refused; once one ends, the next goes out', async () => {
+    const { openai, done } = await setUp({ concurrent: 2 }, `conc-${run}`);
+    providers.reset();
+    const stream = () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const first = await stream();
+    const second = await stream();
+    const third = await stream().catch((e: unknown) => e);
+    expect(third).toBeInstanceOf(RateLimitedError);
+    expect(third).toMatchObject({ limit: 'concurrent', limitValue: 2 });
+    for await (const _chunk of first);
+    await until(async () => !((await stream().then((s) => (s.controller.abort(), s)).catch((e: unknown) => e)) instanceof RateLimitedError), 'a place once the first stream ended');
+    for await (const _chunk of second);
+    expect(providers.requests.filter((r) => r.path.endsWith('/chat/completions')).length).toBeGreaterThanOrEqual(3);
+    await done();
+  });
+
+  it('tokens per minute: input counted at admission and settled at the real count; past the limit, refused', async () => {
+    const { openai, done } = await setUp({ tokensPerMinute: 1000 }, `tpm-${run}`);
+    providers.reset();
+    let refusal: any;
+    // Billed from the request (about 100 input tokens, and the 50 output tokens of its cap): about 150 a call.
+    const call = () =>
+      openai.chat.completions.create({ model: 'gpt-4o-mini', max_tokens: 50, messages: [{ role: 'user', content: 'x'.repeat(300) }] }, { headers: { 'x-fake-bill': 'worst' } });
+    for (let i = 0; i < 40 && refusal === undefined; i++) await call().catch((e: unknown) => (refusal = e));
+    expect(refusal).toBeInstanceOf(RateLimitedError);
+    expect(refusal).toMatchObject({ limit: 'tokens_per_minute', limitValue: 1000 });
+    expect(refusal.retryAfterMs).toBeGreaterThan(0);
+    // Each call was admitted while the real counts of the calls before it, plus its own input estimate, fit; the
+    // refused one did not fit (its estimate is below a call's real count, which adds its output).
+    const counts = providers.billed.map((b) => b.usage.prompt_tokens! + b.usage.completion_tokens!);
+    const total = counts.reduce((n, c) => n + c, 0);
+    const last = counts.at(-1)!;
+    expect(counts.length).toBeGreaterThan(1);
+    expect(total - last).toBeLessThanOrEqual(1000);
+    expect(total + last).toBeGreaterThan(1000);
+    await done();
   });
 });
 

@@ -1,6 +1,7 @@
 import type { LimitFrequency } from '../errors.js';
 import { LocalControls } from './controls/local-controls.js';
 import type { TenantPolicy } from './controls/model-policy.js';
+import type { RateLimit } from './controls/rate-limits.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -146,6 +147,9 @@ export class BackendLimitStore implements LimitStore {
   readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
   readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
   readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
+  readonly localRates = this.controls.rates;
+  readonly setRateLimit = (tenantId: string, limit: RateLimit): void => this.controls.rates.set(tenantId, limit);
+  readonly rateLimit = (tenantId: string): RateLimit => this.controls.rateLimit(tenantId);
 
   async close(): Promise<void> {
     await this.journal.close();

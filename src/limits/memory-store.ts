@@ -4,6 +4,7 @@ import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, Spe
 import type { SpendWindow } from './windows.js';
 import { LocalControls } from './controls/local-controls.js';
 import type { TenantPolicy } from './controls/model-policy.js';
+import type { RateLimit } from './controls/rate-limits.js';
 
 interface Counter {
   spent: number;
@@ -72,6 +73,9 @@ export class MemoryLimitStore implements LimitStore {
   readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
   readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
   readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
+  readonly localRates = this.controls.rates;
+  readonly setRateLimit = (tenantId: string, limit: RateLimit): void => this.controls.rates.set(tenantId, limit);
+  readonly rateLimit = (tenantId: string): RateLimit => this.controls.rateLimit(tenantId);
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
     const limits = this.limitsOf(tenantId);

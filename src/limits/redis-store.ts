@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ModelNotAllowedError, type LimitFrequency } from '../errors.js';
+import { ModelNotAllowedError, RateLimitedError, type LimitFrequency } from '../errors.js';
+import type { RateHold, RateLimit } from './controls/rate-limits.js';
 import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
@@ -12,7 +13,7 @@ import { SettlementJournal, type JournalEntry } from './redis/journal.js';
 import { LedgerKeys } from './redis/keys.js';
 import { LocalLedger } from './redis/local-ledger.js';
 import { parseReserveReply, parseSettleReply, parseStoredNano, type ReserveReply } from './redis/replies.js';
-import { REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
+import { RATE_SETTLE, REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
 
 export type { RedisClient } from './redis/connection.js';
 
@@ -135,14 +136,49 @@ export class RedisLimitStore implements LimitStore {
     return models === null ? {} : { models: models.split('\n') };
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string): Promise<ReserveOutcome> {
+  async setRateLimit(tenantId: string, limit: RateLimit): Promise<void> {
+    checkTenant(tenantId);
+    const key = this.keys.limits(tenantId);
+    const fields: Array<[keyof RateLimit, string]> = [['requestsPerMinute', 'rate:rpm'], ['tokensPerMinute', 'rate:tpm'], ['concurrent', 'rate:concurrent']];
+    await this.ask(() =>
+      this.redis.run((client) => {
+        const batch = client.multi();
+        for (const [option, field] of fields) {
+          const value = limit[option];
+          if (value === undefined) batch.hdel(key, field);
+          else batch.hset(key, field, String(value));
+        }
+        return batch.exec();
+      }),
+    );
+  }
+
+  async rateLimit(tenantId: string): Promise<RateLimit> {
+    checkTenant(tenantId);
+    const [rpm, tpm, concurrent] = await this.ask(() => this.redis.run((client) => client.hmget(this.keys.limits(tenantId), 'rate:rpm', 'rate:tpm', 'rate:concurrent')));
+    const out: RateLimit = {};
+    if (rpm !== null && rpm !== undefined) out.requestsPerMinute = parseStoredNano(rpm);
+    if (tpm !== null && tpm !== undefined) out.tokensPerMinute = parseStoredNano(tpm);
+    if (concurrent !== null && concurrent !== undefined) out.concurrent = parseStoredNano(concurrent);
+    return out;
+  }
+
+  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string, tokens = 0): Promise<ReserveOutcome> {
     checkTenant(tenantId);
     checkWindows(windows);
     checkNano(amountNano, 'amountNano');
     checkMode(mode);
     const id = randomUUID();
-    const keys = [this.keys.limits(tenantId), this.keys.reservation(tenantId, id), this.keys.settled(tenantId, id), ...windows.map((w) => this.keys.window(tenantId, w.key))];
-    const args = [String(amountNano), mode, String(this.options.leaseMs), model ?? '', ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w)), this.defaultLimit(w.frequency)])];
+    const keys = [
+      this.keys.limits(tenantId),
+      this.keys.reservation(tenantId, id),
+      this.keys.settled(tenantId, id),
+      this.keys.rates(tenantId),
+      this.keys.inFlight(tenantId),
+      ...windows.map((w) => this.keys.window(tenantId, w.key)),
+    ];
+    checkNano(tokens, 'tokens');
+    const args = [String(amountNano), mode, String(this.options.leaseMs), model ?? '', String(tokens), ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w)), this.defaultLimit(w.frequency)])];
     let reply: ReserveReply;
     try {
       reply = parseReserveReply(await this.send(() => this.redis.script(RESERVE, keys, args, (late) => this.heardLateReserve(id, tenantId, windows, late))), windows.length);
@@ -155,21 +191,30 @@ export class RedisLimitStore implements LimitStore {
       const allowed = await this.policy(tenantId).then((p) => p.models ?? [], () => []);
       throw new ModelNotAllowedError(tenantId, model, allowed);
     }
+    if (reply.status === 'rate limited') {
+      const { kind, limit, retryAfterMs } = reply.rateLimited!;
+      throw new RateLimitedError(tenantId, kind, limit, retryAfterMs);
+    }
     if (reply.status === 'refused') {
       const { limitNano, spentNano, reservedNano } = reply.windows[reply.refusedIndex]!;
       return { admitted: false, window: windows[reply.refusedIndex]!, limitNano: limitNano!, spentNano, reservedNano };
     }
     if (reply.status === 'already settled') throw new LimitStoreFaultError('Redis holds a settlement for a reservation that was just made');
     const held = windows.filter((_, i) => reply.windows[i]!.limitNano !== undefined);
-    if (held.length === 0) return { admitted: true };
-    return { admitted: true, reservation: this.handOut(id, tenantId, held, amountNano, 'held') };
+    const rate = reply.countedInRates || reply.holdsConcurrency ? { minute: reply.minute, tokens: reply.countedInRates ? tokens : 0, concurrent: reply.holdsConcurrency } : undefined;
+    if (held.length === 0 && rate === undefined) return { admitted: true };
+    const reservation = this.handOut(id, tenantId, held, amountNano, 'held');
+    reservation.rate = rate;
+    return { admitted: true, reservation };
   }
 
   /** Never rejects: a settlement that cannot be written now goes to the journal. */
-  settle(reservation: Reservation, actualNano: number): Promise<void> {
+  settle(reservation: Reservation, actualNano: number, tokens = 0): Promise<void> {
     const holding = this.unsettled.get(reservation.id);
     if (holding === undefined) return Promise.resolve();
     this.unsettled.delete(reservation.id);
+    if (reservation.rate !== undefined) this.settleRates(reservation, reservation.rate, tokens);
+    if (reservation.windowKeys.length === 0) return Promise.resolve();
     const settling = this.settleNow(reservation, holding, this.amountToSettle(reservation, actualNano)).catch((err: unknown) =>
       this.log.warn(`a settlement could not be kept: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -249,6 +294,18 @@ export class RedisLimitStore implements LimitStore {
   private defaultLimit(frequency: LimitFrequency): string {
     const limit = this.options.defaults?.find((l) => l.frequency === frequency && l.mode !== 'soft');
     return limit === undefined ? '-' : String(limit.limitNano);
+  }
+
+  /**
+   * Gives the call's rate hold back. Not journalled: while Redis is away, a place among the concurrent calls comes back
+   * when its lease ends, and the minute's token count keeps the estimate.
+   */
+  private settleRates(reservation: Reservation, hold: RateHold, tokens: number): void {
+    const { id, tenantId } = reservation;
+    const actual = Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : hold.tokens;
+    void this.send(() => this.redis.script(RATE_SETTLE, [this.keys.rates(tenantId), this.keys.inFlight(tenantId)], [id, String(hold.minute), String(hold.tokens), String(actual)])).catch(
+      () => undefined,
+    );
   }
 
   /** Settlements waiting for Redis. */

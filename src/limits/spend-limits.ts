@@ -1,7 +1,8 @@
 import { readOutputBound, type CapToSend, type OutputBound } from '../../patches/requests/output-bound.js';
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
-import { ConfigError, describeValue, LimitExceededError, ModelNotAllowedError, type LimitFrequency } from '../errors.js';
+import { ConfigError, describeValue, LimitExceededError, ModelNotAllowedError, RateLimitedError, type LimitFrequency } from '../errors.js';
+import { validateRateLimit, type RateLimit } from './controls/rate-limits.js';
 import { modelAllowed, validatePolicy, type TenantPolicy } from './controls/model-policy.js';
 import type { CallStart } from '../event.js';
 import { toNano, toUsd, type Enforcement, type LimitMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit } from './store.js';
@@ -155,6 +156,33 @@ export class SpendLimits {
     if (policy?.models !== undefined && !modelAllowed(policy.models, call.requestedModel)) {
       return { refusal: new ModelNotAllowedError(tenant.tenantId, call.requestedModel, policy.models) };
     }
+    const rates = this.store.localRates;
+    const rate = rates?.of(tenant.tenantId);
+    if (rates === undefined || rate === undefined) return this.admitSpend(call, tenant.tenantId);
+    const tokens = rate.tokensPerMinute === undefined ? 0 : this.inputEstimate(call);
+    let outcome = rates.admit(tenant.tenantId, tokens, this.options.clock());
+    // Calls that ended but are not recorded yet still hold their place: only a refusal needs them settled first.
+    if (outcome?.admitted === false && this.recordPending()) outcome = rates.admit(tenant.tenantId, tokens, this.options.clock());
+    if (outcome === undefined) return this.admitSpend(call, tenant.tenantId);
+    if (!outcome.admitted) return { refusal: new RateLimitedError(tenant.tenantId, outcome.kind, outcome.limit, outcome.retryAfterMs) };
+    // A store that keeps rates in this process answers at once.
+    const admission = this.admitSpend(call, tenant.tenantId) as Admission;
+    if (admission.refusal !== undefined) {
+      rates.cancel(tenant.tenantId, outcome.hold, this.options.clock());
+      return admission;
+    }
+    const reservation = admission.reservation ?? { id: 'rate', tenantId: tenant.tenantId, windowKeys: [], amountNano: 0 };
+    reservation.rate = outcome.hold;
+    return { ...admission, reservation };
+  }
+
+  /** Tokens a rate limit counts a call for at admission: its input, estimated at 3 characters a token. */
+  private inputEstimate(call: CallStart): number {
+    return Math.ceil(measureInput(call.args[0], call.classifyInput).chars / AVERAGE_CHARS_PER_TOKEN);
+  }
+
+  private admitSpend(call: CallStart, tenantId: string): Admission | Promise<Admission> {
+    const tenant = { tenantId };
     const limits = this.store.limitsOf?.(tenant.tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return ADMITTED;
     // A fleet-wide store hears of the settlements first. In-process, a call that ended and is not settled yet still
@@ -170,9 +198,10 @@ export class SpendLimits {
     // A call the agent cannot price (unknown model, a batch, a video) still costs something: it needs room left.
     const amount = blocked ? Number.MAX_SAFE_INTEGER : bound === undefined ? 1 : toNano(bound.amountUsd);
     const mode = blocked ? 'strict' : this.options.enforcement;
-    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel);
+    const tokens = this.store.localRates === undefined ? this.inputEstimate(call) : 0;
+    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel, tokens);
     if (local && !(outcome instanceof Promise) && !outcome.admitted && this.recordPending()) {
-      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel);
+      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel, tokens);
     }
     if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
     return outcome.then(
@@ -190,7 +219,10 @@ export class SpendLimits {
     if (!outcome.admitted) return { refusal: this.limitError(tenantId, outcome, output, bound) };
     const reservation = outcome.reservation;
     const path = output.sendCapAt;
-    if (reservation === undefined || bound === undefined || path === undefined || this.options.enforcement !== 'strict') return { reservation };
+    // A reservation of rates alone holds no spend: the request is sent as it is.
+    if (reservation === undefined || reservation.windowKeys.length === 0 || bound === undefined || path === undefined || this.options.enforcement !== 'strict') {
+      return { reservation };
+    }
     return { reservation, sendOutputCap: { path, tokens: bound.outputCap } };
   }
 
@@ -239,8 +271,14 @@ export class SpendLimits {
     return call.reservation !== undefined ? toUsd(call.reservation.amountNano) : undefined;
   }
 
-  settle(reservation: Reservation, costUsd: number): void {
-    const settled = this.store.settle(reservation, toNano(money(costUsd)));
+  /** Settles the call's spend at its cost, and gives its rate hold back with its real token count. */
+  settle(reservation: Reservation, costUsd: number, tokens = 0): void {
+    if (reservation.rate !== undefined && this.store.localRates !== undefined) {
+      this.store.localRates.settle(reservation.tenantId, reservation.rate, tokens, this.options.clock());
+      reservation.rate = undefined;
+      if (reservation.windowKeys.length === 0) return;
+    }
+    const settled = this.store.settle(reservation, toNano(money(costUsd)), tokens);
     if (settled instanceof Promise) settled.catch(() => undefined);
     else this.spent(reservation.tenantId);
   }
@@ -302,6 +340,16 @@ export class SpendLimits {
   async policy(tenantId: string): Promise<TenantPolicy> {
     validateTenantId(tenantId);
     return this.store.policy(tenantId);
+  }
+
+  async setRateLimit(tenantId: string, limit: RateLimit): Promise<void> {
+    validateTenantId(tenantId);
+    await this.store.setRateLimit(tenantId, validateRateLimit(limit));
+  }
+
+  async rateLimit(tenantId: string): Promise<RateLimit> {
+    validateTenantId(tenantId);
+    return this.store.rateLimit(tenantId);
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {

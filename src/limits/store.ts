@@ -1,6 +1,7 @@
 import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
 import type { TenantPolicy } from './controls/model-policy.js';
+import type { LocalRates, RateHold, RateLimit } from './controls/rate-limits.js';
 
 /** Money inside the agent: integer nano-dollars, so that sums never drift. */
 export const NANO_PER_USD = 1_000_000_000;
@@ -27,6 +28,8 @@ export interface Reservation {
   /** When each window's record may be forgotten (epoch ms), for stores that expire them. */
   windowEnds?: number[];
   amountNano: number;
+  /** The call's share of its tenant's rate limits, given back when it settles. */
+  rate?: RateHold | undefined;
 }
 
 /** How a reservation is admitted: 'strict' when spent + held + this amount fits the limit, 'lenient' while spent + held is under it. */
@@ -90,18 +93,23 @@ export interface LimitStore {
   limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
   /**
    * Checks every limited window of the tenant and reserves in all of them, or in none. A store without `policyOf`
-   * checks the tenant's model policy here too (rejecting with a ModelNotAllowedError).
+   * checks the tenant's model policy here too (rejecting with a ModelNotAllowedError), and one without `localRates`
+   * its rate limits (rejecting with a RateLimitedError; `tokens` is the call's input estimate).
    */
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string): ReserveOutcome | Promise<ReserveOutcome>;
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string, tokens?: number): ReserveOutcome | Promise<ReserveOutcome>;
   setPolicy(tenantId: string, policy: TenantPolicy): void | Promise<void>;
   /** The tenant's policy, synchronously: offered by a store that holds policies in this process. */
   policyOf?(tenantId: string): TenantPolicy | undefined;
   policy(tenantId: string): TenantPolicy | Promise<TenantPolicy>;
+  setRateLimit(tenantId: string, limit: RateLimit): void | Promise<void>;
+  rateLimit(tenantId: string): RateLimit | Promise<RateLimit>;
+  /** Rate limits kept in this process (a store without them checks rates in `reserve`). */
+  readonly localRates?: LocalRates;
   /**
    * Replaces the reservation by the actual cost (0 releases it). Keyed on the reservation's own id: settling it twice
    * changes nothing. Never rejects: a settlement that cannot be written now is kept and written later.
    */
-  settle(reservation: Reservation, actualNano: number): void | Promise<void>;
+  settle(reservation: Reservation, actualNano: number, tokens?: number): void | Promise<void>;
   /**
    * Adds an event's spend (except in its settled windows) and revenue to the tenant's windows, limited or not: the same
    * counters limits are checked against. Never throws or rejects: a write that cannot be made now is kept and retried.

@@ -1,14 +1,16 @@
 import type { TenantPolicy } from './model-policy.js';
+import { LocalRates, type RateLimit } from './rate-limits.js';
 import type { SpendWindow } from '../windows.js';
 
 /**
- * What a store that keeps them in this process keeps of alerts and policies: the in-process ledger, and the app's
+ * What a store that keeps them in this process keeps of alerts, policies and rate limits: the in-process ledger, and the app's
  * backend (whose protocol has neither).
  */
 export class LocalControls {
   /** window key → `tenant \0 threshold`; a window's set goes once a newer window of its frequency is claimed in. */
   private readonly sent = new Map<string, Set<string>>();
   private readonly policies = new Map<string, TenantPolicy>();
+  readonly rates = new LocalRates();
 
   claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
     let sent = this.sent.get(window.key);
@@ -34,5 +36,9 @@ export class LocalControls {
 
   policy(tenantId: string): TenantPolicy {
     return this.policies.get(tenantId) ?? {};
+  }
+
+  rateLimit(tenantId: string): RateLimit {
+    return this.rates.of(tenantId) ?? {};
   }
 }

@@ -35,6 +35,16 @@ export class LedgerKeys {
     return this.of(tenantId, `settled:${reservationId}`);
   }
 
+  /** The tenant's rate counters: this minute's and the last one's requests and tokens. */
+  rates(tenantId: string): string {
+    return this.of(tenantId, 'rates');
+  }
+
+  /** The tenant's calls in flight under a concurrency limit, scored by when their lease ends. */
+  inFlight(tenantId: string): string {
+    return this.of(tenantId, 'inflight');
+  }
+
   /** Marks an alert (a threshold of a window) as sent by some process: the fleet sends it once. */
   alert(tenantId: string, windowKey: string, threshold: number): string {
     return this.of(tenantId, `alert:${windowKey}:${threshold}`);

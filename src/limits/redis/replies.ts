@@ -1,14 +1,23 @@
 import type { WindowState } from './local-ledger.js';
 import { LimitStoreFaultError } from '../store.js';
+import type { RateLimitKind } from '../controls/rate-limits.js';
 
 /** What the ledger's scripts answer, checked: a reply of another shape is a fault, never read as money. */
 
 export interface ReserveReply {
-  status: 'admitted' | 'refused' | 'already settled' | 'model not allowed';
+  status: 'admitted' | 'refused' | 'already settled' | 'model not allowed' | 'rate limited';
   /** The window that refused (an index into the windows asked about). */
   refusedIndex: number;
+  /** With 'rate limited': which limit, its value, and when the call would fit. */
+  rateLimited?: { kind: RateLimitKind; limit: number; retryAfterMs: number };
+  /** The minute (by Redis' clock) the call's rates were counted in. */
+  minute: number;
+  countedInRates: boolean;
+  holdsConcurrency: boolean;
   windows: WindowState[];
 }
+
+const RATE_KINDS: Record<number, RateLimitKind> = { 1: 'requests_per_minute', 2: 'tokens_per_minute', 3: 'concurrent' };
 
 export interface CounterState {
   spentNano: number;
@@ -23,16 +32,18 @@ function integers(reply: unknown, length: number): number[] {
 }
 
 export function parseReserveReply(reply: unknown, windowCount: number): ReserveReply {
-  const values = integers(reply, 2 + 3 * windowCount);
-  const [status, refused] = values as [number, number];
+  const values = integers(reply, 6 + 3 * windowCount);
+  const [status, refused, retryAfterMs, minute, rateLimit, flags] = values as [number, number, number, number, number, number];
   const windows = Array.from({ length: windowCount }, (_, i) => {
-    const limit = values[2 + 3 * i]!;
-    return { limitNano: limit < 0 ? undefined : limit, spentNano: values[3 + 3 * i]!, reservedNano: values[4 + 3 * i]! };
+    const limit = values[6 + 3 * i]!;
+    return { limitNano: limit < 0 ? undefined : limit, spentNano: values[7 + 3 * i]!, reservedNano: values[8 + 3 * i]! };
   });
-  if (status === 1) return { status: 'admitted', refusedIndex: -1, windows };
-  if (status === 2) return { status: 'already settled', refusedIndex: -1, windows };
-  if (status === 3) return { status: 'model not allowed', refusedIndex: -1, windows };
-  if (status === 0 && refused >= 1 && refused <= windowCount && windows[refused - 1]!.limitNano !== undefined) return { status: 'refused', refusedIndex: refused - 1, windows };
+  const reply_ = { refusedIndex: -1, minute, countedInRates: (flags & 1) !== 0, holdsConcurrency: (flags & 2) !== 0, windows };
+  if (status === 1) return { status: 'admitted', ...reply_ };
+  if (status === 2) return { status: 'already settled', ...reply_ };
+  if (status === 3) return { status: 'model not allowed', ...reply_ };
+  if (status === 4 && RATE_KINDS[refused] !== undefined) return { status: 'rate limited', ...reply_, rateLimited: { kind: RATE_KINDS[refused]!, limit: rateLimit, retryAfterMs } };
+  if (status === 0 && refused >= 1 && refused <= windowCount && windows[refused - 1]!.limitNano !== undefined) return { status: 'refused', ...reply_, refusedIndex: refused - 1 };
   throw new LimitStoreFaultError('Redis answered the reserve script with an unknown outcome');
 }
 

@@ -49,43 +49,55 @@ end
 `;
 
 /**
- * KEYS: limits hash, reservation hash, settled marker, window hash x n.
- * ARGV: amount, mode (strict | lenient), lease ms, model ('' when the request names none), then for each window:
- * frequency, window name, expiry (epoch ms), default limit ('-' for none: the Meter's hard defaultLimit, which applies
- * when the tenant has no limit of its own).
- * Checks the tenant's model policy (the limits hash's `models` field: one id, or prefix ending in '*', a line), then every
- * window that has a hard limit, then reserves in all of them or in none, and records what it holds in each in
- * the reservation (a lease). Answers {status, refused window index, then limit (-1: none), spent, reserved of each
- * window}: status 1 admitted, 0 refused, 2 already settled (a release sent after a lost reply got there first), 3 the
- * model is not allowed.
- * Running it again for the same reservation (a resend) reserves nothing more.
+ * KEYS: limits hash, reservation hash, settled marker, rates hash, in-flight sorted set, window hash x n.
+ * ARGV: amount, mode (strict | lenient), lease ms, model ('' when the request names none), input tokens (for a
+ * tokens-per-minute limit), then for each window: frequency, window name, expiry (epoch ms), default limit ('-' for
+ * none: the Meter's hard defaultLimit, which applies when the tenant has no limit of its own).
+ * In order: the tenant's model policy (the limits hash's `models` field: one id, or prefix ending in '*', a line), its
+ * rate limits (fields `rate:rpm`, `rate:tpm`, `rate:concurrent`: a sliding-window counter of this minute and the last,
+ * by Redis' clock, and a sorted set of the calls in flight with their lease), then every window that has a hard limit;
+ * then reserves in all of them or in none, counts the call in the rates, and records what it holds in each window in
+ * the reservation (a lease). Answers {status, refused, retry after ms, minute, rate limit, rate flags, then limit (-1:
+ * none), spent, reserved of each window}: status 1 admitted, 0 refused by the window `refused`, 2 already settled (a
+ * release sent after a lost reply got there first), 3 the model is not allowed, 4 refused by rate limit `refused` (1
+ * requests, 2 tokens, 3 concurrent). Rate flags: 1 counted in the minute's rates, 2 holds a place among the concurrent.
  */
 export const RESERVE = ledgerScript(`
 local amount = nano(ARGV[1], 'amount')
 local mode = ARGV[2]
 if mode ~= 'strict' and mode ~= 'lenient' then fail('mode must be strict or lenient') end
-nano(ARGV[3], 'lease')
-local n = #KEYS - 3
-if n < 1 or #ARGV ~= 4 + 4 * n then fail('expected a frequency, a name, an expiry and a default limit for each window key') end
+local lease = nano(ARGV[3], 'lease')
 local model = ARGV[4]
+local tokens = nano(ARGV[5], 'tokens')
+local n = #KEYS - 5
+if n < 1 or #ARGV ~= 5 + 4 * n then fail('expected a frequency, a name, an expiry and a default limit for each window key') end
 ofType(KEYS[1], 'hash')
 ofType(KEYS[2], 'hash')
 ofType(KEYS[3], 'string')
-local own = redis.call('HLEN', KEYS[1]) - redis.call('HEXISTS', KEYS[1], 'models') > 0
+ofType(KEYS[4], 'hash')
+ofType(KEYS[5], 'zset')
+local own = false
+for _, f in ipairs({'per_day', 'per_month'}) do
+  if redis.call('HEXISTS', KEYS[1], f) == 1 or redis.call('HEXISTS', KEYS[1], 'soft:' .. f) == 1 then own = true end
+end
 local limits, spent, reserved = {}, {}, {}
 for i = 1, n do
-  name(ARGV[4 * i + 1], 'frequency')
-  name(ARGV[4 * i + 2], 'window')
-  nano(ARGV[4 * i + 3], 'window expiry')
-  local default = ARGV[4 * i + 4] == '-' and -1 or nano(ARGV[4 * i + 4], 'default limit')
-  ofType(KEYS[3 + i], 'hash')
-  local limit = redis.call('HGET', KEYS[1], ARGV[4 * i + 1])
+  local w = 5 + 4 * (i - 1)
+  name(ARGV[w + 1], 'frequency')
+  name(ARGV[w + 2], 'window')
+  nano(ARGV[w + 3], 'window expiry')
+  local default = ARGV[w + 4] == '-' and -1 or nano(ARGV[w + 4], 'default limit')
+  ofType(KEYS[5 + i], 'hash')
+  local limit = redis.call('HGET', KEYS[1], ARGV[w + 1])
   if limit then limits[i] = nano(limit, 'a stored limit') elseif own then limits[i] = -1 else limits[i] = default end
-  spent[i] = stored(KEYS[3 + i], 'spent')
-  reserved[i] = stored(KEYS[3 + i], 'reserved')
+  spent[i] = stored(KEYS[5 + i], 'spent')
+  reserved[i] = stored(KEYS[5 + i], 'reserved')
 end
-local function answer(status, refused)
-  local out = {status, refused}
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local minute = math.floor(now / 60000)
+local function answer(status, refused, retry, rateLimit, flags)
+  local out = {status, refused, retry, minute, rateLimit, flags}
   for i = 1, n do
     out[#out + 1] = limits[i]
     out[#out + 1] = spent[i]
@@ -93,8 +105,8 @@ local function answer(status, refused)
   end
   return out
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return answer(2, 0) end
-if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0) end
+if redis.call('EXISTS', KEYS[3]) == 1 then return answer(2, 0, 0, 0, 0) end
+if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0, 0, 0, 0) end
 local allowed = redis.call('HGET', KEYS[1], 'models')
 if allowed then
   local ok = false
@@ -105,26 +117,93 @@ if allowed then
       ok = ok or (model ~= '' and model == entry)
     end
   end
-  if not ok then return answer(3, 0) end
+  if not ok then return answer(3, 0, 0, 0, 0) end
 end
+local rpm = redis.call('HGET', KEYS[1], 'rate:rpm')
+local tpm = redis.call('HGET', KEYS[1], 'rate:tpm')
+local concurrent = redis.call('HGET', KEYS[1], 'rate:concurrent')
+rpm = rpm and nano(rpm, 'a stored rate limit')
+tpm = tpm and nano(tpm, 'a stored rate limit')
+concurrent = concurrent and nano(concurrent, 'a stored rate limit')
+local r0, r1, t0, t1 = 0, 0, 0, 0
+if rpm or tpm then
+  local at = stored(KEYS[4], 'm')
+  if at == minute then
+    r0, r1, t0, t1 = stored(KEYS[4], 'r0'), stored(KEYS[4], 'r1'), stored(KEYS[4], 't0'), stored(KEYS[4], 't1')
+  elseif at == minute - 1 then
+    r0, t0 = stored(KEYS[4], 'r1'), stored(KEYS[4], 't1')
+  end
+end
+local elapsed = now % 60000
+local function sliding(previous, current)
+  return previous * ((60000 - elapsed) / 60000) + current
+end
+-- The same estimate as the in-process limiter's waitFor (src/limits/controls/rate-limits.ts).
+local function waitFor(previous, current, add, limit)
+  local room = limit - current - add
+  if room >= 0 and previous > 0 then return math.max(1, math.ceil(60000 * (1 - room / previous) - elapsed)) end
+  if add > limit then return 120000 - elapsed end
+  return 60000 - elapsed
+end
+if concurrent then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  if redis.call('ZCARD', KEYS[5]) + 1 > concurrent then return answer(4, 3, 1000, concurrent, 0) end
+end
+if rpm and sliding(r0, r1) + 1 > rpm then return answer(4, 1, waitFor(r0, r1, 1, rpm), rpm, 0) end
+if tpm and sliding(t0, t1) + tokens > tpm then return answer(4, 2, waitFor(t0, t1, tokens, tpm), tpm, 0) end
 for i = 1, n do
   if limits[i] >= 0 then
     local used = spent[i] + reserved[i]
     local fits = (mode == 'strict' and used + amount <= limits[i]) or (mode == 'lenient' and used < limits[i])
-    if not fits then return answer(0, i) end
+    if not fits then return answer(0, i, 0, 0, 0) end
   end
 end
 local held = false
 for i = 1, n do
   if limits[i] >= 0 then
-    reserved[i] = redis.call('HINCRBY', KEYS[3 + i], 'reserved', ARGV[1])
-    redis.call('PEXPIREAT', KEYS[3 + i], ARGV[4 * i + 3])
-    redis.call('HSET', KEYS[2], ARGV[4 * i + 2], ARGV[1])
+    local w = 5 + 4 * (i - 1)
+    reserved[i] = redis.call('HINCRBY', KEYS[5 + i], 'reserved', ARGV[1])
+    redis.call('PEXPIREAT', KEYS[5 + i], ARGV[w + 3])
+    redis.call('HSET', KEYS[2], ARGV[w + 2], ARGV[1])
     held = true
   end
 end
 if held then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
-return answer(1, 0)
+local flags = 0
+if rpm or tpm then
+  redis.call('HSET', KEYS[4], 'm', minute, 'r0', r0, 'r1', r1 + 1, 't0', t0, 't1', t1 + tokens)
+  redis.call('PEXPIRE', KEYS[4], 120000)
+  flags = 1
+end
+if concurrent then
+  redis.call('ZADD', KEYS[5], now + lease, string.sub(KEYS[2], -36))
+  redis.call('PEXPIRE', KEYS[5], lease)
+  flags = flags + 2
+end
+return answer(1, 0, 0, 0, flags)
+`);
+
+/**
+ * KEYS: rates hash, in-flight sorted set.
+ * ARGV: reservation id, the minute its tokens were counted in, that estimate, the call's real token count.
+ * Gives the call's place among the concurrent ones back, and puts its real token count in place of the estimate when
+ * that minute is still in the window.
+ */
+export const RATE_SETTLE = ledgerScript(`
+if #KEYS ~= 2 or #ARGV ~= 4 then fail('expected 2 keys and 4 arguments') end
+local counted = nano(ARGV[2], 'minute')
+local estimate = nano(ARGV[3], 'estimate')
+local actual = nano(ARGV[4], 'actual tokens')
+ofType(KEYS[1], 'hash')
+ofType(KEYS[2], 'zset')
+redis.call('ZREM', KEYS[2], ARGV[1])
+local at = stored(KEYS[1], 'm')
+local field = (counted == at and 't1') or (counted == at - 1 and 't0') or nil
+if field then
+  local value = stored(KEYS[1], field) + actual - estimate
+  redis.call('HSET', KEYS[1], field, integer(math.max(0, value)))
+end
+return 1
 `);
 
 /**
