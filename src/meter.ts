@@ -14,7 +14,7 @@ import { reportedCost, validateManualEvent, type ManualUsage } from './manual-ev
 import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
-import { createLimitStore, SpendLimits, type SetLimitInput, type WindowReport } from './limits/spend-limits.js';
+import { createLimitStore, SpendLimits, type SetLimitInput, type TenantUsagePage, type WindowReport } from './limits/spend-limits.js';
 import type { TenantPolicy } from './limits/controls/model-policy.js';
 import type { RateLimit } from './limits/controls/rate-limits.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
@@ -22,7 +22,7 @@ import { bindingOf, bindObjects, clientBinding, scopeOfCall, type CallAmount, ty
 import { replaceOnInstance } from '../patches/calls/wrap-method.js';
 import { RunTallies } from './runs.js';
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
-import { WindowCalendar } from './limits/windows.js';
+import { validateFrequency, WindowCalendar } from './limits/windows.js';
 import { ProviderIdentities } from './providers/identity.js';
 import { modelMiddleware, type ModelMiddleware, type ModelMiddlewareVersion } from './ai-sdk-middleware.js';
 
@@ -229,6 +229,27 @@ export class Meter implements CallSink {
 
   getRateLimit(tenantId: string): Promise<RateLimit> {
     return this.limits.rateLimit(tenantId);
+  }
+
+  /** Everything that applies to a tenant: its windows (spend, limits, thresholds), its policy and its rate limits. */
+  async inspect(tenantId: string): Promise<{ tenantId: string; windows: WindowReport[]; policy: TenantPolicy; rateLimit: RateLimit }> {
+    const [windows, policy, rateLimit] = await Promise.all([this.limits.usage(tenantId), this.limits.policy(tenantId), this.limits.rateLimit(tenantId)]);
+    return { tenantId, windows, policy, rateLimit };
+  }
+
+  /**
+   * The tenants with spend or revenue in the current day (or month), about `limit` (default 100, at most 1000) a page:
+   * pass the answer's `cursor` to get the next page. Bounded in memory whatever the number of tenants.
+   */
+  listTenants(options: { frequency?: LimitFrequency; limit?: number; cursor?: string } = {}): Promise<TenantUsagePage> {
+    const { frequency = 'per_day', limit = 100, cursor } = options;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) return Promise.reject(new ConfigError(`listTenants: limit must be an integer from 1 to 1000, got ${describeValue(limit)}`));
+    if (cursor !== undefined && typeof cursor !== 'string') return Promise.reject(new ConfigError(`listTenants: cursor must be the string a page answered, got ${describeValue(cursor)}`));
+    try {
+      return this.limits.tenants(validateFrequency(frequency), limit, cursor);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {

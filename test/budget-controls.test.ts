@@ -243,6 +243,41 @@ describe.each([
   });
 });
 
+describe.each([
+  ['in process', async () => ({})],
+  ['on Redis', async () => ({ limits: await redisLimits() })],
+])('inspection (%s)', (_, store) => {
+  it('lists the tenants with usage in the window, a bounded page at a time, every one once', async () => {
+    const meter = new Meter({ ...quiet, ...(await store()) });
+    const ids = Array.from({ length: 25 }, (_, i) => `list-${i}`);
+    for (const [i, id] of ids.entries()) spend(meter, id, (i + 1) / 100);
+    const seen = new Map<string, number>();
+    await until(async () => {
+      seen.clear();
+      let cursor: string | undefined;
+      do {
+        const page = await meter.listTenants({ limit: 10, cursor });
+        expect(page.tenants.length).toBeLessThanOrEqual(100);
+        for (const t of page.tenants) seen.set(t.tenantId, t.spentUsd);
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      return seen.size === 25;
+    }, 'every tenant listed');
+    expect([...seen].sort(([a], [b]) => a.localeCompare(b))).toEqual(ids.map((id, i) => [id, (i + 1) / 100]).sort(([a], [b]) => String(a).localeCompare(String(b))));
+    await meter.setPolicy('list-3', { models: ['gpt-4o-mini'] });
+    await meter.setRateLimit('list-3', { concurrent: 2 });
+    await meter.setLimit('list-3', { limitUsd: 5, frequency: 'per_month', mode: 'soft' });
+    expect(await meter.inspect('list-3')).toMatchObject({
+      tenantId: 'list-3',
+      policy: { models: ['gpt-4o-mini'] },
+      rateLimit: { concurrent: 2 },
+      windows: [{ frequency: 'per_month', limitUsd: 5, mode: 'soft', spentUsd: 0.04 }, { frequency: 'per_day', spentUsd: 0.04 }],
+    });
+    await expect(meter.listTenants({ limit: 0 })).rejects.toThrow(/listTenants: limit must be an integer from 1 to 1000, got 0/);
+    await meter.shutdown();
+  });
+});
+
 describe('budget options', () => {
   const invalid: Array<[string, Record<string, unknown>, RegExp]> = [
     ['a threshold of 0', { thresholds: [0, 0.5] }, /thresholds must be an array of fractions of the limit above 0 .*got an array/],

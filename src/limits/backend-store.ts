@@ -8,7 +8,7 @@ import { CircuitBreaker } from './circuit-breaker.js';
 import { SpendJournal } from './backend/spend-journal.js';
 import { TenantTally } from './backend/tenant-tally.js';
 
-import { LimitStoreUnavailableError, toUsd, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+import { LimitStoreFaultError, LimitStoreUnavailableError, toUsd, type TenantPage, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 
 export interface BackendStoreOptions {
@@ -150,6 +150,11 @@ export class BackendLimitStore implements LimitStore {
   readonly localRates = this.controls.rates;
   readonly setRateLimit = (tenantId: string, limit: RateLimit): void => this.controls.rates.set(tenantId, limit);
   readonly rateLimit = (tenantId: string): RateLimit => this.controls.rateLimit(tenantId);
+
+  /** The backend keeps the ledger: it is the one to list its tenants. */
+  tenantsWithUsage(): TenantPage {
+    throw new LimitStoreFaultError('listing tenants is not part of the limits backend protocol: ask your backend, which keeps the ledger');
+  }
 
   async close(): Promise<void> {
     await this.journal.close();

@@ -1,6 +1,6 @@
 import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
-import type { Enforcement, Booking, LimitStore, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
+import type { Enforcement, Booking, LimitStore, TenantPage, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { LocalControls } from './controls/local-controls.js';
 import type { TenantPolicy } from './controls/model-policy.js';
@@ -140,6 +140,19 @@ export class MemoryLimitStore implements LimitStore {
         resetsAt: window.resetsAt,
       };
     });
+  }
+
+  tenantsWithUsage(window: SpendWindow, limit: number, cursor: string | undefined): TenantPage {
+    const entries = [...this.counters];
+    const from = cursor === undefined ? 0 : Number(cursor);
+    const tenants: TenantPage['tenants'] = [];
+    let i = Number.isSafeInteger(from) && from >= 0 ? from : 0;
+    for (; i < entries.length && tenants.length < limit; i++) {
+      const [tenantId, windows] = entries[i]!;
+      const counter = windows.get(window.key);
+      if (counter !== undefined && (counter.spent > 0 || counter.revenue > 0)) tenants.push({ tenantId, spentNano: counter.spent, revenueNano: counter.revenue });
+    }
+    return { tenants, cursor: i < entries.length ? String(i) : undefined };
   }
 
   private keep(tenantId: string, limits: TenantLimit[]): void {

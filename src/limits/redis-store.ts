@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
 import { ModelNotAllowedError, RateLimitedError, type LimitFrequency } from '../errors.js';
 import type { RateHold, RateLimit } from './controls/rate-limits.js';
 import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
-import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
+import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type TenantPage, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -274,6 +275,33 @@ export class RedisLimitStore implements LimitStore {
         resetsAt: window.resetsAt,
       };
     });
+  }
+
+  /**
+   * SCANs for the window's key of every tenant, on each master of a Cluster in turn; the cursor is `node:cursor`. A page
+   * holds what one SCAN step found (about `limit`), with each tenant's spend and revenue.
+   */
+  async tenantsWithUsage(window: SpendWindow, limit: number, cursor: string | undefined): Promise<TenantPage> {
+    checkWindows([window]);
+    const [node, scanCursor] = cursor === undefined ? [0, '0'] : [Number(cursor.split(':')[0]), cursor.split(':')[1] ?? '0'];
+    if (!Number.isSafeInteger(node) || node < 0 || !/^\d+$/.test(scanCursor)) throw new LimitStoreFaultError(`not a cursor of listTenants: ${JSON.stringify(cursor)}`);
+    return this.ask(() =>
+      this.redis.run(async (client) => {
+        const nodes: Array<Pick<Redis, 'scan' | 'hmget'>> = 'nodes' in client && typeof client.nodes === 'function' ? (client as Cluster).nodes('master') : [client as Redis];
+        if (node >= nodes.length) return { tenants: [] };
+        const [next, keys] = await nodes[node]!.scan(scanCursor, 'MATCH', this.keys.everyTenant(window.key), 'COUNT', Math.min(Math.max(limit, 10), 1000));
+        const counters = await Promise.all(keys.map((key) => nodes[node]!.hmget(key, 'spent', 'revenue')));
+        const tenants: TenantPage['tenants'] = [];
+        keys.forEach((key, i) => {
+          const tenantId = this.keys.tenantOf(key);
+          const [spent, revenue] = counters[i]!;
+          const entry = { tenantId: tenantId!, spentNano: parseStoredNano(spent), revenueNano: parseStoredNano(revenue) };
+          if (tenantId !== undefined && (entry.spentNano > 0 || entry.revenueNano > 0)) tenants.push(entry);
+        });
+        const more = next !== '0' ? `${node}:${next}` : node + 1 < nodes.length ? `${node + 1}:0` : undefined;
+        return { tenants, cursor: more };
+      }),
+    );
   }
 
   /** SET NX on a key of the alert, expiring with its window: whichever process gets it first sends the alert. */

@@ -59,6 +59,12 @@ export interface WindowReport {
   resetsAt: Date;
 }
 
+/** A page of `listTenants`: pass `cursor` back for the next one; none when the window has no more tenants. */
+export interface TenantUsagePage {
+  tenants: Array<{ tenantId: string; spentUsd: number; revenueUsd: number }>;
+  cursor?: string;
+}
+
 /** What one recorded event of a tenant adds to its ledger. */
 export interface BookEntry {
   /** The event's cost. */
@@ -340,6 +346,15 @@ export class SpendLimits {
   async policy(tenantId: string): Promise<TenantPolicy> {
     validateTenantId(tenantId);
     return this.store.policy(tenantId);
+  }
+
+  /** Tenants with spend or revenue in the current window of `frequency`, a page at a time. */
+  async tenants(frequency: LimitFrequency, limit: number, cursor: string | undefined): Promise<TenantUsagePage> {
+    const page = await this.store.tenantsWithUsage(this.calendar.window(frequency, this.options.clock()), limit, cursor);
+    return {
+      tenants: page.tenants.map((t) => ({ tenantId: t.tenantId, spentUsd: toUsd(t.spentNano), revenueUsd: toUsd(t.revenueNano) })),
+      ...(page.cursor !== undefined && { cursor: page.cursor }),
+    };
   }
 
   async setRateLimit(tenantId: string, limit: RateLimit): Promise<void> {

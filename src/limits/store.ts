@@ -128,6 +128,11 @@ export interface LimitStore {
    */
   onSpendWritten?: ((tenantId: string) => void) | undefined;
   readonly writesLater?: boolean;
+  /**
+   * Tenants with spend or revenue in the window, about `limit` at a time from `cursor` (a page: pass the cursor it
+   * answers to get the next; none when done).
+   */
+  tenantsWithUsage(window: SpendWindow, limit: number, cursor: string | undefined): TenantPage | Promise<TenantPage>;
   /** Tenants without a limit whose counters were dropped to bound memory (an in-process store). */
   readonly forgottenTenants?: number;
   /** Waits for settlements under way and lets go of connections. */
@@ -148,4 +153,9 @@ export class LimitStoreUnavailableError extends Error {
  */
 export class LimitStoreFaultError extends Error {
   override name = 'LimitStoreFaultError';
+}
+
+export interface TenantPage {
+  tenants: Array<{ tenantId: string; spentNano: number; revenueNano: number }>;
+  cursor?: string | undefined;
 }

@@ -1,4 +1,5 @@
 const ESCAPES: Record<string, string> = { '%': '%25', '{': '%7B', '}': '%7D' };
+const UNESCAPES: Record<string, string> = { '%25': '%', '%7B': '{', '%7D': '}' };
 
 /**
  * A tenant id as it appears inside a key: '%', '{' and '}' percent-encoded, so that two tenant ids never share a key
@@ -53,6 +54,18 @@ export class LedgerKeys {
   /** Marks a journal replay as written: writing it again changes nothing. */
   replayed(tenantId: string, replayId: string): string {
     return this.of(tenantId, `replayed:${replayId}`);
+  }
+
+  /** A SCAN pattern for every tenant's key of this record (the prefix's glob characters escaped). */
+  everyTenant(record: string): string {
+    return `${this.prefix.replace(/[*?[\]\\]/g, (c) => `\\${c}`)}{*}:${record}`;
+  }
+
+  /** The tenant a key of this prefix belongs to. */
+  tenantOf(key: string): string | undefined {
+    if (!key.startsWith(`${this.prefix}{`)) return undefined;
+    const end = key.indexOf('}', this.prefix.length + 1);
+    return end < 0 ? undefined : key.slice(this.prefix.length + 1, end).replace(/%25|%7B|%7D/g, (c) => UNESCAPES[c]!);
   }
 
   private of(tenantId: string, record: string): string {
