@@ -72,6 +72,25 @@ describe("the app's own backend as the limit store", () => {
     expect(backend.gets()).toBe(2);
   });
 
+  it('rate limits and model policies hold with a backend store too (kept in this process), with or without a spend limit', async () => {
+    const { call, meter } = startMeter();
+    backend.set('rated', 'per_day', 100);
+    await meter.setRateLimit('rated', { requestsPerMinute: 3 });
+    await meter.setRateLimit('unlimited', { requestsPerMinute: 2 });
+    const results = await Promise.allSettled(Array.from({ length: 5 }, () => call('rated')));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
+    expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason.name === 'RateLimitedError')).toBe(true);
+    const others = await Promise.allSettled(Array.from({ length: 4 }, () => call('unlimited')));
+    expect(others.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
+    // A rate-limited tenant's spend limit still holds.
+    backend.set('tight', 'per_day', 0);
+    await meter.setRateLimit('tight', { requestsPerMinute: 10 });
+    await expect(call('tight')).rejects.toBeInstanceOf(LimitExceededError);
+    await meter.setPolicy('rated', { models: ['gpt-4o-mini'] });
+    clock += 120_000;
+    await expect(call('rated')).rejects.toMatchObject({ name: 'ModelNotAllowedError', model: 'gpt-4o' });
+  });
+
   it('a burst inside the cache window is stopped by the local trip-wire', async () => {
     const { call, meter } = startMeter();
     backend.set('burst', 'per_day', 0.01, 0.004);

@@ -171,15 +171,19 @@ export class SpendLimits {
     if (outcome?.admitted === false && this.recordPending()) outcome = rates.admit(tenant.tenantId, tokens, this.options.clock());
     if (outcome === undefined) return this.admitSpend(call, tenant.tenantId);
     if (!outcome.admitted) return { refusal: new RateLimitedError(tenant.tenantId, outcome.kind, outcome.limit, outcome.retryAfterMs) };
-    // A store that keeps rates in this process answers at once.
-    const admission = this.admitSpend(call, tenant.tenantId) as Admission;
-    if (admission.refusal !== undefined) {
-      rates.cancel(tenant.tenantId, outcome.hold, this.options.clock());
-      return admission;
-    }
-    const reservation = admission.reservation ?? { id: 'rate', tenantId: tenant.tenantId, windowKeys: [], amountNano: 0 };
-    reservation.rate = outcome.hold;
-    return { ...admission, reservation };
+    const { hold } = outcome;
+    const tenantId = tenant.tenantId;
+    const withHold = (admission: Admission): Admission => {
+      if (admission.refusal !== undefined) {
+        rates.cancel(tenantId, hold, this.options.clock());
+        return admission;
+      }
+      const reservation = admission.reservation ?? { id: 'rate', tenantId, windowKeys: [], amountNano: 0 };
+      reservation.rate = hold;
+      return { ...admission, reservation };
+    };
+    const admission = this.admitSpend(call, tenantId);
+    return admission instanceof Promise ? admission.then(withHold) : withHold(admission);
   }
 
   /** Tokens a rate limit counts a call for at admission: its input, estimated at 3 characters a token. */
