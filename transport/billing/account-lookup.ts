@@ -8,7 +8,7 @@ export interface AccountLookupOptions {
   field: string;
   /** How long one lookup may take before the batch is tried again later. */
   timeoutMs: number;
-  /** Tenants kept (the least recently looked up forgotten first). */
+  /** Tenants kept (the oldest answers forgotten first). */
   maxEntries?: number;
   /** How long "no account" is believed, so that a customer created later is picked up (ms). */
   missTtlMs?: number;
