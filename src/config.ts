@@ -1,10 +1,9 @@
-import { ConfigError, describeValue } from './errors.js';
+import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
 import { oneOf, optionalBoolean, optionalFunction, optionalPath, optionalString, parseUrl, positiveInteger, rejectUnknownKeys } from './option-checks.js';
 import { validateThresholds, type BudgetAlertOptions, type ThresholdAlert } from './limits/controls/budget-alerts.js';
-import { validateLimitTerms } from './limits/spend-limits.js';
+import { usdAmount, validateLimitTerms } from './limits/spend-limits.js';
 import { toNano, type LimitMode, type TenantLimit } from './limits/store.js';
 import { FREQUENCIES } from './limits/windows.js';
-import type { LimitFrequency } from './errors.js';
 import { resolveSinks, type ResolvedSink, type SinkOptions } from './delivery/sink-options.js';
 import type { OutcomeEvent, UsageEvent } from './event.js';
 import type { Enforcement } from './limits/store.js';
@@ -199,8 +198,7 @@ function resolveDefaultLimits(value: unknown): TenantLimit[] {
     if (item === null || typeof item !== 'object') throw new ConfigError(`${at.slice(0, -1)} must be an object like { limitUsd: 20, frequency: 'per_month' }, got ${describeValue(item)}`);
     const raw = item as Record<string, unknown>;
     rejectUnknownKeys(raw, KNOWN_DEFAULT_LIMIT_OPTIONS, `${at.slice(0, -1)} option`);
-    const { limitUsd } = raw;
-    if (typeof limitUsd !== 'number' || !Number.isFinite(limitUsd) || limitUsd < 0) throw new ConfigError(`${at}limitUsd must be a finite, non-negative number, got ${describeValue(limitUsd)}`);
+    const limitUsd = usdAmount(raw.limitUsd, `${at}limitUsd`);
     const frequency = oneOf(raw, 'frequency', FREQUENCIES, at);
     if (raw.frequency === undefined) throw new ConfigError(`${at}frequency is required: 'per_day' or 'per_month'`);
     if (frequencies.has(frequency)) throw new ConfigError(`${at}frequency ${JSON.stringify(frequency)} has a default limit already`);

@@ -24,6 +24,7 @@ import { RunTallies } from './runs.js';
 import { tenantMiddleware, type TenantMiddleware, type TenantResolver } from './tenants/middleware.js';
 import { validateFrequency, WindowCalendar } from './limits/windows.js';
 import { ProviderIdentities } from './providers/identity.js';
+import { waitUntil } from '../transport/deadline.js';
 import { modelMiddleware, type ModelMiddleware, type ModelMiddlewareVersion } from './ai-sdk-middleware.js';
 
 /** The quote of a call whose price the agent cannot know (see HookTarget.unpriced). */
@@ -201,8 +202,7 @@ export class Meter implements CallSink {
 
   /** Sets a tenant's limit for a calendar window (a tenant may have a daily and a monthly one); applies to the next call. */
   setLimit(tenantId: string, limit: SetLimitInput): Promise<void> {
-    if (this.closed) return Promise.reject(new ConfigError('setLimit: this meter was shut down; set limits through a Meter that is running'));
-    return this.limits.setLimit(tenantId, limit);
+    return this.whileRunning('setLimit', 'limits', () => this.limits.setLimit(tenantId, limit));
   }
 
   /**
@@ -210,8 +210,13 @@ export class Meter implements CallSink {
    * ModelNotAllowedError. `{}` (no `models`) lifts the restriction. On Redis it applies fleet-wide.
    */
   setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
-    if (this.closed) return Promise.reject(new ConfigError('setPolicy: this meter was shut down; set policies through a Meter that is running'));
-    return this.limits.setPolicy(tenantId, policy);
+    return this.whileRunning('setPolicy', 'policies', () => this.limits.setPolicy(tenantId, policy));
+  }
+
+  /** A setting of the limit store, refused once shut down (the store is closed). */
+  private whileRunning(method: string, what: string, set: () => Promise<void>): Promise<void> {
+    if (this.closed) return Promise.reject(new ConfigError(`${method}: this meter was shut down; set ${what} through a Meter that is running`));
+    return set();
   }
 
   getPolicy(tenantId: string): Promise<TenantPolicy> {
@@ -223,8 +228,7 @@ export class Meter implements CallSink {
    * sent, with a RateLimitedError carrying `retryAfterMs`. `{}` lifts them. On Redis they hold fleet-wide.
    */
   setRateLimit(tenantId: string, limit: RateLimit): Promise<void> {
-    if (this.closed) return Promise.reject(new ConfigError('setRateLimit: this meter was shut down; set rate limits through a Meter that is running'));
-    return this.limits.setRateLimit(tenantId, limit);
+    return this.whileRunning('setRateLimit', 'rate limits', () => this.limits.setRateLimit(tenantId, limit));
   }
 
   getRateLimit(tenantId: string): Promise<RateLimit> {
@@ -241,15 +245,11 @@ export class Meter implements CallSink {
    * The tenants with spend or revenue in the current day (or month), about `limit` (default 100, at most 1000) a page:
    * pass the answer's `cursor` to get the next page. Bounded in memory whatever the number of tenants.
    */
-  listTenants(options: { frequency?: LimitFrequency; limit?: number; cursor?: string } = {}): Promise<TenantUsagePage> {
+  async listTenants(options: { frequency?: LimitFrequency; limit?: number; cursor?: string } = {}): Promise<TenantUsagePage> {
     const { frequency = 'per_day', limit = 100, cursor } = options;
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) return Promise.reject(new ConfigError(`listTenants: limit must be an integer from 1 to 1000, got ${describeValue(limit)}`));
-    if (cursor !== undefined && typeof cursor !== 'string') return Promise.reject(new ConfigError(`listTenants: cursor must be the string a page answered, got ${describeValue(cursor)}`));
-    try {
-      return this.limits.tenants(validateFrequency(frequency), limit, cursor);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 1000) throw new ConfigError(`listTenants: limit must be an integer from 1 to 1000, got ${describeValue(limit)}`);
+    if (cursor !== undefined && typeof cursor !== 'string') throw new ConfigError(`listTenants: cursor must be the string a page answered, got ${describeValue(cursor)}`);
+    return this.limits.tenants(validateFrequency(frequency), limit, cursor);
   }
 
   removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
@@ -542,10 +542,7 @@ export class Meter implements CallSink {
     this.recorder.drain();
     // The store gets the same deadline; a request of its own still in flight then ends by its own deadline.
     const limitsClosed = this.limits.close().catch((err: unknown) => this.noteFault(err));
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
-    await Promise.all([this.delivery.close(deadline), Promise.race([limitsClosed, expired])]);
-    clearTimeout(timer);
+    await Promise.all([this.delivery.close(deadline), waitUntil(limitsClosed, deadline)]);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

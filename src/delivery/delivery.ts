@@ -1,4 +1,5 @@
 import { Batcher } from '../../transport/batcher.js';
+import { waitUntil } from '../../transport/deadline.js';
 import { FileSender } from '../../transport/file-sender.js';
 import { Outbox, type OutboxCounts } from '../../transport/outbox/outbox.js';
 import { BoundedQueue } from '../../transport/queue.js';
@@ -103,30 +104,7 @@ export class Delivery {
     }
     if (config.outbox !== undefined && this.sinks.length > 0) {
       this.beforeOutbox = [];
-      this.outboxOpened = Outbox.open<MeterEvent>({
-        ...config.outbox,
-        sinks: this.sinks.map((s) => s.spec.name),
-        onWritten: (events) => this.dispatch(events),
-        onReplay: (name, events) => {
-          const sink = this.sinks.find((s) => s.spec.name === name);
-          if (sink !== undefined) for (const event of events) this.offer(sink, event);
-        },
-        onError,
-      }).then(
-        (outbox) => {
-          this.outbox = outbox;
-          const waiting = this.beforeOutbox ?? [];
-          this.beforeOutbox = undefined;
-          for (const event of waiting) outbox.append(event);
-          if (this.closed) void outbox.close();
-        },
-        (err: unknown) => {
-          onError(err instanceof Error ? err : new Error(String(err)));
-          const waiting = this.beforeOutbox ?? [];
-          this.beforeOutbox = undefined;
-          this.dispatch(waiting);
-        },
-      );
+      this.outboxOpened = this.openOutbox(config.outbox, onError);
     }
     this.exitParticipant = {
       undelivered: () => {
@@ -142,6 +120,25 @@ export class Delivery {
       shutdownTimeout: config.shutdownTimeout,
     };
     if (this.sinks.length > 0 && config.handleExit) joinExitFlush(this.exitParticipant);
+  }
+
+  /** Never rejects: an outbox that cannot be had is reported and disabled, and events go from memory. */
+  private async openOutbox(options: NonNullable<ResolvedConfig['outbox']>, onError: (err: Error) => void): Promise<void> {
+    const outbox = await Outbox.open<MeterEvent>({
+      ...options,
+      sinks: this.sinks.map((s) => s.spec.name),
+      onWritten: (events) => this.dispatch(events),
+      onReplay: (name, events) => {
+        const sink = this.sinks.find((s) => s.spec.name === name);
+        if (sink !== undefined) for (const event of events) this.offer(sink, event);
+      },
+      onError,
+    });
+    this.outbox = outbox;
+    const waiting = this.beforeOutbox ?? [];
+    this.beforeOutbox = undefined;
+    for (const event of waiting) outbox.append(event);
+    if (this.closed) await outbox.close();
   }
 
   add(event: MeterEvent): void {
@@ -218,10 +215,7 @@ export class Delivery {
 
   private async drain(deadline: number): Promise<void> {
     this.recordPending();
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
-    await Promise.race([this.written(), expired]);
-    clearTimeout(timer);
+    await waitUntil(this.written(), deadline);
     await Promise.all(this.sinks.map((s) => s.batcher.drainUntil(deadline)));
   }
 

@@ -1,7 +1,5 @@
 import type { LimitFrequency } from '../errors.js';
 import { LocalControls } from './controls/local-controls.js';
-import type { TenantPolicy } from './controls/model-policy.js';
-import type { RateLimit } from './controls/rate-limits.js';
 import type { AgentLog } from '../log.js';
 import { BackendClient } from './backend/backend-client.js';
 import { CircuitBreaker } from './circuit-breaker.js';
@@ -33,13 +31,12 @@ export interface BackendStoreOptions {
  * knows ('open') or refuses limited calls ('closed'). Exact for one process; a fleet is as exact as the answers are
  * fresh (use the Redis store for a fleet-exact ledger).
  */
-export class BackendLimitStore implements LimitStore {
+/** The backend's protocol has no alerts, policies or rate limits: each process keeps its own (see the README). */
+export class BackendLimitStore extends LocalControls implements LimitStore {
   private readonly tenants = new Map<string, TenantTally>();
   /** One question to the backend per tenant at a time: a burst waits for the same answer. */
   private readonly asking = new Map<string, Promise<void>>();
   private readonly held = new Set<string>();
-  /** The backend's protocol has no alerts or policies: each process keeps its own (see the README). */
-  private readonly controls = new LocalControls();
   private readonly client: BackendClient;
   private readonly journal: SpendJournal;
   private nextId = 0;
@@ -48,6 +45,7 @@ export class BackendLimitStore implements LimitStore {
     private readonly options: BackendStoreOptions,
     log: AgentLog,
   ) {
+    super();
     const whileDown = options.failMode === 'open' ? "enforcing limits on its last answers and this process's own spend" : 'refusing limited calls';
     const breaker = new CircuitBreaker(options.retryAfter, options.clock, {
       opened: (reason) => log.warn(`the limits backend is unavailable (${reason}); ${whileDown} until it answers again`),
@@ -143,13 +141,6 @@ export class BackendLimitStore implements LimitStore {
     });
   }
 
-  readonly claimAlert = (tenantId: string, window: SpendWindow, threshold: number): boolean => this.controls.claimAlert(tenantId, window, threshold);
-  readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
-  readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
-  readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
-  readonly localRates = this.controls.rates;
-  readonly setRateLimit = (tenantId: string, limit: RateLimit): void => this.controls.rates.set(tenantId, limit);
-  readonly rateLimit = (tenantId: string): RateLimit => this.controls.rateLimit(tenantId);
 
   /** The backend keeps the ledger: it is the one to list its tenants. */
   tenantsWithUsage(): TenantPage {

@@ -3,8 +3,6 @@ import type { AgentLog } from '../log.js';
 import type { Enforcement, Booking, LimitStore, TenantPage, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
 import { LocalControls } from './controls/local-controls.js';
-import type { TenantPolicy } from './controls/model-policy.js';
-import type { RateLimit } from './controls/rate-limits.js';
 
 interface Counter {
   spent: number;
@@ -20,13 +18,12 @@ interface Counter {
 export const MAX_UNLIMITED_TENANTS = 10_000;
 
 /** The default store: one process, one ledger, every operation synchronous (and therefore atomic). */
-export class MemoryLimitStore implements LimitStore {
+export class MemoryLimitStore extends LocalControls implements LimitStore {
   /** Every tenant's own limits, hard and soft. */
   private readonly limits = new Map<string, TenantLimit[]>();
   /** The hard ones of each tenant that has any: what admission checks (the hot path reads only this). */
   private readonly enforced = new Map<string, TenantLimit[]>();
   private readonly defaultsEnforced: TenantLimit[] | undefined;
-  private readonly controls = new LocalControls();
   /** tenant → window key → counter; only the current window of each frequency is kept. */
   private readonly counters = new Map<string, Map<string, Counter>>();
   /** Tenants with counters and no limit, least recently booked first (a Set keeps insertion order). */
@@ -42,6 +39,7 @@ export class MemoryLimitStore implements LimitStore {
     /** The Meter's defaultLimit: the limits of a tenant that has none of its own. */
     private readonly defaults: readonly TenantLimit[] = [],
   ) {
+    super();
     const hard = defaults.filter((l) => l.mode !== 'soft');
     this.defaultsEnforced = hard.length > 0 ? hard : undefined;
   }
@@ -69,13 +67,6 @@ export class MemoryLimitStore implements LimitStore {
     return this.limits.has(tenantId) ? this.enforced.get(tenantId) : this.defaultsEnforced;
   }
 
-  readonly claimAlert = (tenantId: string, window: SpendWindow, threshold: number): boolean => this.controls.claimAlert(tenantId, window, threshold);
-  readonly setPolicy = (tenantId: string, policy: TenantPolicy): void => this.controls.setPolicy(tenantId, policy);
-  readonly policyOf = (tenantId: string): TenantPolicy | undefined => this.controls.policyOf(tenantId);
-  readonly policy = (tenantId: string): TenantPolicy => this.controls.policy(tenantId);
-  readonly localRates = this.controls.rates;
-  readonly setRateLimit = (tenantId: string, limit: RateLimit): void => this.controls.rates.set(tenantId, limit);
-  readonly rateLimit = (tenantId: string): RateLimit => this.controls.rateLimit(tenantId);
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
     const limits = this.limitsOf(tenantId);

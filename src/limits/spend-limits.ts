@@ -98,6 +98,9 @@ export interface CallBound {
   amountUsd: number;
 }
 
+/** Tokens a rate limit counts a call for at admission: its input, estimated at 3 characters a token. */
+const inputEstimate = (measure: InputMeasure): number => Math.ceil(measure.chars / AVERAGE_CHARS_PER_TOKEN);
+
 /** Framing tokens an object or array of the request may add (role markers, separators). */
 const FRAMING_TOKENS = 4;
 /** The system prompt providers add for tool definitions (Anthropic documents up to a few hundred tokens). */
@@ -164,12 +167,13 @@ export class SpendLimits {
     }
     const rates = this.store.localRates;
     const rate = rates?.of(tenant.tenantId);
-    if (rates === undefined || rate === undefined) return this.admitSpend(call, tenant.tenantId);
-    const tokens = rate.tokensPerMinute === undefined ? 0 : this.inputEstimate(call);
+    if (rates === undefined || rate === undefined) return this.admitSpend(call, tenant.tenantId, undefined);
+    const measure = rate.tokensPerMinute === undefined ? undefined : measureInput(call.args[0], call.classifyInput);
+    const tokens = measure === undefined ? 0 : inputEstimate(measure);
     let outcome = rates.admit(tenant.tenantId, tokens, this.options.clock());
     // Calls that ended but are not recorded yet still hold their place: only a refusal needs them settled first.
     if (outcome?.admitted === false && this.recordPending()) outcome = rates.admit(tenant.tenantId, tokens, this.options.clock());
-    if (outcome === undefined) return this.admitSpend(call, tenant.tenantId);
+    if (outcome === undefined) return this.admitSpend(call, tenant.tenantId, measure);
     if (!outcome.admitted) return { refusal: new RateLimitedError(tenant.tenantId, outcome.kind, outcome.limit, outcome.retryAfterMs) };
     const { hold } = outcome;
     const tenantId = tenant.tenantId;
@@ -182,40 +186,37 @@ export class SpendLimits {
       reservation.rate = hold;
       return { ...admission, reservation };
     };
-    const admission = this.admitSpend(call, tenantId);
+    const admission = this.admitSpend(call, tenantId, measure);
     return admission instanceof Promise ? admission.then(withHold) : withHold(admission);
   }
 
-  /** Tokens a rate limit counts a call for at admission: its input, estimated at 3 characters a token. */
-  private inputEstimate(call: CallStart): number {
-    return Math.ceil(measureInput(call.args[0], call.classifyInput).chars / AVERAGE_CHARS_PER_TOKEN);
-  }
-
-  private admitSpend(call: CallStart, tenantId: string): Admission | Promise<Admission> {
-    const tenant = { tenantId };
-    const limits = this.store.limitsOf?.(tenant.tenantId);
+  /** `measured`: the request's input, when the rate check has measured it already (it is walked once at most). */
+  private admitSpend(call: CallStart, tenantId: string, measured: InputMeasure | undefined): Admission | Promise<Admission> {
+    const limits = this.store.limitsOf?.(tenantId);
     if (this.store.limitsOf !== undefined && limits === undefined) return ADMITTED;
+    const measure = (): InputMeasure => (measured ??= measureInput(call.args[0], call.classifyInput));
     // A fleet-wide store hears of the settlements first. In-process, a call that ended and is not settled yet still
     // holds its reservation (in strict mode never less than its cost): only a refusal needs them settled, and then
     // the call asks again.
     const local = this.store.limitsOf !== undefined;
     if (!local) this.recordPending();
     const output = readOutputBound(call.target, call.args[0]);
-    const bound = this.bound(call, output);
+    const bound = this.bound(call, output, measure);
     // A model without a price under 'block': a reservation no limit can hold refuses the call wherever a limit exists.
     const blocked = bound === undefined && this.options.unknownModel === 'block';
     const windows = this.windows(limits);
     // A call the agent cannot price (unknown model, a batch, a video) still costs something: it needs room left.
     const amount = blocked ? Number.MAX_SAFE_INTEGER : bound === undefined ? 1 : toNano(bound.amountUsd);
     const mode = blocked ? 'strict' : this.options.enforcement;
-    const tokens = this.store.localRates === undefined ? this.inputEstimate(call) : 0;
-    let outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel, tokens);
+    // A store without rates of its own checks them in `reserve`: it needs the estimate whether or not a limit uses it.
+    const tokens = this.store.localRates === undefined ? inputEstimate(measure()) : 0;
+    let outcome = this.store.reserve(tenantId, windows, amount, mode, call.requestedModel, tokens);
     if (local && !(outcome instanceof Promise) && !outcome.admitted && this.recordPending()) {
-      outcome = this.store.reserve(tenant.tenantId, windows, amount, mode, call.requestedModel, tokens);
+      outcome = this.store.reserve(tenantId, windows, amount, mode, call.requestedModel, tokens);
     }
-    if (!(outcome instanceof Promise)) return this.admission(tenant.tenantId, outcome, output, bound);
+    if (!(outcome instanceof Promise)) return this.admission(tenantId, outcome, output, bound);
     return outcome.then(
-      (o) => this.admission(tenant.tenantId, o, output, bound),
+      (o) => this.admission(tenantId, o, output, bound),
       (err: unknown) => ({ refusal: err instanceof Error ? err : new Error(String(err)) }),
     );
   }
@@ -240,11 +241,11 @@ export class SpendLimits {
    * What a call can cost at most: its input (bounded by its UTF-8 bytes, media ceilings and the context window; in
    * lenient mode an average estimate) plus its output cap times its completions. Undefined for a model without a price.
    */
-  private bound(call: CallStart, output: OutputBound): CallBound | undefined {
+  private bound(call: CallStart, output: OutputBound, measureInputOf: () => InputMeasure): CallBound | undefined {
     if (call.target.unpriced === true) return undefined;
     const model = call.requestedModel;
     if (model === undefined) return undefined;
-    const measure = measureInput(call.args[0], call.classifyInput);
+    const measure = measureInputOf();
     const inputTokens = this.inputTokens(call.provider, measure, this.prices.contextWindow(call.provider, model) ?? this.options.maxInputTokens);
     const audio = measure.unbounded || measure.media.audio > 0 || measure.media.video > 0;
     const rates = this.prices.reservationRates(call.provider, model, inputTokens, { audio, cacheWrites: measure.cacheWrites }, call.startedAtWall);
@@ -330,13 +331,8 @@ export class SpendLimits {
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {
     validateTenantId(tenantId);
     if (input === null || typeof input !== 'object') throw new ConfigError(`setLimit: expected { limitUsd, frequency }, got ${String(input)}`);
-    const { limitUsd, spentUsd } = input;
-    if (typeof limitUsd !== 'number' || !Number.isFinite(limitUsd) || limitUsd < 0) {
-      throw new ConfigError(`limitUsd must be a finite, non-negative number, got ${String(limitUsd)}`);
-    }
-    if (spentUsd !== undefined && (typeof spentUsd !== 'number' || !Number.isFinite(spentUsd) || spentUsd < 0)) {
-      throw new ConfigError(`spentUsd must be a finite, non-negative number, got ${String(spentUsd)}`);
-    }
+    const limitUsd = usdAmount(input.limitUsd, 'limitUsd');
+    const spentUsd = input.spentUsd === undefined ? undefined : usdAmount(input.spentUsd, 'spentUsd');
     const frequency = validateFrequency(input.frequency);
     const seed = spentUsd === undefined ? undefined : { window: this.calendar.window(frequency, this.options.clock()), spentNano: toNano(spentUsd) };
     await this.store.setLimit(tenantId, { ...validateLimitTerms(input, 'setLimit: '), frequency, limitNano: toNano(limitUsd) }, seed);
@@ -419,6 +415,12 @@ export class SpendLimits {
       outputCapParam: output.capPath?.join('.'),
     });
   }
+}
+
+/** A dollar amount of a limit, checked: finite and not negative. */
+export function usdAmount(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new ConfigError(`${field} must be a finite, non-negative number, got ${describeValue(value)}`);
+  return value;
 }
 
 /** A limit's mode and thresholds, checked. */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, describeValue, type LimitFrequency } from '../../errors.js';
+import { setTimeout as pause } from 'node:timers/promises';
 import { post } from '../../../transport/http-request.js';
-import type { LimitMode, LimitStore, WindowUsage } from '../store.js';
-import { toUsd } from '../store.js';
+import { backoffDelay, DeliveryError } from '../../../transport/retry.js';
+import { toUsd, type LimitMode, type LimitStore, type WindowUsage } from '../store.js';
 import type { SpendWindow } from '../windows.js';
 
 /** A budget's spend reached one of its thresholds: sent once per tenant, window and threshold (fleet-wide on Redis). */
@@ -32,7 +33,8 @@ export interface BudgetAlertOptions {
 }
 
 const WEBHOOK_ATTEMPTS = 3;
-const WEBHOOK_BACKOFF_MS = 500;
+/** The delivery's own backoff (full jitter), shorter: an alert is worth little once late. */
+const WEBHOOK_BACKOFF = { baseMs: 500, maxMs: 5_000 };
 
 /**
  * Watches the spend of tenants with a limit and sends each threshold once: after spend is booked, off the call's path.
@@ -40,7 +42,8 @@ const WEBHOOK_BACKOFF_MS = 500;
  * read of its usage at a time whatever its call rate.
  */
 export class BudgetAlerts {
-  private readonly checking = new Map<string, { again: boolean }>();
+  /** Per tenant, the check under way, and whether spend was booked since it started. */
+  private readonly checking = new Map<string, { again: boolean; done: Promise<void> }>();
 
   constructor(
     private readonly store: LimitStore,
@@ -59,14 +62,14 @@ export class BudgetAlerts {
       running.again = true;
       return;
     }
-    const state = { again: false };
+    const state = { again: false, done: Promise.resolve() };
+    state.done = pause(0, undefined, { ref: false }).then(() => this.checkWhileDirty(tenantId, state));
     this.checking.set(tenantId, state);
-    setImmediate(() => void this.checkWhileDirty(tenantId, state)).unref();
   }
 
   /** Resolves once every check under way is done (shutdown, tests). */
   async settled(): Promise<void> {
-    while (this.checking.size > 0) await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([...this.checking.values()].map((c) => c.done));
   }
 
   private async checkWhileDirty(tenantId: string, state: { again: boolean }): Promise<void> {
@@ -128,12 +131,11 @@ export class BudgetAlerts {
         await post('threshold webhook', webhook.url, { headers, body, timeoutMs: this.options.timeoutMs });
         return;
       } catch (err) {
-        const retryable = (err as { retryable?: boolean }).retryable === true;
-        if (!retryable || attempt === WEBHOOK_ATTEMPTS) {
+        if (!(err instanceof DeliveryError) || !err.retryable || attempt === WEBHOOK_ATTEMPTS) {
           this.options.onError(err instanceof Error ? err : new Error(String(err)));
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, WEBHOOK_BACKOFF_MS * attempt).unref());
+        await pause(backoffDelay(attempt, WEBHOOK_BACKOFF), undefined, { ref: false });
       }
     }
   }

@@ -3,14 +3,14 @@ import { LocalRates, type RateLimit } from './rate-limits.js';
 import type { SpendWindow } from '../windows.js';
 
 /**
- * What a store that keeps them in this process keeps of alerts, policies and rate limits: the in-process ledger, and the app's
- * backend (whose protocol has neither).
+ * Alerts, policies and rate limits kept in this process: the part of the in-process ledger, and of the app's backend
+ * store (whose protocol has none of them), that is the same in both. They extend it.
  */
-export class LocalControls {
+export abstract class LocalControls {
   /** window key → `tenant \0 threshold`; a window's set goes once a newer window of its frequency is claimed in. */
   private readonly sent = new Map<string, Set<string>>();
   private readonly policies = new Map<string, TenantPolicy>();
-  readonly rates = new LocalRates();
+  readonly localRates = new LocalRates();
 
   claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
     let sent = this.sent.get(window.key);
@@ -38,7 +38,11 @@ export class LocalControls {
     return this.policies.get(tenantId) ?? {};
   }
 
+  setRateLimit(tenantId: string, limit: RateLimit): void {
+    this.localRates.set(tenantId, limit);
+  }
+
   rateLimit(tenantId: string): RateLimit {
-    return this.rates.of(tenantId) ?? {};
+    return this.localRates.of(tenantId) ?? {};
   }
 }
