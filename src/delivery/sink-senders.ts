@@ -1,5 +1,5 @@
 import type { BatchSender } from '../../transport/batcher.js';
-import { AccountDirectory } from '../../transport/billing/account-lookup.js';
+import { AccountDirectory, type AccountLookup } from '../../transport/billing/account-lookup.js';
 import { LagoSender } from '../../transport/billing/lago-sender.js';
 import { StripeSender } from '../../transport/billing/stripe-sender.js';
 import { FileSender } from '../../transport/file-sender.js';
@@ -13,6 +13,9 @@ export interface SinkSender extends BatchSender<MeterEvent> {
 }
 
 const takesAll = (): boolean => true;
+
+/** A billing sink's tenant-to-account lookup, cached, each lookup within the sink's request timeout. */
+const accounts = (lookup: AccountLookup, field: string, timeoutMs: number): AccountDirectory => new AccountDirectory(lookup, { field, timeoutMs });
 
 /** What the sink is called in warnings: `the ingest`, `Stripe (sink "billing")`. */
 export function sinkLabel(sink: ResolvedSink): string {
@@ -40,25 +43,13 @@ export function senderFor(sink: ResolvedSink, onRejected: (err: Error) => void):
     }
     case 'file':
       return Object.assign(new FileSender(sink.path), { takes: takesAll });
-    case 'stripe':
-      return new StripeSender({
-        apiKey: sink.apiKey,
-        baseUrl: sink.baseUrl,
-        api: sink.api,
-        meters: sink.meters,
-        customers: new AccountDirectory(sink.customer, { field: sink.field, timeoutMs }),
-        timeoutMs,
-        onRejected,
-      });
-    case 'lago':
-      return new LagoSender({
-        url: sink.url,
-        apiKey: sink.apiKey,
-        code: sink.code,
-        outcomeCode: sink.outcomeCode,
-        subscriptions: new AccountDirectory(sink.subscription, { field: sink.field, timeoutMs }),
-        timeoutMs,
-        onRejected,
-      });
+    case 'stripe': {
+      const { apiKey, baseUrl, api, meters } = sink;
+      return new StripeSender({ apiKey, baseUrl, api, meters, customers: accounts(sink.customer, sink.field, timeoutMs), timeoutMs, onRejected });
+    }
+    case 'lago': {
+      const { url, apiKey, code, outcomeCode } = sink;
+      return new LagoSender({ url, apiKey, code, outcomeCode, subscriptions: accounts(sink.subscription, sink.field, timeoutMs), timeoutMs, onRejected });
+    }
   }
 }
