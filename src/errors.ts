@@ -20,12 +20,16 @@ export interface LimitRefusal {
   fitsWithOutputCap?: number | undefined;
   /** The request parameter that sets the output cap (max_tokens, max_output_tokens, config.maxOutputTokens, ...). */
   outputCapParam?: string | undefined;
+  /** The budget that refused is a feature's or a model's (id or prefix), not the tenant's whole spend. */
+  feature?: string | undefined;
+  model?: string | undefined;
 }
 
 const usd = (value: number): string => `$${value >= 1 ? value.toFixed(2) : Number(value.toPrecision(3)).toString()}`;
 
 function refusalMessage(r: LimitRefusal): string {
-  const window = `tenant ${JSON.stringify(r.tenantId)}: this call does not fit its ${r.frequency} spend limit of ${usd(r.limitUsd)}`;
+  const budget = r.feature !== undefined ? `feature ${JSON.stringify(r.feature)} ` : r.model !== undefined ? `model ${JSON.stringify(r.model)} ` : '';
+  const window = `tenant ${JSON.stringify(r.tenantId)}: this call does not fit its ${budget}${r.frequency} spend limit of ${usd(r.limitUsd)}`;
   if (r.requestUsd === undefined) return `${window}: no price is known for its model and unknownModel is 'block'`;
   let fix: string;
   if (r.fitsWithOutputCap !== undefined) fix = `set ${r.outputCapParam ?? 'max_tokens'} to at most ${r.fitsWithOutputCap} to make it fit`;
@@ -45,6 +49,9 @@ export class LimitExceededError extends Error {
   readonly requestUsd: number | undefined;
   readonly resetsAt: Date;
   readonly fitsWithOutputCap: number | undefined;
+  /** Set when the budget that refused is a feature's or a model's. */
+  readonly feature: string | undefined;
+  readonly model: string | undefined;
 
   constructor(refusal: LimitRefusal) {
     super(refusalMessage(refusal));
@@ -56,6 +63,8 @@ export class LimitExceededError extends Error {
     this.requestUsd = refusal.requestUsd;
     this.resetsAt = refusal.resetsAt;
     this.fitsWithOutputCap = refusal.fitsWithOutputCap;
+    this.feature = refusal.feature;
+    this.model = refusal.model;
   }
 }
 

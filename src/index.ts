@@ -9,7 +9,7 @@ export type { TenantPolicy } from './limits/controls/model-policy.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';
 export type { BackendLimitsOptions, DefaultLimit, LimitsOptions, OutboxOptions } from './config.js';
 export type { ThresholdAlert } from './limits/controls/budget-alerts.js';
-export type { SetLimitInput, TenantUsagePage, WindowReport } from './limits/spend-limits.js';
+export type { BudgetSelector, SetLimitInput, TenantUsagePage, WindowReport } from './limits/spend-limits.js';
 export type {
   FileSinkOptions,
   HttpSinkOptions,

@@ -14,7 +14,7 @@ import { reportedCost, validateManualEvent, type ManualUsage } from './manual-ev
 import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
-import { createLimitStore, SpendLimits, type SetLimitInput, type TenantUsagePage, type WindowReport } from './limits/spend-limits.js';
+import { createLimitStore, SpendLimits, type BudgetSelector, type SetLimitInput, type TenantUsagePage, type WindowReport } from './limits/spend-limits.js';
 import type { TenantPolicy } from './limits/controls/model-policy.js';
 import type { RateLimit } from './limits/controls/rate-limits.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
@@ -252,8 +252,9 @@ export class Meter implements CallSink {
     return this.limits.tenants(validateFrequency(frequency), limit, cursor);
   }
 
-  removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
-    return this.limits.removeLimit(tenantId, frequency);
+  /** Removes a tenant's limit of a frequency: of its whole spend, or with `{ feature }` / `{ model }` that budget's. */
+  removeLimit(tenantId: string, frequency: LimitFrequency, budget?: BudgetSelector): Promise<void> {
+    return this.limits.removeLimit(tenantId, frequency, budget);
   }
 
   /** Per window (limited ones first): spent, reserved, revenue and margin so far, the limit where one is set, and when the window resets. */
@@ -271,7 +272,7 @@ export class Meter implements CallSink {
     this.recorder.drain();
     const quote = this.prices.quote(event, this.excludesCacheProviders.has(event.provider));
     const cost = this.stampCost(event, quote, undefined, reportedCost(usage), undefined);
-    if (event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: cost, revenueUsd: 0 });
+    if (event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: cost, revenueUsd: 0, call: { model: event.model, feature: event.feature } });
     this.runs.add(event);
     this.emit(event, this.config.onEvent);
     return event;
@@ -383,7 +384,10 @@ export class Meter implements CallSink {
       start.reservation = undefined;
       start.args = [];
     }
-    if (tenantId !== undefined) this.limits.book(tenantId, { spentUsd: cost, revenueUsd: event.revenue_usd ?? 0, settledIn: start.paidEarlier === true ? undefined : reservation });
+    if (tenantId !== undefined) {
+      const call = { model: start.requestedModel ?? event.model, feature: event.feature };
+      this.limits.book(tenantId, { spentUsd: cost, revenueUsd: event.revenue_usd ?? 0, settledIn: start.paidEarlier === true ? undefined : reservation, call });
+    }
   }
 
   /**

@@ -127,6 +127,12 @@ describe.each([
     await expect(client(meter, 'unknown-customer').chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toBeInstanceOf(LimitExceededError);
     expect(providers.requests).toHaveLength(0);
     expect((await meter.getUsage('unknown-customer'))[0]).toMatchObject({ frequency: 'per_day', limitUsd: 0, mode: 'hard', isDefault: true });
+    // A policy, a rate limit or a budget of one feature is not a limit of the tenant's own: the default still applies.
+    await meter.setPolicy('unknown-customer', { models: ['gpt-4o'] });
+    await meter.setRateLimit('unknown-customer', { concurrent: 5 });
+    await meter.setLimit('unknown-customer', { limitUsd: 5, frequency: 'per_day', feature: 'chat' });
+    expect((await meter.getUsage('unknown-customer'))[0]).toMatchObject({ frequency: 'per_day', limitUsd: 0, mode: 'hard', isDefault: true });
+    await expect(client(meter, 'unknown-customer').chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })).rejects.toMatchObject({ name: 'LimitExceededError', limitUsd: 0 });
     await meter.setLimit('paying', { limitUsd: 5, frequency: 'per_month' });
     await client(meter, 'paying').chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
     expect(providers.requests).toHaveLength(1);

@@ -71,6 +71,38 @@ describe("failMode 'open'", () => {
     }
   });
 
+  it("Redis frozen: a feature's budget is enforced too, apart from the tenant's, and both are written when Redis wakes", async () => {
+    const server = await startRedisServer();
+    const { meter, client, events } = meterOn(server.url);
+    const callFor = (feature: string) => meter.forTenant('of', () => client.chat.completions.create({ model: 'gpt-4o', max_tokens: 1000, messages }, { headers: worstCase }), { feature });
+    try {
+      await stderrOf(async () => {
+        await meter.setLimit('of', { limitUsd: 1, frequency: 'per_day' });
+        await meter.setLimit('of', { limitUsd: 0.006, frequency: 'per_day', feature: 'chat' });
+        for (let i = 0; i < 4; i++) await callFor('chat');
+        await until(async () => (await meter.getUsage('of')).every((w) => w.reservedUsd === 0 && w.spentUsd === 0.004), 'four calls in both budgets');
+        server.pause();
+        const chat = await Promise.allSettled(Array.from({ length: 10 }, () => callFor('chat')));
+        // $0.004 of the feature's $0.006 spent, $0.001 a call: the 2 that fit, though Redis could not be asked.
+        expect(chat.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
+        const search = await Promise.allSettled(Array.from({ length: 3 }, () => callFor('search')));
+        expect(search.filter((o) => o.status === 'fulfilled')).toHaveLength(3);
+        server.resume();
+        await until(() => events.filter((e) => e.cost_usd! > 0).length === 9, 'the nine calls that went out');
+        await until(async () => {
+          const usage = await meter.getUsage('of').catch(() => []);
+          const day = usage.find((w) => w.frequency === 'per_day' && w.feature === undefined);
+          const feature = usage.find((w) => w.feature === 'chat');
+          return day?.spentUsd === 0.009 && feature?.spentUsd === 0.006 && day.reservedUsd === 0 && feature.reservedUsd === 0;
+        }, 'the journalled spend of both budgets in Redis');
+      });
+    } finally {
+      server.resume();
+      await meter.shutdown();
+      await server.stop();
+    }
+  });
+
   it('Redis killed and restarted empty: calls go on, one warning, and the journalled spend is written into the new Redis', async () => {
     const server = await startRedisServer();
     const { meter, call, events, ledgerEqualsEvents } = meterOn(server.url, { retryAfter: 100 });

@@ -207,26 +207,29 @@ describe('error replies are faults, not outages', () => {
   });
 
   it('the scripts check their arguments and keys before their first write', async () => {
-    const { RESERVE, SETTLE, REPLAY, SET_LIMIT, RATE_SETTLE } = scripts;
+    const { RESERVE, SETTLE, REPLAY, SET_LIMIT, REMOVE_LIMIT, RATE_SETTLE } = scripts;
     const k = (record: string) => `lua:{t}:${record}`;
     const day = today().key;
     const refused: Array<[{ source: string }, string[], string[]]> = [
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['-1', 'strict', '1000', '', '0', 'per_day', day, '99999999999999', '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['1e3', 'strict', '1000', '', '0', 'per_day', day, '99999999999999', '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['99999999999999999', 'strict', '1000', '', '0', 'per_day', day, '99999999999999', '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'generous', '1000', '', '0', 'per_day', day, '99999999999999', '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', 'per_day', day, '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', 'per day', day, '99999999999999', '-']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', 'per_day', day, '99999999999999', 'lots']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['-1', 'strict', '1000', '', '0', '0', 'per_day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['1e3', 'strict', '1000', '', '0', '0', 'per_day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['99999999999999999', 'strict', '1000', '', '0', '0', 'per_day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'generous', '1000', '', '0', '0', 'per_day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', '0', 'per_day', day, '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', '0', 'per day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', '0', '0', 'per_day', day, '99999999999999', 'lots']],
       [SETTLE, [k('settled:1'), k('r:1'), k(day)], ['1.5', '1000', '1', day, '99999999999999']],
       [SETTLE, [k('settled:1'), k('r:1'), k(day)], ['5', '1000', '1', day]],
       [REPLAY, [k('replayed:1'), k(day)], ['5', '-1', '1000', '1', '99999999999999']],
-      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', 'x', 'per_day', day, '99999999999999', '-']],
+      [RESERVE, [k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day)], ['5', 'strict', '1000', '', 'x', '0', 'per_day', day, '99999999999999', '-']],
       [RATE_SETTLE, [k('rates'), k('inflight')], ['r1', '1', '-5', '0']],
       [SET_LIMIT, [k('limits')], ['per_day', '']],
       [SET_LIMIT, [k('limits')], ['per_day', '5', 'warn', '']],
       [SET_LIMIT, [k('limits')], ['per_day', '5', 'hard', '0.5;1']],
       [SET_LIMIT, [k('limits'), k(day)], ['per_day', '5', 'hard', '', 'x', '99999999999999']],
+      [SET_LIMIT, [k('limits')], ['per_day|f:a b', '5', 'hard', '']],
+      [REMOVE_LIMIT, [k('limits')], ['per_day|f:a\nb']],
+      [REMOVE_LIMIT, [k('limits')], []],
     ];
     for (const [script, keys, args] of refused) {
       await expect(redis.eval(script.source, keys.length, ...keys, ...args), args.join(' ')).rejects.toThrow(/^ERR /);
@@ -234,7 +237,7 @@ describe('error replies are faults, not outages', () => {
     expect(await redis.keys('lua:*')).toEqual([]);
     // A limit stored as something else than an integer, or a window of the wrong type: refused before any write.
     await redis.hset(k('limits'), 'per_day', 'lots');
-    await expect(redis.eval(RESERVE.source, 6, k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day), '5', 'strict', '1000', '', '0', 'per_day', day, '99999999999999', '-')).rejects.toThrow(/integer/);
+    await expect(redis.eval(RESERVE.source, 6, k('limits'), k('r:1'), k('settled:1'), k('rates'), k('inflight'), k(day), '5', 'strict', '1000', '', '0', '0', 'per_day', day, '99999999999999', '-')).rejects.toThrow(/integer/);
     await redis.hset(k('limits'), 'per_day', '100');
     await redis.set(k(day), 'x');
     await expect(redis.eval(SETTLE.source, 3, k('settled:1'), k('r:1'), k(day), '5', '1000', '1', day, '99999999999999')).rejects.toThrow(/^WRONGTYPE/);

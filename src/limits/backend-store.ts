@@ -8,6 +8,7 @@ import { TenantTally } from './backend/tenant-tally.js';
 
 import { LimitStoreFaultError, LimitStoreUnavailableError, toUsd, type TenantPage, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type WindowUsage } from './store.js';
 import type { SpendWindow } from './windows.js';
+import type { BudgetScope } from './controls/budget-scope.js';
 
 export interface BackendStoreOptions {
   url: URL;
@@ -59,13 +60,15 @@ export class BackendLimitStore extends LocalControls implements LimitStore {
   }
 
   async setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): Promise<void> {
+    if (limit.scope !== undefined) throw scopedBudgetsUnsupported();
     const body = { limit_usd: toUsd(limit.limitNano), frequency: limit.frequency, ...(seed && { spent_usd: toUsd(seed.spentNano), window: seed.window.key }) };
     const status = await this.client.putLimit(tenantId, body);
     if (status < 200 || status >= 300) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${status} to setLimit`);
     this.tally(tenantId).changed();
   }
 
-  async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
+  async removeLimit(tenantId: string, frequency: LimitFrequency, scope?: BudgetScope): Promise<void> {
+    if (scope !== undefined) throw scopedBudgetsUnsupported();
     const status = await this.client.deleteLimit(tenantId, frequency);
     if ((status < 200 || status >= 300) && status !== 404) throw new LimitStoreUnavailableError(`the limits backend answered HTTP ${status} to removeLimit`);
     this.tally(tenantId).changed();
@@ -186,3 +189,7 @@ export class BackendLimitStore extends LocalControls implements LimitStore {
     return tally;
   }
 }
+
+/** The protocol's ledger is one per tenant and window: the backend would have to count each feature's and model's spend. */
+const scopedBudgetsUnsupported = (): LimitStoreFaultError =>
+  new LimitStoreFaultError("budgets of a feature or a model are not part of the limits backend protocol: use the in-process or the Redis store for them");

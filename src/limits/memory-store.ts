@@ -1,8 +1,9 @@
 import type { LimitFrequency } from '../errors.js';
 import type { AgentLog } from '../log.js';
 import type { Enforcement, Booking, LimitStore, TenantPage, Reservation, ReserveOutcome, SpendSeed, TenantLimit, WindowUsage } from './store.js';
-import type { SpendWindow } from './windows.js';
+import { scopedWindow, scopedWindows, windowFamily, type SpendWindow } from './windows.js';
 import { LocalControls } from './controls/local-controls.js';
+import { budgetApplies, type BudgetedCall, type BudgetScope } from './controls/budget-scope.js';
 
 interface Counter {
   spent: number;
@@ -19,9 +20,12 @@ export const MAX_UNLIMITED_TENANTS = 10_000;
 
 /** The default store: one process, one ledger, every operation synchronous (and therefore atomic). */
 export class MemoryLimitStore extends LocalControls implements LimitStore {
-  /** Every tenant's own limits, hard and soft. */
+  /** Every tenant's own limits, hard and soft, of its whole spend and scoped. */
   private readonly limits = new Map<string, TenantLimit[]>();
-  /** The hard ones of each tenant that has any: what admission checks (the hot path reads only this). */
+  /**
+   * What admission checks for a tenant with limits of its own (the hot path reads only this): its hard limits, and the
+   * hard defaults when none of its own covers its whole spend.
+   */
   private readonly enforced = new Map<string, TenantLimit[]>();
   private readonly defaultsEnforced: TenantLimit[] | undefined;
   /** tenant → window key → counter; only the current window of each frequency is kept. */
@@ -50,40 +54,43 @@ export class MemoryLimitStore extends LocalControls implements LimitStore {
   }
 
   setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void {
-    const others = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== limit.frequency);
+    const others = (this.limits.get(tenantId) ?? []).filter((l) => !sameBudget(l, limit.frequency, limit.scope));
     this.keep(tenantId, [...others, limit]);
     this.unlimited.delete(tenantId);
     if (seed !== undefined) this.counter(tenantId, seed.window).spent = seed.spentNano;
   }
 
-  removeLimit(tenantId: string, frequency: LimitFrequency): void {
-    const remaining = (this.limits.get(tenantId) ?? []).filter((l) => l.frequency !== frequency);
+  removeLimit(tenantId: string, frequency: LimitFrequency, scope?: BudgetScope): void {
+    const remaining = (this.limits.get(tenantId) ?? []).filter((l) => !sameBudget(l, frequency, scope));
     this.keep(tenantId, remaining);
     if (remaining.length === 0 && this.defaults.length === 0 && this.counters.has(tenantId)) this.touch(tenantId);
   }
 
-  /** The hard limits admission checks: the tenant's own, or the defaults when it has no limit of its own at all. */
+  /** The hard limits admission checks, scoped ones included (whether they apply is up to the call). */
   limitsOf(tenantId: string): readonly TenantLimit[] | undefined {
     return this.limits.has(tenantId) ? this.enforced.get(tenantId) : this.defaultsEnforced;
   }
 
-
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): ReserveOutcome {
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, call: BudgetedCall = {}): ReserveOutcome {
     const limits = this.limitsOf(tenantId);
+    if (limits === undefined) return { admitted: true };
     // Plain loops: this runs on every call of a limited tenant.
     const counters: Counter[] = [];
     const windowKeys: string[] = [];
-    for (let i = 0; i < windows.length; i++) {
-      const window = windows[i]!;
+    for (let i = 0; i < limits.length; i++) {
+      const limit = limits[i]!;
+      if (limit.scope !== undefined && !budgetApplies(limit.scope, call)) continue;
+      const period = windows.find((w) => w.frequency === limit.frequency);
+      if (period === undefined) continue;
+      const window = limit.scope === undefined ? period : scopedWindow(period, limit.scope);
       const counter = this.counter(tenantId, window);
-      counters.push(counter);
-      windowKeys.push(window.key);
-      const limit = limits?.find((l) => l.frequency === window.frequency);
-      if (limit === undefined) continue;
       const { spent, reserved } = counter;
       const fits = mode === 'strict' ? spent + reserved + amountNano <= limit.limitNano : spent + reserved < limit.limitNano;
       if (!fits) return { admitted: false, window, limitNano: limit.limitNano, spentNano: spent, reservedNano: reserved };
+      counters.push(counter);
+      windowKeys.push(window.key);
     }
+    if (counters.length === 0) return { admitted: true };
     for (const counter of counters) counter.reserved += amountNano;
     const reservation: Reservation = { id: `r${++this.nextId}`, tenantId, windowKeys, amountNano };
     this.open.add(reservation.id);
@@ -104,8 +111,9 @@ export class MemoryLimitStore extends LocalControls implements LimitStore {
 
   book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
     const { spentNano, revenueNano, settledWindowKeys } = booking;
-    if (!this.limits.has(tenantId) && this.defaults.length === 0) this.touch(tenantId);
-    for (const window of windows) {
+    const own = this.limits.get(tenantId);
+    if (own === undefined && this.defaults.length === 0) this.touch(tenantId);
+    for (const window of [...windows, ...scopedWindows(own, windows, booking.call ?? {})]) {
       const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
       if (spent === 0 && revenueNano === 0) continue;
       const counter = this.counter(tenantId, window);
@@ -116,17 +124,20 @@ export class MemoryLimitStore extends LocalControls implements LimitStore {
 
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] {
     const own = this.limits.get(tenantId);
-    const limits = own ?? this.defaults;
+    const ownWhole = own?.filter((l) => l.scope === undefined) ?? [];
+    const limits = ownWhole.length > 0 ? ownWhole : this.defaults;
     const tenantCounters = this.counters.get(tenantId);
-    return windows.map((window) => {
+    const scoped = scopedWindows(own, windows, undefined);
+    return [...windows, ...scoped].map((window) => {
       const counter = tenantCounters?.get(window.key);
-      const limit = limits.find((l) => l.frequency === window.frequency);
+      const limit = window.scope === undefined ? limits.find((l) => l.frequency === window.frequency) : own?.find((l) => sameBudget(l, window.frequency, window.scope));
       return {
         frequency: window.frequency,
         spentNano: counter?.spent ?? 0,
         reservedNano: counter?.reserved ?? 0,
         revenueNano: counter?.revenue ?? 0,
-        ...(limit !== undefined && { limitNano: limit.limitNano, mode: limit.mode ?? 'hard', isDefault: own === undefined, thresholds: limit.thresholds }),
+        ...(limit !== undefined && { limitNano: limit.limitNano, mode: limit.mode ?? 'hard', isDefault: !(own?.includes(limit) ?? false), thresholds: limit.thresholds }),
+        ...(window.scope !== undefined && { scope: window.scope }),
         windowKey: window.key,
         resetsAt: window.resetsAt,
       };
@@ -154,6 +165,7 @@ export class MemoryLimitStore extends LocalControls implements LimitStore {
     }
     this.limits.set(tenantId, limits);
     const hard = limits.filter((l) => l.mode !== 'soft');
+    if (!limits.some((l) => l.scope === undefined)) hard.push(...(this.defaultsEnforced ?? []));
     if (hard.length > 0) this.enforced.set(tenantId, hard);
     else this.enforced.delete(tenantId);
   }
@@ -179,10 +191,14 @@ export class MemoryLimitStore extends LocalControls implements LimitStore {
     if (tenantCounters === undefined) this.counters.set(tenantId, (tenantCounters = new Map()));
     let counter = tenantCounters.get(window.key);
     if (counter === undefined) {
-      const prefix = window.key.slice(0, 2);
-      for (const key of tenantCounters.keys()) if (key.startsWith(prefix)) tenantCounters.delete(key);
+      const family = windowFamily(window.key);
+      for (const key of tenantCounters.keys()) if (windowFamily(key) === family) tenantCounters.delete(key);
       tenantCounters.set(window.key, (counter = { spent: 0, reserved: 0, revenue: 0 }));
     }
     return counter;
   }
+}
+
+function sameBudget(limit: TenantLimit, frequency: LimitFrequency, scope: BudgetScope | undefined): boolean {
+  return limit.frequency === frequency && limit.scope?.key === scope?.key;
 }

@@ -5,7 +5,9 @@ import type { RateHold, RateLimit } from './controls/rate-limits.js';
 import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type TenantPage, type WindowUsage } from './store.js';
-import type { SpendWindow } from './windows.js';
+import { FREQUENCIES, scopedWindows, type SpendWindow } from './windows.js';
+import { budgetName, type BudgetedCall, type BudgetScope } from './controls/budget-scope.js';
+import { ScopeCache, type KnownScopes } from './redis/scope-cache.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { RedisConnection, type RedisClient } from './redis/connection.js';
@@ -14,7 +16,7 @@ import { SettlementJournal, type JournalEntry } from './redis/journal.js';
 import { LedgerKeys } from './redis/keys.js';
 import { LocalLedger } from './redis/local-ledger.js';
 import { parseReserveReply, parseSettleReply, parseStoredNano, type ReserveReply } from './redis/replies.js';
-import { RATE_SETTLE, REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
+import { RATE_SETTLE, REMOVE_LIMIT, REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
 
 export type { RedisClient } from './redis/connection.js';
 
@@ -43,6 +45,13 @@ type Holding = 'held' | 'none' | 'uncertain';
 
 /** Window keys outlive their window a little, so that a call settling just after midnight still finds its window. */
 const WINDOW_GRACE_MS = 60 * 60 * 1000;
+/**
+ * How long a booking trusts this process's list of a tenant's scoped budgets (a reservation checks it every time): a
+ * budget set in another process counts this process's bookings of the tenant at most this much later.
+ */
+const SCOPES_TTL_MS = 60_000;
+/** How many times one admission reads a tenant's scoped budgets again when they changed meanwhile. */
+const SCOPE_READS = 3;
 /** How long Redis remembers that a reservation was settled, or a journal aggregate written. */
 const MARKER_TTL_MS = 48 * 60 * 60 * 1000;
 
@@ -66,6 +75,7 @@ export class RedisLimitStore implements LimitStore {
   private readonly redis: RedisConnection;
   private readonly breaker: CircuitBreaker;
   private readonly local = new LocalLedger();
+  private readonly scopes = new ScopeCache();
   private readonly journal = new SettlementJournal();
   /** The reservations this store handed out that are not settled yet: settling one twice finds it gone. */
   private readonly unsettled = new Map<string, Holding>();
@@ -105,8 +115,9 @@ export class RedisLimitStore implements LimitStore {
     checkTenant(tenantId);
     checkFrequency(limit.frequency);
     checkNano(limit.limitNano, 'limitNano');
+    const budget = budgetName(limit.frequency, limit.scope);
     const keys = [this.keys.limits(tenantId)];
-    const args = [limit.frequency, String(limit.limitNano), limit.mode ?? 'hard', (limit.thresholds ?? []).join(',')];
+    const args = [budget, String(limit.limitNano), limit.mode ?? 'hard', (limit.thresholds ?? []).join(',')];
     if (seed !== undefined) {
       checkWindows([seed.window]);
       checkNano(seed.spentNano, 'the seeded spentNano');
@@ -115,14 +126,17 @@ export class RedisLimitStore implements LimitStore {
       args.push(String(seed.spentNano), String(windowEnd(seed.window)));
     }
     await this.ask(() => this.redis.script(SET_LIMIT, keys, args));
-    this.local.observeLimit(tenantId, limit.frequency, limit.mode === 'soft' ? null : limit.limitNano);
+    this.local.observeLimit(tenantId, budget, limit.mode === 'soft' ? null : limit.limitNano);
+    if (limit.scope !== undefined) this.scopes.forget(tenantId);
   }
 
-  async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
+  async removeLimit(tenantId: string, frequency: LimitFrequency, scope?: BudgetScope): Promise<void> {
     checkTenant(tenantId);
     checkFrequency(frequency);
-    await this.ask(() => this.redis.run((client) => client.hdel(this.keys.limits(tenantId), frequency, `soft:${frequency}`, `thresholds:${frequency}`)));
-    this.local.observeLimit(tenantId, frequency, null);
+    const budget = budgetName(frequency, scope);
+    await this.ask(() => this.redis.script(REMOVE_LIMIT, [this.keys.limits(tenantId)], [budget]));
+    this.local.observeLimit(tenantId, budget, null);
+    if (scope !== undefined) this.scopes.forget(tenantId);
   }
 
   async setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
@@ -164,11 +178,37 @@ export class RedisLimitStore implements LimitStore {
     return out;
   }
 
-  async reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string, tokens = 0): Promise<ReserveOutcome> {
+  async reserve(tenantId: string, periods: readonly SpendWindow[], amountNano: number, mode: Enforcement, call: BudgetedCall = {}, tokens = 0): Promise<ReserveOutcome> {
     checkTenant(tenantId);
-    checkWindows(windows);
+    checkWindows(periods);
     checkNano(amountNano, 'amountNano');
     checkMode(mode);
+    checkNano(tokens, 'tokens');
+    for (let read = 1; ; read++) {
+      const known = this.scopes.of(tenantId);
+      const windows = [...periods, ...scopedWindows(known.budgets, periods, call)];
+      const outcome = await this.reserveOnce(tenantId, windows, known, amountNano, mode, call.model, tokens);
+      if (outcome !== 'stale scopes') return outcome;
+      if (read === SCOPE_READS) throw new LimitStoreFaultError(`the scoped budgets of tenant ${JSON.stringify(tenantId)} changed ${SCOPE_READS} times during one admission`);
+      try {
+        await this.readScopes(tenantId);
+      } catch (err) {
+        if (err instanceof RedisOutage) return this.reserveLocally(randomUUID(), tenantId, windows, amountNano, mode, false);
+        throw err;
+      }
+    }
+  }
+
+  /** One reserve script, with the windows of the scoped budgets this process knows of (`known`). */
+  private async reserveOnce(
+    tenantId: string,
+    windows: readonly SpendWindow[],
+    known: KnownScopes,
+    amountNano: number,
+    mode: Enforcement,
+    model: string | undefined,
+    tokens: number,
+  ): Promise<ReserveOutcome | 'stale scopes'> {
     const id = randomUUID();
     const keys = [
       this.keys.limits(tenantId),
@@ -178,8 +218,15 @@ export class RedisLimitStore implements LimitStore {
       this.keys.inFlight(tenantId),
       ...windows.map((w) => this.keys.window(tenantId, w.key)),
     ];
-    checkNano(tokens, 'tokens');
-    const args = [String(amountNano), mode, String(this.options.leaseMs), model ?? '', String(tokens), ...windows.flatMap((w) => [w.frequency, w.key, String(windowEnd(w)), this.defaultLimit(w.frequency)])];
+    const args = [
+      String(amountNano),
+      mode,
+      String(this.options.leaseMs),
+      model ?? '',
+      String(tokens),
+      known.version,
+      ...windows.flatMap((w) => [budgetName(w.frequency, w.scope), w.key, String(windowEnd(w)), w.scope === undefined ? this.defaultLimit(w.frequency) : '-']),
+    ];
     let reply: ReserveReply;
     try {
       reply = parseReserveReply(await this.send(() => this.redis.script(RESERVE, keys, args, (late) => this.heardLateReserve(id, tenantId, windows, late))), windows.length);
@@ -187,6 +234,8 @@ export class RedisLimitStore implements LimitStore {
       if (err instanceof RedisOutage) return this.reserveLocally(id, tenantId, windows, amountNano, mode, err.sent);
       throw err;
     }
+    if (reply.status === 'stale scopes') return reply.status;
+    this.scopes.confirmed(tenantId, known, this.options.clock());
     this.observe(tenantId, windows, reply);
     if (reply.status === 'model not allowed') {
       const allowed = await this.policy(tenantId).then((p) => p.models ?? [], () => []);
@@ -229,17 +278,33 @@ export class RedisLimitStore implements LimitStore {
    * the same moment travel together), each sum written once under its own id by the REPLAY script, retried while Redis
    * is away. Meanwhile this process's view of a tenant it already knows counts the spend.
    */
-  book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
-    const { spentNano, revenueNano, settledWindowKeys, onceId } = booking;
+  book(tenantId: string, periods: readonly SpendWindow[], booking: Booking): void {
+    const { spentNano, revenueNano } = booking;
     try {
       checkTenant(tenantId);
-      checkWindows(windows);
+      checkWindows(periods);
       checkNano(spentNano, 'spentNano');
       checkNano(revenueNano, 'revenueNano');
     } catch (err) {
       this.log.warnOnce('redis-book-arguments', `a booking was dropped: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
+    const call = booking.call ?? {};
+    if (spentNano === 0 || booking.call === undefined || this.scopes.fresh(tenantId, this.options.clock(), SCOPES_TTL_MS)) {
+      this.journalBooking(tenantId, [...periods, ...scopedWindows(this.scopes.of(tenantId).budgets, periods, call)], booking);
+      return;
+    }
+    // The tenant's scoped budgets are read first (off the call's path), so that the spend reaches those that apply.
+    const booked = this.readScopes(tenantId)
+      .catch(() => this.log.warnOnce('redis-book-scopes', "the spend-limit store (Redis) could not be asked for a tenant's feature and model budgets: its spend was booked to those this process knew of"))
+      .then(() => this.journalBooking(tenantId, [...periods, ...scopedWindows(this.scopes.of(tenantId).budgets, periods, call)], booking))
+      .catch((err: unknown) => this.log.warn(`a booking could not be kept: ${err instanceof Error ? err.message : String(err)}`));
+    this.settling.add(booked);
+    void booked.then(() => this.settling.delete(booked));
+  }
+
+  private journalBooking(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void {
+    const { spentNano, revenueNano, settledWindowKeys, onceId } = booking;
     const spentKeys: string[] = [];
     for (const window of windows) {
       const spent = settledWindowKeys?.includes(window.key) === true ? 0 : spentNano;
@@ -262,19 +327,31 @@ export class RedisLimitStore implements LimitStore {
       ),
     );
     const fields = limits as Record<string, string>;
-    const own = Object.keys(fields).length > 0;
-    return windows.map((window, i) => {
-      const [spent, reserved, revenue] = counters[i] as Array<string | null>;
-      return {
-        frequency: window.frequency,
-        spentNano: parseStoredNano(spent),
-        reservedNano: parseStoredNano(reserved),
-        revenueNano: parseStoredNano(revenue),
-        ...(own ? storedLimit(fields, window.frequency) : defaultOf(this.options.defaults, window.frequency)),
-        windowKey: window.key,
-        resetsAt: window.resetsAt,
-      };
+    const own = FREQUENCIES.some((f) => fields[f] !== undefined || fields[`soft:${f}`] !== undefined);
+    const known = this.scopes.remember(tenantId, fields['scopes:v'], fields.scopes, this.options.clock());
+    const scoped = scopedWindows(known.budgets, windows, undefined);
+    const scopedCounters =
+      scoped.length === 0 ? [] : await this.ask(() => this.redis.run((client) => Promise.all(scoped.map((w) => client.hmget(this.keys.window(tenantId, w.key), 'spent', 'reserved', 'revenue')))));
+    const usageOf = (window: SpendWindow, [spent, reserved, revenue]: Array<string | null>, limit: Partial<WindowUsage>): WindowUsage => ({
+      frequency: window.frequency,
+      spentNano: parseStoredNano(spent),
+      reservedNano: parseStoredNano(reserved),
+      revenueNano: parseStoredNano(revenue),
+      ...limit,
+      ...(window.scope !== undefined && { scope: window.scope }),
+      windowKey: window.key,
+      resetsAt: window.resetsAt,
     });
+    return [
+      ...windows.map((w, i) => usageOf(w, counters[i] as Array<string | null>, own ? storedLimit(fields, w.frequency) : defaultOf(this.options.defaults, w.frequency))),
+      ...scoped.map((w, i) => usageOf(w, scopedCounters[i]!, storedLimit(fields, budgetName(w.frequency, w.scope)))),
+    ];
+  }
+
+  /** Reads the tenant's list of scoped budgets (and its version) into this process's cache. */
+  private async readScopes(tenantId: string): Promise<KnownScopes> {
+    const [list, version] = await this.send(() => this.redis.run((client) => client.hmget(this.keys.limits(tenantId), 'scopes', 'scopes:v')));
+    return this.scopes.remember(tenantId, version, list, this.options.clock());
   }
 
   /**
@@ -512,12 +589,12 @@ export class RedisLimitStore implements LimitStore {
   }
 }
 
-/** A tenant's own limit of a frequency, as its limits hash holds it: hard in `<frequency>`, soft in `soft:<frequency>`. */
-function storedLimit(fields: Record<string, string>, frequency: LimitFrequency): Partial<WindowUsage> {
-  const hard = fields[frequency];
-  const soft = fields[`soft:${frequency}`];
+/** A tenant's own limit of a budget (see budgetName), as its limits hash holds it: hard in `<budget>`, soft in `soft:<budget>`. */
+function storedLimit(fields: Record<string, string>, budget: string): Partial<WindowUsage> {
+  const hard = fields[budget];
+  const soft = fields[`soft:${budget}`];
   if (hard === undefined && soft === undefined) return {};
-  const thresholds = fields[`thresholds:${frequency}`]?.split(',').map(Number).filter((t) => Number.isFinite(t) && t > 0);
+  const thresholds = fields[`thresholds:${budget}`]?.split(',').map(Number).filter((t) => Number.isFinite(t) && t > 0);
   return { limitNano: parseStoredNano(hard ?? soft ?? null), mode: hard !== undefined ? 'hard' : 'soft', isDefault: false, thresholds };
 }
 

@@ -14,7 +14,9 @@ import type { AgentLog } from '../log.js';
 import { MemoryLimitStore } from './memory-store.js';
 import { RedisLimitStore } from './redis-store.js';
 import { validateTenantId } from '../tenants/tenant.js';
-import { FREQUENCIES, validateFrequency, type SpendWindow, type WindowCalendar } from './windows.js';
+import { rejectUnknownKeys } from '../option-checks.js';
+import { FREQUENCIES, scopedWindow, validateFrequency, type SpendWindow, type WindowCalendar } from './windows.js';
+import { scopeFields, scopeOfInput, type BudgetedCall } from './controls/budget-scope.js';
 
 export type UnknownModelPolicy = 'allow' | 'block';
 
@@ -39,6 +41,16 @@ export interface SetLimitInput {
   mode?: LimitMode;
   /** Fractions of the limit that alert (onThreshold, the webhook) once each per window; default the Meter's `thresholds`. */
   thresholds?: number[];
+  /** A budget of this feature's calls only (the scope's `feature`), with its own counter. */
+  feature?: string;
+  /** A budget of this model's calls only: an exact id, or a prefix ending in `*`. */
+  model?: string;
+}
+
+/** Which of a tenant's budgets `removeLimit` removes: the whole spend's (none), a feature's or a model's. */
+export interface BudgetSelector {
+  feature?: string;
+  model?: string;
 }
 
 export interface WindowReport {
@@ -56,6 +68,9 @@ export interface WindowReport {
   isDefault?: boolean;
   /** The thresholds that alert for this limit. */
   thresholds?: number[];
+  /** A scoped budget's window: the feature or the model (id or prefix) it covers. */
+  feature?: string;
+  model?: string;
   resetsAt: Date;
 }
 
@@ -75,6 +90,8 @@ export interface BookEntry {
   settledIn?: Reservation | undefined;
   /** See Booking.onceId. */
   onceId?: string | undefined;
+  /** The call's feature and model, for its scoped budgets. */
+  call?: BudgetedCall | undefined;
 }
 
 export interface Admission {
@@ -210,9 +227,10 @@ export class SpendLimits {
     const mode = blocked ? 'strict' : this.options.enforcement;
     // A store without rates of its own checks them in `reserve`: it needs the estimate whether or not a limit uses it.
     const tokens = this.store.localRates === undefined ? inputEstimate(measure()) : 0;
-    let outcome = this.store.reserve(tenantId, windows, amount, mode, call.requestedModel, tokens);
+    const budgeted: BudgetedCall = { model: call.requestedModel, feature: call.tenant?.feature };
+    let outcome = this.store.reserve(tenantId, windows, amount, mode, budgeted, tokens);
     if (local && !(outcome instanceof Promise) && !outcome.admitted && this.recordPending()) {
-      outcome = this.store.reserve(tenantId, windows, amount, mode, call.requestedModel, tokens);
+      outcome = this.store.reserve(tenantId, windows, amount, mode, budgeted, tokens);
     }
     if (!(outcome instanceof Promise)) return this.admission(tenantId, outcome, output, bound);
     return outcome.then(
@@ -221,9 +239,14 @@ export class SpendLimits {
     );
   }
 
+  /** The current windows of the limits' frequencies (of both without limits): the periods every budget is counted in. */
   private windows(limits: readonly { frequency: LimitFrequency }[] | undefined): SpendWindow[] {
     const now = this.options.clock();
-    return (limits?.map((l) => l.frequency) ?? FREQUENCIES).map((f) => this.calendar.window(f, now));
+    const windows: SpendWindow[] = [];
+    for (const frequency of FREQUENCIES) {
+      if (limits === undefined || limits.some((l) => l.frequency === frequency)) windows.push(this.calendar.window(frequency, now));
+    }
+    return windows;
   }
 
   private admission(tenantId: string, outcome: ReserveOutcome, output: OutputBound, bound: CallBound | undefined): Admission {
@@ -310,7 +333,7 @@ export class SpendLimits {
       const spentNano = toNano(money(entry.spentUsd));
       const revenueNano = toNano(money(entry.revenueUsd));
       if (spentNano === 0 && revenueNano === 0) return;
-      const booked = this.store.book(tenantId, this.windows(undefined), { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId });
+      const booked = this.store.book(tenantId, this.windows(undefined), { spentNano, revenueNano, settledWindowKeys: entry.settledIn?.windowKeys, onceId: entry.onceId, call: entry.call });
       if (booked instanceof Promise) booked.catch(() => undefined);
       else if (spentNano > 0) this.spent(tenantId);
     } catch {
@@ -331,11 +354,15 @@ export class SpendLimits {
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {
     validateTenantId(tenantId);
     if (input === null || typeof input !== 'object') throw new ConfigError(`setLimit: expected { limitUsd, frequency }, got ${String(input)}`);
+    // A misspelt `feature` must not turn a feature's budget into one of the tenant's whole spend.
+    rejectUnknownKeys(input as unknown as Record<string, unknown>, SET_LIMIT_OPTIONS, 'setLimit option');
     const limitUsd = usdAmount(input.limitUsd, 'limitUsd');
     const spentUsd = input.spentUsd === undefined ? undefined : usdAmount(input.spentUsd, 'spentUsd');
     const frequency = validateFrequency(input.frequency);
-    const seed = spentUsd === undefined ? undefined : { window: this.calendar.window(frequency, this.options.clock()), spentNano: toNano(spentUsd) };
-    await this.store.setLimit(tenantId, { ...validateLimitTerms(input, 'setLimit: '), frequency, limitNano: toNano(limitUsd) }, seed);
+    const scope = scopeOfInput(input, 'setLimit: ');
+    const period = this.calendar.window(frequency, this.options.clock());
+    const seed = spentUsd === undefined ? undefined : { window: scope === undefined ? period : scopedWindow(period, scope), spentNano: toNano(spentUsd) };
+    await this.store.setLimit(tenantId, { ...validateLimitTerms(input, 'setLimit: '), frequency, limitNano: toNano(limitUsd), ...(scope !== undefined && { scope }) }, seed);
   }
 
   async setPolicy(tenantId: string, policy: TenantPolicy): Promise<void> {
@@ -367,16 +394,20 @@ export class SpendLimits {
     return this.store.rateLimit(tenantId);
   }
 
-  async removeLimit(tenantId: string, frequency: LimitFrequency): Promise<void> {
+  async removeLimit(tenantId: string, frequency: LimitFrequency, budget?: BudgetSelector): Promise<void> {
     validateTenantId(tenantId);
-    await this.store.removeLimit(tenantId, validateFrequency(frequency));
+    if (budget !== undefined && (budget === null || typeof budget !== 'object')) throw new ConfigError(`removeLimit: expected { feature } or { model }, got ${describeValue(budget)}`);
+    if (budget !== undefined) rejectUnknownKeys(budget as Record<string, unknown>, REMOVE_LIMIT_OPTIONS, 'removeLimit option');
+    const scope = budget === undefined ? undefined : scopeOfInput(budget, 'removeLimit: ');
+    await this.store.removeLimit(tenantId, validateFrequency(frequency), scope);
   }
 
   async usage(tenantId: string): Promise<WindowReport[]> {
     validateTenantId(tenantId);
     const usage = await this.store.usage(tenantId, this.windows(undefined));
-    // Limited windows first, as getUsage always listed them; then the others.
-    const ordered = [...usage.filter((u) => u.limitNano !== undefined), ...usage.filter((u) => u.limitNano === undefined)];
+    // Limited windows first, as getUsage always listed them; then the others; then the scoped budgets.
+    const whole = usage.filter((u) => u.scope === undefined);
+    const ordered = [...whole.filter((u) => u.limitNano !== undefined), ...whole.filter((u) => u.limitNano === undefined), ...usage.filter((u) => u.scope !== undefined)];
     return ordered.map((u) => ({
       frequency: u.frequency,
       spentUsd: toUsd(u.spentNano),
@@ -389,6 +420,7 @@ export class SpendLimits {
         isDefault: u.isDefault === true,
         thresholds: [...(u.thresholds ?? this.alertThresholds)],
       }),
+      ...scopeFields(u.scope),
       resetsAt: u.resetsAt,
     }));
   }
@@ -413,9 +445,13 @@ export class SpendLimits {
       resetsAt: outcome.window.resetsAt ?? this.calendar.window(outcome.window.frequency, this.options.clock()).resetsAt,
       fitsWithOutputCap,
       outputCapParam: output.capPath?.join('.'),
+      ...scopeFields(outcome.window.scope),
     });
   }
 }
+
+const SET_LIMIT_OPTIONS = new Set(['limitUsd', 'frequency', 'spentUsd', 'mode', 'thresholds', 'feature', 'model']);
+const REMOVE_LIMIT_OPTIONS = new Set(['feature', 'model']);
 
 /** A dollar amount of a limit, checked: finite and not negative. */
 export function usdAmount(value: unknown, field: string): number {

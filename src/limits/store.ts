@@ -1,5 +1,6 @@
 import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
+import type { BudgetedCall, BudgetScope } from './controls/budget-scope.js';
 import type { TenantPolicy } from './controls/model-policy.js';
 import type { LocalRates, RateHold, RateLimit } from './controls/rate-limits.js';
 
@@ -18,6 +19,8 @@ export interface TenantLimit {
   mode?: LimitMode;
   /** Fractions of the limit that alert when spend reaches them (default: the Meter's `thresholds`). */
   thresholds?: readonly number[];
+  /** A budget of one feature's or model's calls, with a counter of its own; none: the tenant's whole spend. */
+  scope?: BudgetScope | undefined;
 }
 
 /** An admitted call's hold on a tenant's budget, until it settles at its real cost. */
@@ -56,6 +59,8 @@ export interface WindowUsage {
   revenueNano: number;
   /** Absent where the window has no limit. */
   limitNano?: number | undefined;
+  /** A scoped budget's window (listed after the tenant's windows). */
+  scope?: BudgetScope | undefined;
   /** With a limit: whether it refuses ('hard') or only alerts ('soft'), and whether it is the Meter's defaultLimit. */
   mode?: LimitMode;
   isDefault?: boolean;
@@ -76,6 +81,8 @@ export interface Booking {
    * two processes). In-process, the caller books it once.
    */
   onceId?: string | undefined;
+  /** The call's feature and model: its spend also goes to the scoped budgets that apply to it. */
+  call?: BudgetedCall | undefined;
 }
 
 /**
@@ -85,18 +92,19 @@ export interface Booking {
 export interface LimitStore {
   /** Sets a limit; with a seed, the window's settled spend becomes the seed's (calls in flight keep their holds). */
   setLimit(tenantId: string, limit: TenantLimit, seed?: SpendSeed): void | Promise<void>;
-  removeLimit(tenantId: string, frequency: LimitFrequency): void | Promise<void>;
+  removeLimit(tenantId: string, frequency: LimitFrequency, scope?: BudgetScope): void | Promise<void>;
   /**
    * The tenant's limits, or undefined when it has none: a synchronous shortcut for the common case, offered only by a
    * store that holds limits in this process. Without it, every scoped call asks `reserve`.
    */
   limitsOf?(tenantId: string): readonly TenantLimit[] | undefined;
   /**
-   * Checks every limited window of the tenant and reserves in all of them, or in none. A store without `policyOf`
+   * Checks every limited window of the tenant (`windows`: the periods of the frequencies concerned) and every scoped
+   * budget that applies to `call` in those periods, and reserves in all of them, or in none. A store without `policyOf`
    * checks the tenant's model policy here too (rejecting with a ModelNotAllowedError), and one without `localRates`
    * its rate limits (rejecting with a RateLimitedError; `tokens` is the call's input estimate).
    */
-  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, model?: string, tokens?: number): ReserveOutcome | Promise<ReserveOutcome>;
+  reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement, call?: BudgetedCall, tokens?: number): ReserveOutcome | Promise<ReserveOutcome>;
   setPolicy(tenantId: string, policy: TenantPolicy): void | Promise<void>;
   /** The tenant's policy, synchronously: offered by a store that holds policies in this process. */
   policyOf?(tenantId: string): TenantPolicy | undefined;
@@ -115,7 +123,7 @@ export interface LimitStore {
    * counters limits are checked against. Never throws or rejects: a write that cannot be made now is kept and retried.
    */
   book(tenantId: string, windows: readonly SpendWindow[], booking: Booking): void | Promise<void>;
-  /** Every window asked about, in that order; `limitNano` where a limit is set. */
+  /** Every window asked about, in that order, then the window of each scoped budget; `limitNano` where a limit is set. */
   usage(tenantId: string, windows: readonly SpendWindow[]): WindowUsage[] | Promise<WindowUsage[]>;
   /**
    * True for the first caller (in this process, or in the fleet for a fleet-wide store) to claim this alert: a

@@ -1,4 +1,5 @@
 import { ConfigError, describeValue, type LimitFrequency } from '../errors.js';
+import { budgetApplies, type BudgetedCall, type BudgetScope } from './controls/budget-scope.js';
 
 export const FREQUENCIES: readonly LimitFrequency[] = ['per_day', 'per_month'];
 
@@ -8,6 +9,37 @@ export interface SpendWindow {
   /** `d:2026-11-23` or `m:2026-11`, in the configured time zone. */
   key: string;
   resetsAt: Date;
+  /** A scoped budget's window: its own counter, keyed `d:2026-11-23|f:chat`. */
+  scope?: BudgetScope | undefined;
+}
+
+/** The window of a scoped budget in the same period as the tenant's `window`. */
+export function scopedWindow(window: SpendWindow, scope: BudgetScope): SpendWindow {
+  return { frequency: window.frequency, key: `${window.key}|${scope.key}`, resetsAt: window.resetsAt, scope };
+}
+
+/**
+ * The windows of the scoped ones among `budgets` in the periods of `windows`: those that apply to `call`, or all of
+ * them without a call.
+ */
+export function scopedWindows(
+  budgets: readonly { frequency: LimitFrequency; scope?: BudgetScope | undefined }[] | undefined,
+  windows: readonly SpendWindow[],
+  call: BudgetedCall | undefined,
+): SpendWindow[] {
+  const out: SpendWindow[] = [];
+  for (const { frequency, scope } of budgets ?? []) {
+    if (scope === undefined || (call !== undefined && !budgetApplies(scope, call))) continue;
+    const period = windows.find((w) => w.frequency === frequency);
+    if (period !== undefined) out.push(scopedWindow(period, scope));
+  }
+  return out;
+}
+
+/** What a window key stays the same for from one period to the next: its frequency and its scope (`d:|f:chat`). */
+export function windowFamily(windowKey: string): string {
+  const scoped = windowKey.indexOf('|');
+  return scoped < 0 ? windowKey.slice(0, 2) : windowKey.slice(0, 2) + windowKey.slice(scoped);
 }
 
 export function validateFrequency(value: unknown): LimitFrequency {

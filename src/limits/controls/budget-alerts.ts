@@ -5,13 +5,16 @@ import { post } from '../../../transport/http-request.js';
 import { backoffDelay, DeliveryError } from '../../../transport/retry.js';
 import { toUsd, type LimitMode, type LimitStore, type WindowUsage } from '../store.js';
 import type { SpendWindow } from '../windows.js';
+import { scopeFields } from './budget-scope.js';
 
 /** A budget's spend reached one of its thresholds: sent once per tenant, window and threshold (fleet-wide on Redis). */
 export interface ThresholdAlert {
   tenantId: string;
   frequency: LimitFrequency;
-  /** What the budget covers: the tenant's whole spend. */
-  scope: 'tenant';
+  /** What the budget covers: the tenant's whole spend, or one feature's or model's calls (named in `feature` / `model`). */
+  scope: 'tenant' | 'feature' | 'model';
+  feature?: string;
+  model?: string;
   /** The fraction of the limit reached, e.g. 0.8. */
   threshold: number;
   spentUsd: number;
@@ -88,11 +91,12 @@ export class BudgetAlerts {
   private async check(tenantId: string): Promise<void> {
     const windows = this.windows();
     const usage = await this.store.usage(tenantId, windows);
-    for (const [i, window] of usage.entries()) {
+    for (const window of usage) {
       if (window.limitNano === undefined || window.limitNano === 0) continue;
+      const period: SpendWindow = { frequency: window.frequency, key: window.windowKey, resetsAt: window.resetsAt, scope: window.scope };
       for (const threshold of window.thresholds ?? this.options.thresholds) {
         if (window.spentNano < Math.ceil(threshold * window.limitNano)) continue;
-        if (!(await this.store.claimAlert(tenantId, windows[i]!, threshold))) continue;
+        if (!(await this.store.claimAlert(tenantId, period, threshold))) continue;
         this.send(alertOf(tenantId, window, threshold));
       }
     }
@@ -115,6 +119,8 @@ export class BudgetAlerts {
         tenant_id: alert.tenantId,
         frequency: alert.frequency,
         scope: alert.scope,
+        ...(alert.feature !== undefined && { feature: alert.feature }),
+        ...(alert.model !== undefined && { model: alert.model }),
         threshold: alert.threshold,
         spent_usd: alert.spentUsd,
         limit_usd: alert.limitUsd,
@@ -123,7 +129,8 @@ export class BudgetAlerts {
         resets_at: alert.resetsAt.toISOString(),
       }),
     );
-    const key = createHash('sha256').update(`${alert.tenantId}\0${alert.frequency}\0${alert.resetsAt.toISOString()}\0${alert.threshold}`).digest('hex');
+    const budget = alert.feature !== undefined ? `\0f\0${alert.feature}` : alert.model !== undefined ? `\0m\0${alert.model}` : '';
+    const key = createHash('sha256').update(`${alert.tenantId}\0${alert.frequency}\0${alert.resetsAt.toISOString()}\0${alert.threshold}${budget}`).digest('hex');
     const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': key };
     if (webhook.apiKey !== undefined) headers.authorization = `Bearer ${webhook.apiKey}`;
     for (let attempt = 1; ; attempt++) {
@@ -145,7 +152,8 @@ function alertOf(tenantId: string, window: WindowUsage, threshold: number): Thre
   return {
     tenantId,
     frequency: window.frequency,
-    scope: 'tenant',
+    scope: window.scope?.kind ?? 'tenant',
+    ...scopeFields(window.scope),
     threshold,
     spentUsd: toUsd(window.spentNano),
     limitUsd: toUsd(window.limitNano!),

@@ -8,7 +8,11 @@ import { LimitStoreFaultError } from '../store.js';
  * their first write).
  */
 
-const WINDOW_KEYS: Record<LimitFrequency, RegExp> = { per_day: /^d:\d{4}-\d{2}-\d{2}$/, per_month: /^m:\d{4}-\d{2}$/ };
+/** A period, then for a scoped budget's window its scope (see budget-scope.ts). */
+const WINDOW_KEYS: Record<LimitFrequency, RegExp> = {
+  per_day: /^d:\d{4}-\d{2}-\d{2}(\|[fm]:[A-Za-z0-9_.%-]+)?$/,
+  per_month: /^m:\d{4}-\d{2}(\|[fm]:[A-Za-z0-9_.%-]+)?$/,
+};
 const MODES: readonly Enforcement[] = ['strict', 'lenient'];
 
 export function checkTenant(tenantId: unknown): void {

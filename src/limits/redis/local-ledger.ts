@@ -1,6 +1,6 @@
-import type { LimitFrequency } from '../../errors.js';
 import type { Enforcement } from '../store.js';
-import type { SpendWindow } from '../windows.js';
+import { windowFamily, type SpendWindow } from '../windows.js';
+import { budgetName } from '../controls/budget-scope.js';
 
 /** What Redis said about one window of a tenant: its limit (undefined: none), settled spend and holds. */
 export interface WindowState {
@@ -15,9 +15,9 @@ interface Counter {
 }
 
 interface TenantView {
-  /** Per frequency: the limit, or null when Redis said there is none. A frequency never heard of is absent. */
-  limits: Map<LimitFrequency, number | null>;
-  /** The current window of each frequency. */
+  /** Per budget (see budgetName): the limit, or null when Redis said there is none. A budget never heard of is absent. */
+  limits: Map<string, number | null>;
+  /** The current window of each budget. */
   counters: Map<string, Counter>;
 }
 
@@ -36,7 +36,7 @@ export class LocalLedger {
 
   observeWindow(tenantId: string, window: SpendWindow, state: WindowState): void {
     const view = this.view(tenantId);
-    view.limits.set(window.frequency, state.limitNano ?? null);
+    view.limits.set(budgetName(window.frequency, window.scope), state.limitNano ?? null);
     const counter = this.counter(view, window.key);
     counter.spentNano = state.spentNano;
     counter.reservedNano = state.reservedNano;
@@ -57,15 +57,15 @@ export class LocalLedger {
     counter.reservedNano = reservedNano;
   }
 
-  observeLimit(tenantId: string, frequency: LimitFrequency, limitNano: number | null): void {
-    this.view(tenantId).limits.set(frequency, limitNano);
+  observeLimit(tenantId: string, budget: string, limitNano: number | null): void {
+    this.view(tenantId).limits.set(budget, limitNano);
   }
 
   reserve(tenantId: string, windows: readonly SpendWindow[], amountNano: number, mode: Enforcement): LocalAdmission {
     const view = this.view(tenantId);
-    const held = windows.filter((w) => view.limits.get(w.frequency) !== null);
+    const held = windows.filter((w) => view.limits.get(budgetName(w.frequency, w.scope)) !== null);
     for (const window of held) {
-      const limitNano = view.limits.get(window.frequency);
+      const limitNano = view.limits.get(budgetName(window.frequency, window.scope));
       if (limitNano === undefined || limitNano === null) continue;
       const { spentNano, reservedNano } = this.counter(view, window.key);
       const used = spentNano + reservedNano;
@@ -95,8 +95,8 @@ export class LocalLedger {
   private counter(view: TenantView, windowKey: string): Counter {
     let counter = view.counters.get(windowKey);
     if (counter === undefined) {
-      const frequencyPrefix = windowKey.slice(0, 2);
-      for (const key of view.counters.keys()) if (key.startsWith(frequencyPrefix)) view.counters.delete(key);
+      const family = windowFamily(windowKey);
+      for (const key of view.counters.keys()) if (windowFamily(key) === family) view.counters.delete(key);
       view.counters.set(windowKey, (counter = { spentNano: 0, reservedNano: 0 }));
     }
     return counter;

@@ -5,7 +5,7 @@ import type { RateLimitKind } from '../controls/rate-limits.js';
 /** What the ledger's scripts answer, checked: a reply of another shape is a fault, never read as money. */
 
 export interface ReserveReply {
-  status: 'admitted' | 'refused' | 'already settled' | 'model not allowed' | 'rate limited';
+  status: 'admitted' | 'refused' | 'already settled' | 'model not allowed' | 'rate limited' | 'stale scopes';
   /** The window that refused (an index into the windows asked about). */
   refusedIndex: number;
   /** With 'rate limited': which limit, its value, and when the call would fit. */
@@ -42,6 +42,7 @@ export function parseReserveReply(reply: unknown, windowCount: number): ReserveR
   if (status === 1) return { status: 'admitted', ...reply_ };
   if (status === 2) return { status: 'already settled', ...reply_ };
   if (status === 3) return { status: 'model not allowed', ...reply_ };
+  if (status === 5) return { status: 'stale scopes', ...reply_ };
   if (status === 4 && RATE_KINDS[refused] !== undefined) return { status: 'rate limited', ...reply_, rateLimited: { kind: RATE_KINDS[refused]!, limit: rateLimit, retryAfterMs } };
   if (status === 0 && refused >= 1 && refused <= windowCount && windows[refused - 1]!.limitNano !== undefined) return { status: 'refused', ...reply_, refusedIndex: refused - 1 };
   throw new LimitStoreFaultError('Redis answered the reserve script with an unknown outcome');

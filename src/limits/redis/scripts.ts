@@ -28,7 +28,7 @@ local function nano(value, what)
   return tonumber(value)
 end
 local function name(value, what)
-  if type(value) ~= 'string' or not string.match(value, '^[%w_:%-]+$') then fail(what .. ' is not a valid name') end
+  if type(value) ~= 'string' or not string.match(value, '^[%w_:%-|%%.]+$') then fail(what .. ' is not a valid name') end
   return value
 end
 local function ofType(key, expected)
@@ -51,8 +51,9 @@ end
 /**
  * KEYS: limits hash, reservation hash, settled marker, rates hash, in-flight sorted set, window hash x n.
  * ARGV: amount, mode (strict | lenient), lease ms, model ('' when the request names none), input tokens (for a
- * tokens-per-minute limit), then for each window: frequency, window name, expiry (epoch ms), default limit ('-' for
- * none: the Meter's hard defaultLimit, which applies when the tenant has no limit of its own).
+ * tokens-per-minute limit), the version of the tenant's scoped budgets the caller knows, then for each window: budget
+ * name (the frequency, or `<frequency>|<scope>` for a feature's or model's budget), window name, expiry (epoch ms),
+ * default limit ('-' for none: the Meter's hard defaultLimit, which applies when the tenant has no limit of its own).
  * In order: the tenant's model policy (the limits hash's `models` field: one id, or prefix ending in '*', a line), its
  * rate limits (fields `rate:rpm`, `rate:tpm`, `rate:concurrent`: a sliding-window counter of this minute and the last,
  * by Redis' clock, and a sorted set of the calls in flight with their lease), then every window that has a hard limit;
@@ -60,7 +61,8 @@ end
  * the reservation (a lease). Answers {status, refused, retry after ms, minute, rate limit, rate flags, then limit (-1:
  * none), spent, reserved of each window}: status 1 admitted, 0 refused by the window `refused`, 2 already settled (a
  * release sent after a lost reply got there first), 3 the model is not allowed, 4 refused by rate limit `refused` (1
- * requests, 2 tokens, 3 concurrent). Rate flags: 1 counted in the minute's rates, 2 holds a place among the concurrent.
+ * requests, 2 tokens, 3 concurrent), 5 the caller's version of the scoped budgets is not the one in
+ * the limits hash (`scopes:v`): nothing was checked or written, the caller reads `scopes` again and asks anew. Rate flags: 1 counted in the minute's rates, 2 holds a place among the concurrent.
  */
 export const RESERVE = ledgerScript(`
 local amount = nano(ARGV[1], 'amount')
@@ -69,8 +71,9 @@ if mode ~= 'strict' and mode ~= 'lenient' then fail('mode must be strict or leni
 local lease = nano(ARGV[3], 'lease')
 local model = ARGV[4]
 local tokens = nano(ARGV[5], 'tokens')
+local version = ARGV[6]
 local n = #KEYS - 5
-if n < 1 or #ARGV ~= 5 + 4 * n then fail('expected a frequency, a name, an expiry and a default limit for each window key') end
+if n < 1 or #ARGV ~= 6 + 4 * n then fail('expected a budget, a name, an expiry and a default limit for each window key') end
 ofType(KEYS[1], 'hash')
 ofType(KEYS[2], 'hash')
 ofType(KEYS[3], 'string')
@@ -82,8 +85,8 @@ for _, f in ipairs({'per_day', 'per_month'}) do
 end
 local limits, spent, reserved = {}, {}, {}
 for i = 1, n do
-  local w = 5 + 4 * (i - 1)
-  name(ARGV[w + 1], 'frequency')
+  local w = 6 + 4 * (i - 1)
+  name(ARGV[w + 1], 'budget')
   name(ARGV[w + 2], 'window')
   nano(ARGV[w + 3], 'window expiry')
   local default = ARGV[w + 4] == '-' and -1 or nano(ARGV[w + 4], 'default limit')
@@ -107,6 +110,7 @@ local function answer(status, refused, retry, rateLimit, flags)
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return answer(2, 0, 0, 0, 0) end
 if redis.call('EXISTS', KEYS[2]) == 1 then return answer(1, 0, 0, 0, 0) end
+if (redis.call('HGET', KEYS[1], 'scopes:v') or '0') ~= version then return answer(5, 0, 0, 0, 0) end
 local allowed = redis.call('HGET', KEYS[1], 'models')
 if allowed then
   local ok = false
@@ -161,7 +165,7 @@ end
 local held = false
 for i = 1, n do
   if limits[i] >= 0 then
-    local w = 5 + 4 * (i - 1)
+    local w = 6 + 4 * (i - 1)
     reserved[i] = redis.call('HINCRBY', KEYS[5 + i], 'reserved', ARGV[1])
     redis.call('PEXPIREAT', KEYS[5 + i], ARGV[w + 3])
     redis.call('HSET', KEYS[2], ARGV[w + 2], ARGV[1])
@@ -280,15 +284,16 @@ return {1, stored(KEYS[2], 'spent'), stored(KEYS[2], 'reserved')}
 
 /**
  * KEYS: limits hash[, window hash].
- * ARGV: frequency, limit, mode (hard | soft), thresholds ('' for the Meter's; else comma-separated fractions)[, seeded
- * spend, window expiry (epoch ms)].
- * Sets a limit (a hard one in the field named by the frequency, which admission reads; a soft one in `soft:<frequency>`,
- * which it never reads), its thresholds, and, with a seed, the window's settled spend, in one step.
+ * ARGV: budget name (the frequency, or `<frequency>|<scope>`), limit, mode (hard | soft), thresholds ('' for the
+ * Meter's; else comma-separated fractions)[, seeded spend, window expiry (epoch ms)].
+ * Sets a limit (a hard one in the field named by the budget, which admission reads; a soft one in `soft:<budget>`,
+ * which it never reads), its thresholds, and, with a seed, the window's settled spend, in one step. A scoped budget new
+ * to the tenant joins its list (`scopes`, one name a line) and moves the list's version (`scopes:v`) on.
  */
 export const SET_LIMIT = ledgerScript(`
 local seeded = #KEYS == 2
 if not ((#KEYS == 1 and #ARGV == 4) or (seeded and #ARGV == 6)) then fail('expected a limit, or a limit and a seed') end
-local frequency = name(ARGV[1], 'frequency')
+local budget = name(ARGV[1], 'budget')
 nano(ARGV[2], 'limit')
 if ARGV[3] ~= 'hard' and ARGV[3] ~= 'soft' then fail('mode must be hard or soft') end
 if ARGV[4] ~= '' and not string.match(ARGV[4], '^[%d.,]+$') then fail('thresholds must be comma-separated fractions') end
@@ -298,14 +303,47 @@ if seeded then
   nano(ARGV[6], 'window expiry')
   ofType(KEYS[2], 'hash')
 end
-local field, other = frequency, 'soft:' .. frequency
+local field, other = budget, 'soft:' .. budget
 if ARGV[3] == 'soft' then field, other = other, field end
 redis.call('HSET', KEYS[1], field, ARGV[2])
 redis.call('HDEL', KEYS[1], other)
-if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'thresholds:' .. frequency) else redis.call('HSET', KEYS[1], 'thresholds:' .. frequency, ARGV[4]) end
+if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'thresholds:' .. budget) else redis.call('HSET', KEYS[1], 'thresholds:' .. budget, ARGV[4]) end
+if string.find(budget, '|', 1, true) then
+  local list = redis.call('HGET', KEYS[1], 'scopes') or ''
+  local listed = false
+  for entry in string.gmatch(list, '[^\\n]+') do listed = listed or entry == budget end
+  if not listed then
+    redis.call('HSET', KEYS[1], 'scopes', list == '' and budget or list .. '\\n' .. budget)
+    redis.call('HINCRBY', KEYS[1], 'scopes:v', 1)
+  end
+end
 if seeded then
   redis.call('HSET', KEYS[2], 'spent', ARGV[5])
   redis.call('PEXPIREAT', KEYS[2], ARGV[6])
+end
+return 1
+`);
+
+/**
+ * KEYS: limits hash.
+ * ARGV: budget name (the frequency, or `<frequency>|<scope>`).
+ * Removes the budget's limit, hard or soft, and its thresholds; a scoped one leaves the tenant's list, whose version
+ * moves on.
+ */
+export const REMOVE_LIMIT = ledgerScript(`
+if #KEYS ~= 1 or #ARGV ~= 1 then fail('expected a limits key and a budget') end
+local budget = name(ARGV[1], 'budget')
+ofType(KEYS[1], 'hash')
+redis.call('HDEL', KEYS[1], budget, 'soft:' .. budget, 'thresholds:' .. budget)
+if string.find(budget, '|', 1, true) then
+  local kept, removed = {}, false
+  for entry in string.gmatch(redis.call('HGET', KEYS[1], 'scopes') or '', '[^\\n]+') do
+    if entry == budget then removed = true else kept[#kept + 1] = entry end
+  end
+  if removed then
+    if #kept == 0 then redis.call('HDEL', KEYS[1], 'scopes') else redis.call('HSET', KEYS[1], 'scopes', table.concat(kept, '\\n')) end
+    redis.call('HINCRBY', KEYS[1], 'scopes:v', 1)
+  end
 end
 return 1
 `);
