@@ -91,6 +91,13 @@ describe("the app's own backend as the limit store", () => {
     await expect(call('rated')).rejects.toMatchObject({ name: 'ModelNotAllowedError', model: 'gpt-4o' });
   });
 
+  it("refuses a feature's or a model's budget, which its protocol cannot count, before asking the backend", async () => {
+    const { meter } = startMeter();
+    await expect(meter.setLimit('acme', { limitUsd: 1, frequency: 'per_day', feature: 'chat' })).rejects.toThrow(/budgets of a feature or a model are not part of the limits backend protocol/);
+    await expect(meter.removeLimit('acme', 'per_day', { model: 'gpt-4o' })).rejects.toThrow(/not part of the limits backend protocol/);
+    expect(backend.requests.filter((r) => r.method !== 'GET')).toHaveLength(0);
+  });
+
   it('a burst inside the cache window is stopped by the local trip-wire', async () => {
     const { call, meter } = startMeter();
     backend.set('burst', 'per_day', 0.01, 0.004);

@@ -149,26 +149,32 @@ const MODELS = new Map([
 
 interface Store {
   limits(): MeterOptions['limits'];
-  /** The ledger's settled spend for the tenant's window, once nothing is held. */
-  spentNano(meter: InstanceType<typeof Meter>, tenant: string): Promise<number>;
+  /** The ledger's settled spend for the budget's window, once nothing is held. */
+  spentNano(meter: InstanceType<typeof Meter>, tenant: string, feature: string | undefined): Promise<number>;
+  /** Whether the store keeps budgets of a feature. */
+  scoped: boolean;
 }
 
-const viaUsage = async (meter: InstanceType<typeof Meter>, tenant: string) => nano((await meter.getUsage(tenant))[0]!.spentUsd);
+const viaUsage = async (meter: InstanceType<typeof Meter>, tenant: string, feature: string | undefined) =>
+  nano((await meter.getUsage(tenant)).find((w) => w.feature === feature && w.frequency === 'per_day')!.spentUsd);
 
 const STORES: Record<string, Store> = {
-  'in-process': { limits: () => undefined, spentNano: viaUsage },
-  Redis: { limits: () => ({ redis: redisServer.url, keyPrefix: `matrix-${randomUUID()}:` }), spentNano: viaUsage },
-  'Redis Cluster': { limits: () => ({ redis: clusterClient, keyPrefix: `matrix-${randomUUID()}:` }), spentNano: viaUsage },
+  'in-process': { limits: () => undefined, spentNano: viaUsage, scoped: true },
+  Redis: { limits: () => ({ redis: redisServer.url, keyPrefix: `matrix-${randomUUID()}:` }), spentNano: viaUsage, scoped: true },
+  'Redis Cluster': { limits: () => ({ redis: clusterClient, keyPrefix: `matrix-${randomUUID()}:` }), spentNano: viaUsage, scoped: true },
   // A cache that always asks again: every admission sees the backend's figure plus this process's own. The ledger is
   // the backend's own: settled spend reaches it off the calls' path.
-  backend: { limits: () => ({ url: backend.url, limitCheckCacheTtl: 1 }), spentNano: async (_meter, tenant) => backend.ledger.get(tenant) ?? 0 },
+  backend: { limits: () => ({ url: backend.url, limitCheckCacheTtl: 1 }), spentNano: async (_meter, tenant) => backend.ledger.get(tenant) ?? 0, scoped: false },
 };
 
 const nano = (usd: number) => Math.round(usd * 1e9);
 
+/** The limit is the tenant's, or a feature's budget (the calls run in that feature; the tenant's own limit is ample). */
+const BUDGETS = [undefined, 'matrix-feature'] as const;
+
 for (const [storeName, store] of Object.entries(STORES)) {
-  for (const enforcement of ['strict', 'lenient'] as const) {
-    describe(`${storeName} store, ${enforcement}`, () => {
+  for (const [enforcement, feature] of (['strict', 'lenient'] as const).flatMap((e) => BUDGETS.filter((f) => f === undefined || store.scoped).map((f) => [e, f] as const))) {
+    describe(`${storeName} store, ${enforcement}${feature === undefined ? '' : ", a feature's budget"}`, () => {
       for (const shape of SHAPES) {
         it(`${shape.name}: ${enforcement === 'strict' ? 'the invoice stays within the limit; ' : ''}the ledger equals the events`, async () => {
           fake.reset();
@@ -181,8 +187,9 @@ for (const [storeName, store] of Object.entries(STORES)) {
           };
           const tenant = `matrix-${randomUUID()}`;
           try {
-            await meter.setLimit(tenant, { limitUsd: shape.limitUsd, frequency: 'per_day' });
-            const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => meter.forTenant(tenant, () => shape.call(clients, i))));
+            if (feature !== undefined) await meter.setLimit(tenant, { limitUsd: 1000, frequency: 'per_day' });
+            await meter.setLimit(tenant, { limitUsd: shape.limitUsd, frequency: 'per_day', ...(feature !== undefined && { feature }) });
+            const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => meter.forTenant(tenant, () => shape.call(clients, i), { feature })));
             await until(() => events.length === 20, 'one event per call');
             const admitted = results.filter((r) => r.status === 'fulfilled').length;
             if (enforcement === 'strict' && shape.strictRefusesAll === true) {
@@ -191,10 +198,10 @@ for (const [storeName, store] of Object.entries(STORES)) {
             } else {
               expect(admitted, 'a limit that admits nothing proves nothing').toBeGreaterThan(0);
             }
-            await until(async () => (await meter.getUsage(tenant))[0]!.reservedUsd === 0, 'every reservation settled');
+            await until(async () => (await meter.getUsage(tenant)).every((w) => w.reservedUsd === 0), 'every reservation settled');
             const eventsTotal = events.reduce((sum, e) => sum + nano(e.cost_usd!), 0);
             let spent = 0;
-            await until(async () => (spent = await store.spentNano(meter, tenant)) === eventsTotal, 'the ledger to hold what the events cost').catch(() => undefined);
+            await until(async () => (spent = await store.spentNano(meter, tenant, feature)) === eventsTotal, 'the ledger to hold what the events cost').catch(() => undefined);
             expect(spent).toBe(eventsTotal);
             const invoice = invoiceUsd(fake.billed, MODELS);
             expect(fake.billed.length).toBe(admitted);
