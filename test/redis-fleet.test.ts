@@ -26,6 +26,7 @@ interface FleetReport {
   admitted: number;
   refused: number;
   costs: number[];
+  alerts: Array<{ scope: string; feature?: string; threshold: number; spentUsd: number }>;
   stderr: string;
 }
 
@@ -82,6 +83,24 @@ describe('a fleet of processes sharing one Redis ledger', () => {
     await admin.setLimit('fleet', { limitUsd: 0.01, frequency: 'per_day' });
     const reports = await runFleet(8, { REDIS_URL: redisServer.url, CALLS: '50' });
     await expectFleetWithinLimit(reports, 400, await redis.hgetall(`llm-meter:{fleet}:d:${today()}`));
+    await admin.shutdown();
+  }, 120_000);
+
+  it("8 processes spending for one tenant at once: each threshold of the tenant's budget and of its feature's alerts once in the fleet", async () => {
+    const admin = new Meter({ limits: { redis: redisServer.url }, handleExit: false });
+    await admin.setLimit('alerts', { limitUsd: 0.01, frequency: 'per_day', mode: 'soft' });
+    await admin.setLimit('alerts', { limitUsd: 0.005, frequency: 'per_day', mode: 'soft', feature: 'chat' });
+    // 8 x 5 calls of $0.001: $0.04, past every threshold of both budgets, written by whichever process.
+    const reports = await runFleet(8, { REDIS_URL: redisServer.url, CALLS: '5', TENANT: 'alerts', FEATURE: 'chat', THRESHOLDS: '0.25,0.5,1,2' });
+    expect(reports.reduce((n, r) => n + r.admitted, 0)).toBe(40);
+    const alerts = reports.flatMap((r) => r.alerts);
+    expect(alerts.map((a) => `${a.scope}:${a.feature ?? ''}:${a.threshold}`).sort()).toEqual(
+      ['feature:chat:0.25', 'feature:chat:0.5', 'feature:chat:1', 'feature:chat:2', 'tenant::0.25', 'tenant::0.5', 'tenant::1', 'tenant::2'],
+    );
+    // Each one sent by a process that had seen the spend reach it.
+    for (const alert of alerts) expect(alert.spentUsd).toBeGreaterThanOrEqual(alert.threshold * (alert.scope === 'tenant' ? 0.01 : 0.005) - 1e-12);
+    // Every check ran before its process let go of Redis: none failed, and shutting down was no outage.
+    for (const { stderr } of reports) expect(stderr).not.toMatch(/unavailable|could not be sent/);
     await admin.shutdown();
   }, 120_000);
 

@@ -418,13 +418,18 @@ export class RedisLimitStore implements LimitStore {
     return this.journal.size;
   }
 
-  async close(): Promise<void> {
+  /** Resolves once what was settled and booked so far is written, or journalled while Redis is away. */
+  async flushed(): Promise<void> {
     await Promise.all([...this.settling]);
     await this.replaying;
     if (this.journal.size > 0 && !this.breaker.isOpen) {
       this.replaySoon();
       await this.replaying;
     }
+  }
+
+  async close(): Promise<void> {
+    await this.flushed();
     if (this.journal.size > 0) this.log.warn(`${this.journal.size} journalled settlement(s) could not be written to the spend-limit store (Redis) before shutdown`);
     this.breaker.stop();
     this.redis.close();

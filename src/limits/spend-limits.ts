@@ -346,8 +346,11 @@ export class SpendLimits {
     return this.store.forgottenTenants ?? 0;
   }
 
+  /** The last spend is written first and its thresholds checked, while the store is still open. */
   async close(): Promise<void> {
+    await this.store.flushed?.();
     await this.alerts?.settled();
+    this.alerts?.stop();
     await this.store.close?.();
   }
 

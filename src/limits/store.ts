@@ -143,6 +143,8 @@ export interface LimitStore {
   tenantsWithUsage(window: SpendWindow, limit: number, cursor: string | undefined): TenantPage | Promise<TenantPage>;
   /** Tenants without a limit whose counters were dropped to bound memory (an in-process store). */
   readonly forgottenTenants?: number;
+  /** For a store that writes later: resolves once the spend settled and booked so far is written (or journalled). */
+  flushed?(): Promise<void>;
   /** Waits for settlements under way and lets go of connections. */
   close?(): Promise<void>;
 }

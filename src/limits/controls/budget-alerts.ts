@@ -47,6 +47,7 @@ const WEBHOOK_BACKOFF = { baseMs: 500, maxMs: 5_000 };
 export class BudgetAlerts {
   /** Per tenant, the check under way, and whether spend was booked since it started. */
   private readonly checking = new Map<string, { again: boolean; done: Promise<void> }>();
+  private stopped = false;
 
   constructor(
     private readonly store: LimitStore,
@@ -60,6 +61,7 @@ export class BudgetAlerts {
 
   /** Spend was booked for the tenant: its thresholds are checked soon. */
   spent(tenantId: string): void {
+    if (this.stopped) return;
     const running = this.checking.get(tenantId);
     if (running !== undefined) {
       running.again = true;
@@ -68,6 +70,11 @@ export class BudgetAlerts {
     const state = { again: false, done: Promise.resolve() };
     state.done = pause(0, undefined, { ref: false }).then(() => this.checkWhileDirty(tenantId, state));
     this.checking.set(tenantId, state);
+  }
+
+  /** The store is closing: spend written from now on is not checked (its reads would fail). */
+  stop(): void {
+    this.stopped = true;
   }
 
   /** Resolves once every check under way is done (shutdown, tests). */
