@@ -220,3 +220,35 @@ for (const [storeName, store] of Object.entries(STORES)) {
     });
   }
 }
+
+// The model allow-list and the rate limits sit on the same admission path as the limits: every shape, every store.
+for (const [storeName, store] of Object.entries(STORES)) {
+  describe(`${storeName} store: the allow-list and the rate limit`, () => {
+    for (const shape of SHAPES) {
+      it(`${shape.name}: a model outside the allow-list is refused before any request; of 20 at once under 5 a minute, 5 go out`, async () => {
+        fake.reset();
+        const meter = new Meter({ limits: store.limits(), handleExit: false });
+        const clients: Clients = {
+          openai: meter.instrument(new OpenAI({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 })),
+          anthropic: meter.instrument(new Anthropic({ apiKey: 'k', baseURL: fake.anthropicBaseURL, maxRetries: 0 })),
+          google: meter.instrument(new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: fake.geminiBaseUrl } })),
+        };
+        const tenant = `controls-${randomUUID()}`;
+        const burst = () => Promise.allSettled(Array.from({ length: 20 }, (_, i) => meter.forTenant(tenant, () => shape.call(clients, i))));
+        const reasons = (results: PromiseSettledResult<unknown>[]) => results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).name] : []));
+        try {
+          await meter.setPolicy(tenant, { models: ['none-such-model'] });
+          expect(reasons(await burst())).toEqual(Array(20).fill('ModelNotAllowedError'));
+          expect(fake.count()).toBe(0);
+          await meter.setPolicy(tenant, {});
+          await meter.setRateLimit(tenant, { requestsPerMinute: 5 });
+          // The provider may refuse a request that went out (max_tokens: -1e9): only the agent's refusals are counted.
+          expect(reasons(await burst()).filter((name) => name === 'RateLimitedError')).toHaveLength(15);
+          expect(fake.count()).toBe(5);
+        } finally {
+          await meter.shutdown();
+        }
+      });
+    }
+  });
+}
