@@ -150,6 +150,34 @@ describe.each([
   });
 });
 
+describe.each([
+  ['in process', false],
+  ['on Redis', true],
+])('alerts of several budgets of one tenant (%s)', (_, onRedis) => {
+  it("each budget's thresholds alert once per window, however the checks of the tenant's budgets interleave", async () => {
+    const alerts: any[] = [];
+    const options = { ...quiet, thresholds: [0.5, 1], onThreshold: (a: unknown) => alerts.push(a), ...(onRedis && { limits: { redis: (await redisStarted).url, keyPrefix: `alerts${++run}-${process.pid}:` } }) };
+    const meter = new Meter(options);
+    await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_day', mode: 'soft' });
+    await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_day', mode: 'soft', feature: 'chat' });
+    await meter.setLimit('acme', { limitUsd: 1, frequency: 'per_day', mode: 'soft', feature: 'search' });
+    const spend = (feature: string, usd: number) =>
+      meter.forTenant('acme', () => meter.trackManually({ provider: 'openai', model: 'gpt-4o', input_tokens: 1, output_tokens: 1, cost_usd: usd }), { feature });
+    const key = (a: any) => `${a.feature ?? 'tenant'}:${a.threshold}`;
+    spend('chat', 0.6);
+    await until(() => alerts.length >= 2, 'the tenant and chat at 50 %');
+    spend('search', 0.6);
+    await until(() => alerts.length >= 4, 'search at 50 %, the tenant at 100 %');
+    for (let i = 0; i < 4; i++) {
+      spend(i % 2 === 0 ? 'chat' : 'search', 0.1);
+      await until(async () => (await budgetOf(meter, 'acme', {})).spentUsd >= 1.3 + 0.1 * i - 1e-9, 'the spend in the ledger');
+    }
+    await meter.shutdown();
+    // chat and search end at $0.80 each, the tenant at $1.60.
+    expect(alerts.map(key).sort()).toEqual(['chat:0.5', 'search:0.5', 'tenant:0.5', 'tenant:1']);
+  });
+});
+
 describe('scoped budgets across a fleet on Redis', () => {
   it("a budget set or removed by another process applies to this one's next call, though it admitted the tenant before", async () => {
     const options = { ...quiet, limits: { redis: (await redisStarted).url, keyPrefix: `scoped-fleet-${process.pid}:` } };

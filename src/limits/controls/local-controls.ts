@@ -1,13 +1,13 @@
 import type { TenantPolicy } from './model-policy.js';
 import { LocalRates, type RateLimit } from './rate-limits.js';
-import type { SpendWindow } from '../windows.js';
+import { windowFamily, type SpendWindow } from '../windows.js';
 
 /**
  * Alerts, policies and rate limits kept in this process: the part of the in-process ledger, and of the app's backend
  * store (whose protocol has none of them), that is the same in both. They extend it.
  */
 export abstract class LocalControls {
-  /** window key → `tenant \0 threshold`; a window's set goes once a newer window of its frequency is claimed in. */
+  /** window key → `tenant \0 threshold`; a window's set goes once a newer window of its budget is claimed in. */
   private readonly sent = new Map<string, Set<string>>();
   private readonly policies = new Map<string, TenantPolicy>();
   readonly localRates = new LocalRates();
@@ -15,8 +15,8 @@ export abstract class LocalControls {
   claimAlert(tenantId: string, window: SpendWindow, threshold: number): boolean {
     let sent = this.sent.get(window.key);
     if (sent === undefined) {
-      const prefix = window.key.slice(0, 2);
-      for (const key of this.sent.keys()) if (key.startsWith(prefix)) this.sent.delete(key);
+      const family = windowFamily(window.key);
+      for (const key of this.sent.keys()) if (windowFamily(key) === family) this.sent.delete(key);
       this.sent.set(window.key, (sent = new Set()));
     }
     const alert = `${tenantId}\0${threshold}`;
