@@ -4,12 +4,12 @@ export type { CallAmount, WrapOptions } from './tenants/wrapped-clients.js';
 export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';
 export type { MeterOptions } from './config.js';
 export { ConfigError, LimitExceededError, ModelNotAllowedError, RateLimitedError, type LimitFrequency } from './errors.js';
-export type { RateLimit } from './limits/controls/rate-limits.js';
+export type { RateLimit, RateUsage } from './limits/controls/rate-limits.js';
 export type { TenantPolicy } from './limits/controls/model-policy.js';
 export { LimitStoreFaultError, LimitStoreUnavailableError } from './limits/store.js';
 export type { BackendLimitsOptions, DefaultLimit, LimitsOptions, OutboxOptions } from './config.js';
 export type { ThresholdAlert } from './limits/controls/budget-alerts.js';
-export type { BudgetSelector, SetLimitInput, TenantUsagePage, WindowReport } from './limits/spend-limits.js';
+export type { BudgetSelector, SetLimitInput, TenantInspection, TenantUsagePage, WindowReport } from './limits/spend-limits.js';
 export type {
   FileSinkOptions,
   HttpSinkOptions,

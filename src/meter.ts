@@ -14,7 +14,7 @@ import { reportedCost, validateManualEvent, type ManualUsage } from './manual-ev
 import { Patcher } from './patching/patcher.js';
 import { PriceBook, type PriceQuote } from './pricing/price-book.js';
 import { toNano, toUsd } from './limits/store.js';
-import { createLimitStore, SpendLimits, type BudgetSelector, type SetLimitInput, type TenantUsagePage, type WindowReport } from './limits/spend-limits.js';
+import { createLimitStore, SpendLimits, type BudgetSelector, type SetLimitInput, type TenantInspection, type TenantUsagePage, type WindowReport } from './limits/spend-limits.js';
 import type { TenantPolicy } from './limits/controls/model-policy.js';
 import type { RateLimit } from './limits/controls/rate-limits.js';
 import { currentScope, scopeWithin, tenantStore, validateLabel, validateTenantId, type Labels, type TenantContext } from './tenants/tenant.js';
@@ -236,9 +236,15 @@ export class Meter implements CallSink {
   }
 
   /** Everything that applies to a tenant: its windows (spend, limits, thresholds), its policy and its rate limits. */
-  async inspect(tenantId: string): Promise<{ tenantId: string; windows: WindowReport[]; policy: TenantPolicy; rateLimit: RateLimit }> {
-    const [windows, policy, rateLimit] = await Promise.all([this.limits.usage(tenantId), this.limits.policy(tenantId), this.limits.rateLimit(tenantId)]);
-    return { tenantId, windows, policy, rateLimit };
+  async inspect(tenantId: string): Promise<TenantInspection> {
+    this.recorder.drain();
+    const [windows, policy, rateLimit, rateUsage] = await Promise.all([
+      this.limits.usage(tenantId),
+      this.limits.policy(tenantId),
+      this.limits.rateLimit(tenantId),
+      this.limits.rateUsage(tenantId),
+    ]);
+    return { tenantId, windows, policy, rateLimit, rateUsage };
   }
 
   /**

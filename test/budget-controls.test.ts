@@ -207,11 +207,14 @@ describe.each([
     }
     expect(providers.requests).toHaveLength(5);
     expect(await meter.getRateLimit(tenant)).toEqual({ requestsPerMinute: 5 });
+    // The refused calls count for nothing; a minute boundary since would weight the 5 by what is left of it (ceil: 5).
+    expect((await meter.inspect(tenant)).rateUsage).toMatchObject({ requestsPerMinute: 5, inFlight: 0 });
     await done();
   });
 
   it('calls in flight: a third concurrent stream is refused; once one ends, the next goes out', async () => {
-    const { openai, done } = await setUp({ concurrent: 2 }, `conc-${run}`);
+    const tenant = `conc-${run}`;
+    const { openai, admin, done } = await setUp({ concurrent: 2 }, tenant);
     providers.reset();
     const stream = () => openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], stream: true });
     const first = await stream();
@@ -219,6 +222,7 @@ describe.each([
     const third = await stream().catch((e: unknown) => e);
     expect(third).toBeInstanceOf(RateLimitedError);
     expect(third).toMatchObject({ limit: 'concurrent', limitValue: 2 });
+    expect((await admin.inspect(tenant)).rateUsage.inFlight).toBe(2);
     for await (const _chunk of first);
     await until(async () => !((await stream().then((s) => (s.controller.abort(), s)).catch((e: unknown) => e)) instanceof RateLimitedError), 'a place once the first stream ended');
     for await (const _chunk of second);
@@ -227,7 +231,8 @@ describe.each([
   });
 
   it('tokens per minute: input counted at admission and settled at the real count; past the limit, refused', async () => {
-    const { openai, done } = await setUp({ tokensPerMinute: 1000 }, `tpm-${run}`);
+    const tenant = `tpm-${run}`;
+    const { meter, openai, done } = await setUp({ tokensPerMinute: 1000 }, tenant);
     providers.reset();
     let refusal: any;
     // Billed from the request (about 100 input tokens, and the 50 output tokens of its cap): about 150 a call.
@@ -245,6 +250,10 @@ describe.each([
     expect(counts.length).toBeGreaterThan(1);
     expect(total - last).toBeLessThanOrEqual(1000);
     expect(total + last).toBeGreaterThan(1000);
+    // The minute's count holds the real counts of the calls that went out (a minute boundary since: fewer, weighted).
+    const { tokensPerMinute } = (await meter.inspect(tenant)).rateUsage;
+    expect(tokensPerMinute).toBeGreaterThan(0);
+    expect(tokensPerMinute).toBeLessThanOrEqual(total);
     await done();
   });
 });

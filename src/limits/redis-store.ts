@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ModelNotAllowedError, RateLimitedError, type LimitFrequency } from '../errors.js';
-import type { RateHold, RateLimit } from './controls/rate-limits.js';
+import { MINUTE_MS, slidingCount, type RateHold, type RateLimit, type RateUsage } from './controls/rate-limits.js';
 import type { TenantPolicy } from './controls/model-policy.js';
 import type { AgentLog } from '../log.js';
 import { LimitStoreFaultError, LimitStoreUnavailableError, type Enforcement, type Booking, type FailMode, type LimitStore, type Reservation, type ReserveOutcome, type SpendSeed, type TenantLimit, type TenantPage, type WindowUsage } from './store.js';
@@ -166,6 +166,22 @@ export class RedisLimitStore implements LimitStore {
         return batch.exec();
       }),
     );
+  }
+
+  /** Read as the reserve script counts, by this process's clock. */
+  async rateUsage(tenantId: string, now: number): Promise<RateUsage> {
+    checkTenant(tenantId);
+    const [counts, inFlight] = await this.ask(() =>
+      this.redis.run((client) => Promise.all([client.hmget(this.keys.rates(tenantId), 'm', 'r0', 'r1', 't0', 't1'), client.zcount(this.keys.inFlight(tenantId), `(${now}`, '+inf')])),
+    );
+    const [at, r0, r1, t0, t1] = counts.map(parseStoredNano) as [number, number, number, number, number];
+    const minute = Math.floor(now / MINUTE_MS);
+    const [requests, tokens] = at === minute ? [[r0, r1], [t0, t1]] : at === minute - 1 ? [[r1, 0], [t1, 0]] : [[0, 0], [0, 0]];
+    return {
+      requestsPerMinute: Math.ceil(slidingCount(requests[0]!, requests[1]!, now)),
+      tokensPerMinute: Math.ceil(slidingCount(tokens[0]!, tokens[1]!, now)),
+      inFlight,
+    };
   }
 
   async rateLimit(tenantId: string): Promise<RateLimit> {

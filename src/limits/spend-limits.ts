@@ -2,7 +2,7 @@ import { readOutputBound, type CapToSend, type OutputBound } from '../../patches
 import { measureInput, MEDIA_KINDS, type InputMeasure } from './estimate.js';
 import type { MediaTokenCeilings } from './input-ceilings.js';
 import { ConfigError, describeValue, LimitExceededError, ModelNotAllowedError, RateLimitedError, type LimitFrequency } from '../errors.js';
-import { validateRateLimit, type RateLimit } from './controls/rate-limits.js';
+import { validateRateLimit, type RateLimit, type RateUsage } from './controls/rate-limits.js';
 import { modelAllowed, validatePolicy, type TenantPolicy } from './controls/model-policy.js';
 import type { CallStart } from '../event.js';
 import { toNano, toUsd, type Enforcement, type LimitMode, type LimitStore, type Reservation, type ReserveOutcome, type TenantLimit } from './store.js';
@@ -72,6 +72,17 @@ export interface WindowReport {
   feature?: string;
   model?: string;
   resetsAt: Date;
+}
+
+/** `inspect`: everything that applies to a tenant, and where it stands. */
+export interface TenantInspection {
+  tenantId: string;
+  /** Its windows (spend, limits, thresholds), then its budgets of a feature or a model. */
+  windows: WindowReport[];
+  policy: TenantPolicy;
+  rateLimit: RateLimit;
+  /** Its sliding counts of the last minute, and its calls in flight. */
+  rateUsage: RateUsage;
 }
 
 /** A page of `listTenants`: pass `cursor` back for the next one; none when the window has no more tenants. */
@@ -395,6 +406,11 @@ export class SpendLimits {
   async rateLimit(tenantId: string): Promise<RateLimit> {
     validateTenantId(tenantId);
     return this.store.rateLimit(tenantId);
+  }
+
+  async rateUsage(tenantId: string): Promise<RateUsage> {
+    validateTenantId(tenantId);
+    return this.store.rateUsage(tenantId, this.options.clock());
   }
 
   async removeLimit(tenantId: string, frequency: LimitFrequency, budget?: BudgetSelector): Promise<void> {

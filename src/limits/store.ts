@@ -2,7 +2,7 @@ import type { LimitFrequency } from '../errors.js';
 import type { SpendWindow } from './windows.js';
 import type { BudgetedCall, BudgetScope } from './controls/budget-scope.js';
 import type { TenantPolicy } from './controls/model-policy.js';
-import type { LocalRates, RateHold, RateLimit } from './controls/rate-limits.js';
+import type { LocalRates, RateHold, RateLimit, RateUsage } from './controls/rate-limits.js';
 
 /** Money inside the agent: integer nano-dollars, so that sums never drift. */
 export const NANO_PER_USD = 1_000_000_000;
@@ -111,6 +111,8 @@ export interface LimitStore {
   policy(tenantId: string): TenantPolicy | Promise<TenantPolicy>;
   setRateLimit(tenantId: string, limit: RateLimit): void | Promise<void>;
   rateLimit(tenantId: string): RateLimit | Promise<RateLimit>;
+  /** The tenant's sliding counts of the last minute and its calls in flight (`now`: the Meter's clock). */
+  rateUsage(tenantId: string, now: number): RateUsage | Promise<RateUsage>;
   /** Rate limits kept in this process (a store without them checks rates in `reserve`). */
   readonly localRates?: LocalRates;
   /**

@@ -1,5 +1,5 @@
 import type { TenantPolicy } from './model-policy.js';
-import { LocalRates, type RateLimit } from './rate-limits.js';
+import { LocalRates, type RateLimit, type RateUsage } from './rate-limits.js';
 import { windowFamily, type SpendWindow } from '../windows.js';
 
 /**
@@ -44,5 +44,9 @@ export abstract class LocalControls {
 
   rateLimit(tenantId: string): RateLimit {
     return this.localRates.of(tenantId) ?? {};
+  }
+
+  rateUsage(tenantId: string, now: number): RateUsage {
+    return this.localRates.usage(tenantId, now);
   }
 }

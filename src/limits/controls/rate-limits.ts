@@ -7,6 +7,14 @@ export interface RateLimit {
   concurrent?: number;
 }
 
+/** Where a tenant stands in its rate windows now: the sliding counts of the last minute, and its calls in flight. */
+export interface RateUsage {
+  requestsPerMinute: number;
+  tokensPerMinute: number;
+  /** Counted only under a `concurrent` limit. */
+  inFlight: number;
+}
+
 export type RateLimitKind = 'requests_per_minute' | 'tokens_per_minute' | 'concurrent';
 
 /** An admitted call's share of its tenant's rates, until it settles. */
@@ -74,6 +82,17 @@ export class LocalRates {
 
   of(tenantId: string): RateLimit | undefined {
     return this.tenants.get(tenantId)?.limit;
+  }
+
+  usage(tenantId: string, now: number): RateUsage {
+    const state = this.tenants.get(tenantId);
+    if (state === undefined) return { requestsPerMinute: 0, tokensPerMinute: 0, inFlight: 0 };
+    this.roll(state, now);
+    return {
+      requestsPerMinute: Math.ceil(slidingCount(state.requests[0], state.requests[1], now)),
+      tokensPerMinute: Math.ceil(slidingCount(state.tokens[0], state.tokens[1], now)),
+      inFlight: state.inFlight,
+    };
   }
 
   admit(tenantId: string, tokens: number, now: number): RateOutcome | undefined {
