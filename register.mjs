@@ -1,9 +1,4 @@
-// Load with `node --import llm-meter/register app.mjs` (or `--import ./register.mjs`): installs the load hooks for
-// require() and import of the provider SDKs before the app's own imports run. Patching happens in `meter.patchAll()`.
+// `node --import llm-meter/register app.mjs` (or in NODE_OPTIONS): the same as `--require`; see register.cjs.
 import { createRequire } from 'node:module';
 
-const { installImportHook, installRequireHook, warnIfNeverPatched } = createRequire(import.meta.url)('./dist/src/patching/module-hooks.js');
-
-installRequireHook();
-await installImportHook();
-warnIfNeverPatched();
+createRequire(import.meta.url)('./register.cjs');

@@ -1,4 +1,5 @@
 export { Meter, type RunResolution, type ScopeOptions } from './meter.js';
+export { getMeter } from './zero-code/default-meter.js';
 export { wrapAnthropic, wrapGoogle, wrapOpenAI } from './wrap.js';
 export type { CallAmount, WrapOptions } from './tenants/wrapped-clients.js';
 export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';

@@ -4,6 +4,7 @@ import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
 import { MeteredCall, type CallSink } from '../patches/calls/call.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
+import { optionsFromEnvironment } from './zero-code/environment.js';
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { sinkSecrets } from './delivery/sink-options.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
@@ -47,6 +48,14 @@ export interface RunResolution {
  * The agent: patches the provider SDKs, scopes calls to tenants, turns each call into a priced usage event, checks
  * spend limits before a request leaves, and hands events to delivery. The work itself lives in the parts it owns.
  */
+/** The LLM_METER_* variables set what the options in code leave unset (or set to undefined). */
+function withEnvironment(options: MeterOptions): MeterOptions {
+  if (options === null || typeof options !== 'object') return options;
+  const explicit = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+  const fromEnvironment = optionsFromEnvironment(process.env, new Set(Object.keys(explicit)));
+  return fromEnvironment === undefined ? options : { ...fromEnvironment, ...explicit };
+}
+
 export class Meter implements CallSink {
   private readonly config: ResolvedConfig;
   private readonly log: AgentLog;
@@ -66,7 +75,7 @@ export class Meter implements CallSink {
   faults = 0;
 
   constructor(options: MeterOptions = {}) {
-    this.config = resolveConfig(options, BUILT_IN_PATCH_NAMES);
+    this.config = resolveConfig(withEnvironment(options), BUILT_IN_PATCH_NAMES);
     const { limits } = this.config;
     this.log = new AgentLog(this.config.debug, [...sinkSecrets(this.config.sinks), limits?.kind === 'backend' ? limits.apiKey : undefined]);
     this.excludesCacheProviders = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.provider ?? p.name));

@@ -44,36 +44,37 @@ function classFileUrlPatterns(): RegExp[] {
 }
 
 /**
- * import of a provider SDK. Must run before the app's imports (`node --import llm-meter/register`). Uses Node's
- * in-thread sync hooks where the running Node has them, the loader thread of `module.register` otherwise; either way
- * only the files that define the provider SDKs' classes are wrapped, never every module.
+ * import of a provider SDK. Must run before the app's imports (`--import` or `--require llm-meter/register`). Uses
+ * Node's in-thread sync hooks where the running Node has them, the loader thread of `module.register` otherwise; either
+ * way only the files that define the provider SDKs' classes are wrapped, never every module. Synchronous: the file
+ * patterns go to the loader with `register` itself, and the Hook names no module, so no message is left to acknowledge.
  */
-export async function installImportHook(): Promise<void> {
+export function installImportHook(): void {
   if (sdkModules.importHookInstalled) return;
   sdkModules.importHookInstalled = true;
   const iitm = agentRequire('import-in-the-middle') as typeof import('import-in-the-middle');
   const include = classFileUrlPatterns();
-  const { supportsSyncHooks } = (await import(
-    pathToFileURL(agentRequire.resolve('import-in-the-middle/supports-sync-hooks.mjs')).href
-  )) as { supportsSyncHooks(): boolean };
-  let acknowledged: Promise<void> = Promise.resolve();
-  if (supportsSyncHooks()) {
-    const { register } = (await import(pathToFileURL(agentRequire.resolve('import-in-the-middle/register-hooks.mjs')).href)) as {
-      register(options: { include: RegExp[] }): void;
-    };
-    register({ include });
+  if (syncHooksSupported()) {
+    (agentRequire('import-in-the-middle/register-hooks.mjs') as { register(options: { include: RegExp[] }): void }).register({ include });
   } else {
     const channel = iitm.createAddHookMessageChannel();
     (channel.registerOptions.data as { include: unknown[] }).include.push(...include);
     // hook.mjs must come from the same copy of import-in-the-middle as Hook, or the hook silently never fires.
     registerLoader(pathToFileURL(agentRequire.resolve('import-in-the-middle/hook.mjs')).href, pathToFileURL(__filename).href, channel.registerOptions);
-    acknowledged = channel.waitForAllMessagesAcknowledged();
   }
   // No module list: the loader wraps only the class files above, and a list would add each package's main to it.
   new iitm.Hook((moduleExports, name, baseDir) => {
     if (HOOKED_PACKAGE_NAMES.includes(name)) recordLoadedModule({ moduleName: name, moduleExports, packageDir: baseDir === undefined ? undefined : String(baseDir), format: 'esm' });
   });
-  await acknowledged;
+}
+
+/** A Node whose sync hooks the loader can use (it can also require() an ES module: those that cannot have neither). */
+function syncHooksSupported(): boolean {
+  try {
+    return (agentRequire('import-in-the-middle/supports-sync-hooks.mjs') as { supportsSyncHooks(): boolean }).supportsSyncHooks();
+  } catch {
+    return false;
+  }
 }
 
 function packageDirOf(file: string, moduleName: string): string | undefined {
