@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { collectingMeter, ConfigError, OPENAI_VERSIONS, repoRoot, requireFrom, requireFromRepo, tick } from './helpers.js';
+import { collectingMeter, ConfigError, OPENAI_VERSIONS, repoRoot, requireFrom, requireFromRepo, stderrOf, tick } from './helpers.js';
 
 const fake = await startFakeProviders();
 afterAll(() => fake.close());
@@ -45,9 +45,13 @@ describe('patch and unpatch', () => {
   it('a second patchAll and a second Meter count each call once', async () => {
     const first = collectingMeter();
     const second = collectingMeter();
-    first.meter.patchAll();
-    first.meter.patchAll();
-    second.meter.patchAll();
+    const warnings = await stderrOf(async () => {
+      first.meter.patchAll();
+      first.meter.patchAll();
+    });
+    expect(warnings).toBe('');
+    // The second Meter says that the calls are not its own (once, however many methods it found metered).
+    expect((await stderrOf(async () => second.meter.patchAll())).match(/openai is metered by another Meter already/g)).toHaveLength(1);
     await clientFor(OpenAI).chat.completions.create({ model: 'gpt-4o', messages });
     await tick(20);
     expect(first.events.length + second.events.length).toBe(1);

@@ -39,7 +39,7 @@ export function isMetered(fn: unknown): boolean {
   return state !== undefined && state.sink !== null;
 }
 
-export type WrapOutcome = { wrapped: WrappedMethod } | { skipped: 'missing' | 'already-metered' };
+export type WrapOutcome = { wrapped: WrappedMethod } | { skipped: 'missing' } | { skipped: 'already-metered'; by: CallSink };
 
 /**
  * Replaces `owner[method]` with a plain `function` wrapper (an arrow or async function would lose `this` or turn the
@@ -50,7 +50,7 @@ export function wrapMethod(owner: object, method: string, sink: CallSink, interc
   if (typeof current !== 'function') return { skipped: 'missing' };
   const existing = findWrapper(current);
   if (existing !== undefined) {
-    if (existing.sink !== null) return { skipped: 'already-metered' };
+    if (existing.sink !== null) return { skipped: 'already-metered', by: existing.sink };
     existing.sink = sink;
     return { wrapped: existing };
   }

@@ -164,6 +164,12 @@ export class Patcher {
 
   private wrap(provider: ProviderPatch, owner: object, method: string, intercept: Intercept): void {
     const outcome = wrapMethod(owner, method, this.sink, intercept);
+    if ('by' in outcome && outcome.by !== this.sink) {
+      this.log.warnOnce(
+        'patched-by-another-meter',
+        `${provider.name} is metered by another Meter already (with LLM_METER_* variables set, the default one: getMeter()); its calls go to that Meter, not to this one`,
+      );
+    }
     if (!('wrapped' in outcome)) return;
     const list = this.wrapped.get(provider.name) ?? [];
     if (!list.includes(outcome.wrapped)) list.push(outcome.wrapped);
