@@ -247,9 +247,9 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
       kind: 'backend',
       url: url!,
       apiKey: raw.apiKey as string | undefined,
-      cacheTtl: positiveInteger(raw, 'limitCheckCacheTtl', 5000),
-      failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
-      retryAfter: positiveInteger(raw, 'retryAfter', 5000),
+      cacheTtl: positiveInteger(raw, 'limitCheckCacheTtl', 5000, 'limits.'),
+      failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const, 'limits.'),
+      retryAfter: positiveInteger(raw, 'retryAfter', 5000, 'limits.'),
       timeoutMs,
     };
   }
@@ -266,11 +266,11 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
     kind: 'redis',
     redis: redis as string | RedisClient,
     keyPrefix,
-    failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const),
-    commandTimeout: positiveInteger(raw, 'commandTimeout', 100),
-    connectTimeout: positiveInteger(raw, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT_MS),
-    retryAfter: positiveInteger(raw, 'retryAfter', 5000),
-    leaseMs: positiveInteger(raw, 'leaseMs', 15 * 60 * 1000),
+    failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const, 'limits.'),
+    commandTimeout: positiveInteger(raw, 'commandTimeout', 100, 'limits.'),
+    connectTimeout: positiveInteger(raw, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT_MS, 'limits.'),
+    retryAfter: positiveInteger(raw, 'retryAfter', 5000, 'limits.'),
+    leaseMs: positiveInteger(raw, 'leaseMs', 15 * 60 * 1000, 'limits.'),
   };
 }
 

@@ -25,6 +25,7 @@ export type { OutboxCounts } from '../transport/outbox/outbox.js';
 export type { StripeDimension, StripeMeter, StripeMeterValue } from '../transport/billing/stripe-meters.js';
 export type { AccountLookup } from '../transport/billing/account-lookup.js';
 export { RequireTenantError } from './limits/spend-limits.js';
+export { TenantIdError } from './tenants/tenant.js';
 export type { EventLabels, MeterEvent, OutcomeEvent, RunOutcome, UsageEvent, UsageCounts } from './event.js';
 export type { ManualUsage } from './manual-event.js';
 export type { ModelMiddleware, ModelMiddlewareVersion } from './ai-sdk-middleware.js';

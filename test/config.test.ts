@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, Meter, collectingMeter, repoRoot, runNode } from './helpers.js';
+import { ConfigError, Meter, collectingMeter, repoRoot, requireFromRepo, runNode } from './helpers.js';
 
 describe('Meter options', () => {
   it.each([
@@ -10,6 +10,10 @@ describe('Meter options', () => {
     [{ maxQueueSize: 10, maxBatchSize: 20 }, /maxQueueSize \(10\) must be at least maxBatchSize \(20\)/],
     [{ url: 'not a url' }, /url must be an absolute http\(s\) URL/],
     [{ url: 'ftp://example.com/x' }, /url must use http or https, got protocol "ftp:"/],
+    // Values in the wrong type are quoted as what they are; a format is checked with or without url.
+    [{ format: 'xml' }, /format must be one of 'json', 'cloudevents', got "xml"/],
+    [{ flushInterval: '50' }, /flushInterval must be a positive integer, got "50"/],
+    [{ limits: { redis: 'redis://127.0.0.1:1', leaseMs: '50' } }, /limits\.leaseMs must be a positive integer, got "50"/],
     [{ patches: ['openai', 'cohere'] }, /patches: unknown provider "cohere"/],
     [{ onEvent: 'log' }, /onEvent must be a function, got "log"/],
     [{ onFlushError: 42 }, /onFlushError must be a function, got 42/],
@@ -33,10 +37,20 @@ describe('Meter options', () => {
 });
 
 describe('tenant scopes', () => {
+  it.each([['   '], ['\t\n'], ['acme\u0000'], ['acme\r\nX-Injected: 1'], ['\u0085acme']])('tenant id %j (blank or with control characters) is refused as the empty id is', async (id) => {
+    const { meter } = collectingMeter();
+    const { TenantIdError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
+    expect(() => meter.forTenant(id, () => 1)).toThrow(TenantIdError);
+    expect(() => meter.forTenant(id, () => 1)).toThrow(/tenantId must not (be only whitespace|contain control characters), got "/);
+    await expect(meter.setLimit(id, { limitUsd: 1, frequency: 'per_day' })).rejects.toMatchObject({ name: 'TenantIdError' });
+    expect(() => meter.wrap({}, { customerId: id })).toThrow(TenantIdError);
+  });
+
   it.each([[''], [42], [null], ['x'.repeat(257)]])('tenant id %j is refused with a clear error', (id) => {
     const { meter } = collectingMeter();
     expect(() => meter.forTenant(id as any, () => 1)).toThrow(/tenantId must be a non-empty string of at most 256 characters/);
     expect(() => meter.setTenant(id as any)).toThrow(ConfigError);
+    expect(() => meter.setTenant(id as any)).toThrow(expect.objectContaining({ name: 'TenantIdError' }));
   });
 
   it('forTenant returns what fn returns, sync or promise; innermost scope wins', async () => {

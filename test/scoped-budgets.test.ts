@@ -206,6 +206,7 @@ describe('scoped budget options', () => {
     // A misspelt feature would otherwise cap the tenant's whole spend.
     await expect(meter.setLimit('acme', { limitUsd: 1, frequency: 'per_day', feture: 'chat' } as never)).rejects.toThrow(/unknown setLimit option "feture"/);
     await expect(meter.removeLimit('acme', 'per_day', { featur: 'chat' } as never)).rejects.toThrow(/unknown removeLimit option "featur"/);
+    await expect(meter.setLimit('acme', '50' as never)).rejects.toThrow(/setLimit: expected \{ limitUsd, frequency \}, got "50"/);
     expect(await meter.getUsage('acme')).toHaveLength(2);
     await meter.shutdown();
   });

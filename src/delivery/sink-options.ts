@@ -114,6 +114,8 @@ const DEFAULT_SUBJECT = 'unattributed';
  */
 export function resolveSinks(raw: Record<string, unknown>, defaults: SinkQueue): ResolvedSink[] {
   const shorthand: Array<Record<string, unknown>> = [];
+  // Checked without url too: a format given with no url is a mistake to hear of, not to ignore.
+  oneOf(raw, 'format', ['json', 'cloudevents'] as const);
   if (raw.url !== undefined) shorthand.push({ type: 'http', url: raw.url, apiKey: raw.apiKey, format: raw.format });
   const file = optionalPath(raw, 'file');
   if (file !== undefined) shorthand.push({ type: 'file', path: file });

@@ -367,7 +367,7 @@ export class SpendLimits {
 
   async setLimit(tenantId: string, input: SetLimitInput): Promise<void> {
     validateTenantId(tenantId);
-    if (input === null || typeof input !== 'object') throw new ConfigError(`setLimit: expected { limitUsd, frequency }, got ${String(input)}`);
+    if (input === null || typeof input !== 'object') throw new ConfigError(`setLimit: expected { limitUsd, frequency }, got ${describeValue(input)}`);
     // A misspelt `feature` must not turn a feature's budget into one of the tenant's whole spend.
     rejectUnknownKeys(input as unknown as Record<string, unknown>, SET_LIMIT_OPTIONS, 'setLimit option');
     const limitUsd = usdAmount(input.limitUsd, 'limitUsd');

@@ -68,9 +68,25 @@ export function mergedScope(outer: ScopeContext | undefined, inner: ScopeContext
   return scope;
 }
 
+/**
+ * A tenant id that cannot be one: not a string, empty or only whitespace, too long, or holding control characters (a
+ * header or a log line could carry them in). A ConfigError for `instanceof`, named apart: it comes from the app's data.
+ */
+export class TenantIdError extends ConfigError {
+  override name = 'TenantIdError';
+}
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
 export function validateTenantId(tenantId: unknown, field = 'tenantId'): string {
+  if (typeof tenantId === 'string' && tenantId.length > 0 && tenantId.trim() === '') {
+    throw new TenantIdError(`${field} must not be only whitespace, got ${describeValue(tenantId)}`);
+  }
+  if (typeof tenantId === 'string' && CONTROL_CHARACTERS.test(tenantId)) {
+    throw new TenantIdError(`${field} must not contain control characters, got ${describeValue(tenantId)}`);
+  }
   if (typeof tenantId !== 'string' || tenantId.length === 0 || tenantId.length > MAX_TENANT_ID_LENGTH) {
-    throw new ConfigError(
+    throw new TenantIdError(
       `${field} must be a non-empty string of at most ${MAX_TENANT_ID_LENGTH} characters, got ${describeValue(tenantId)}` +
         (typeof tenantId === 'string' && tenantId.length > MAX_TENANT_ID_LENGTH ? ` (${tenantId.length} characters)` : ''),
     );
