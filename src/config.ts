@@ -12,7 +12,9 @@ import type { UnknownModelPolicy } from './limits/spend-limits.js';
 import { validateTimeZone } from './limits/windows.js';
 import { DEFAULT_MAX_INPUT_TOKENS, resolveMediaTokens, type MediaTokenCeilings } from './limits/input-ceilings.js';
 import type { WireFormat } from '../transport/http-sender.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisClient, type RedisStoreOptions } from './limits/redis-store.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisStoreOptions } from './limits/redis-store.js';
+import type { AppRedisClient } from './limits/redis/app-redis-client.js';
+import type { PatchName } from '../patches/names.js';
 import type { FailMode } from './limits/store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
 import { validateProviderHosts } from './providers/identity.js';
@@ -37,7 +39,7 @@ export interface MeterOptions {
   onOutcome?: (event: OutcomeEvent) => void;
   onFlushError?: (err: Error) => void;
   /** Providers to patch (default: every built-in one). */
-  patches?: string[];
+  patches?: PatchName[];
   /** Your own prices, keyed 'provider:model', in USD per million tokens: they win over the bundled price data. */
   prices?: Record<string, PriceOverride>;
   /**
@@ -130,7 +132,7 @@ export interface BackendLimitsOptions {
 
 export interface LimitsOptions {
   /** A redis:// url (the agent opens its own connection), or an ioredis client of the app's: a Redis or a Cluster. */
-  redis: string | RedisClient;
+  redis: string | AppRedisClient;
   /** Default 'llm-meter:'. No braces: the tenant's `{...}` must be the keys' hash tag. */
   keyPrefix?: string;
   /**
@@ -162,7 +164,7 @@ export interface ResolvedConfig {
   onEvent: ((event: UsageEvent) => void) | undefined;
   onOutcome: ((event: OutcomeEvent) => void) | undefined;
   onFlushError: ((err: Error) => void) | undefined;
-  patches: string[];
+  patches: PatchName[];
   prices: Record<string, PriceOverride>;
   providerHosts: ReturnType<typeof validateProviderHosts>;
   unknownModel: UnknownModelPolicy;
@@ -264,7 +266,7 @@ function resolveLimits(value: unknown, timeoutMs: number): ResolvedConfig['limit
   if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) throw new ConfigError(`limits.keyPrefix must be a string without braces, got ${describeValue(keyPrefix)}`);
   return {
     kind: 'redis',
-    redis: redis as string | RedisClient,
+    redis: redis as string | AppRedisClient,
     keyPrefix,
     failMode: oneOf(raw, 'failMode', ['open', 'closed'] as const, 'limits.'),
     commandTimeout: positiveInteger(raw, 'commandTimeout', 100, 'limits.'),
@@ -310,7 +312,7 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
     onEvent: optionalFunction(raw, 'onEvent'),
     onOutcome: optionalFunction(raw, 'onOutcome'),
     onFlushError: optionalFunction(raw, 'onFlushError'),
-    patches: [...(patches as string[])],
+    patches: [...(patches as PatchName[])],
     prices: validatePriceOverrides(raw.prices),
     providerHosts: validateProviderHosts(raw.providerHosts),
     unknownModel: oneOf(raw, 'unknownModel', ['allow', 'block'] as const),

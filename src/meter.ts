@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { BUILT_IN_PATCHES, BUILT_IN_PATCH_NAMES } from '../patches/index.js';
-import { MeteredCall, type CallSink } from '../patches/calls/call.js';
+import { MeteredCall } from '../patches/calls/call.js';
+import type { PatchName } from '../patches/names.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { optionsFromEnvironment } from './zero-code/environment.js';
@@ -56,7 +57,7 @@ function withEnvironment(options: MeterOptions): MeterOptions {
   return fromEnvironment === undefined ? options : { ...fromEnvironment, ...explicit };
 }
 
-export class Meter implements CallSink {
+export class Meter {
   private readonly config: ResolvedConfig;
   private readonly log: AgentLog;
   private readonly prices: PriceBook;
@@ -102,11 +103,11 @@ export class Meter implements CallSink {
     for (const name of this.config.patches) this.patch(name);
   }
 
-  patch(name: string): void {
+  patch(name: PatchName): void {
     this.guard(() => this.patcher.patch(name), true);
   }
 
-  unpatch(name: string): void {
+  unpatch(name: PatchName): void {
     this.patcher.unpatch(name);
   }
 
@@ -293,6 +294,7 @@ export class Meter implements CallSink {
     return event;
   }
 
+  /** @internal A patched method's call starts (the CallSink the wrappers call). */
   begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[], resource: unknown): MeteredCall {
     const request = target.readRequest(args, resource);
     const sdkProvider = provider.providerOf?.(resource) ?? provider.provider ?? provider.name;
@@ -342,6 +344,7 @@ export class Meter implements CallSink {
     return new MeteredCall(this, start, undefined, admitted);
   }
 
+  /** @internal */
   release(start: CallStart): void {
     start.closedAtUsd = 0;
     if (start.reservation !== undefined) this.limits.settle(start.reservation, 0);
@@ -350,6 +353,7 @@ export class Meter implements CallSink {
   }
 
   /**
+   * @internal
    * A call ended: its event is built, priced, settled and delivered with the next batch, off the call's path. With an
    * `onEvent` hook at once, so that the app sees the event before the call returns; under raiseOnError at once too, so
    * that a fault in recording reaches the caller where it happened.
@@ -502,6 +506,7 @@ export class Meter implements CallSink {
 
   // ---- faults ----------------------------------------------------------------------------------------------------
 
+  /** @internal */
   fault(err: unknown): void {
     // Under raiseOnError a fault travels up through the agent's own layers: count and log it once.
     if (!(err !== null && typeof err === 'object' && this.rethrown.has(err))) this.noteFault(err);

@@ -116,8 +116,8 @@ describe('patch and unpatch', () => {
     expect(OpenAI.Embeddings.prototype.create).not.toBe(original);
     meter.unpatch('openai');
     expect(OpenAI.Embeddings.prototype.create).toBe(original);
-    expect(() => meter.patch('nope')).toThrow(ConfigError);
-    expect(() => meter.patch('nope')).toThrow(/"nope"/);
+    expect(() => meter.patch('nope' as never)).toThrow(ConfigError);
+    expect(() => meter.patch('nope' as never)).toThrow(/"nope"/);
   });
 });
 

@@ -10,7 +10,8 @@ import { budgetName, type BudgetedCall, type BudgetScope } from './controls/budg
 import { ScopeCache, type KnownScopes } from './redis/scope-cache.js';
 import { checkFrequency, checkMode, checkNano, checkTenant, checkWindows } from './redis/arguments.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { RedisConnection, type RedisClient } from './redis/connection.js';
+import { RedisConnection } from './redis/connection.js';
+import type { AppRedisClient } from './redis/app-redis-client.js';
 import { RedisOutage } from './redis/errors.js';
 import { SettlementJournal, type JournalEntry } from './redis/journal.js';
 import { LedgerKeys } from './redis/keys.js';
@@ -18,13 +19,12 @@ import { LocalLedger } from './redis/local-ledger.js';
 import { parseReserveReply, parseSettleReply, parseStoredNano, type ReserveReply } from './redis/replies.js';
 import { RATE_SETTLE, REMOVE_LIMIT, REPLAY, RESERVE, SET_LIMIT, SETTLE } from './redis/scripts.js';
 
-export type { RedisClient } from './redis/connection.js';
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 
 export interface RedisStoreOptions {
   /** A redis:// url (the store opens its own connection), or the app's ioredis client (a single Redis or a Cluster). */
-  redis: string | RedisClient;
+  redis: string | AppRedisClient;
   keyPrefix: string;
   failMode: FailMode;
   /** How long Redis may answer nothing while a command waits, before the store counts Redis as down (ms). */

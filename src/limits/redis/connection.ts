@@ -4,6 +4,7 @@ import { ConfigError } from '../../errors.js';
 import { classifyFailure, isAnswer, isErrorReply, RedisOutage } from './errors.js';
 import { ReplyDeadline, RedisTimeoutError } from './reply-deadline.js';
 import type { LedgerScript } from './scripts.js';
+import type { AppRedisClient } from './app-redis-client.js';
 
 /** A single Redis or a Redis Cluster, through ioredis. */
 export type RedisClient = Redis | Cluster;
@@ -40,13 +41,13 @@ export class RedisConnection {
 
   /** `onLateAnswer`: Redis answered a command after its deadline had given up on it. */
   constructor(
-    target: string | RedisClient,
+    target: string | AppRedisClient,
     private readonly options: ConnectionOptions,
     private readonly onLateAnswer: () => void,
   ) {
     this.deadline = new ReplyDeadline({ quietMs: options.commandTimeout, hardMs: options.commandDeadline });
     if (typeof target !== 'string') {
-      this.client = target;
+      this.client = target as unknown as RedisClient;
       this.ownsClient = false;
       return;
     }
