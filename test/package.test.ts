@@ -50,7 +50,7 @@ describe('the package', () => {
       expect(files).toContain(file);
     }
     const outside = files.filter((f) => !/^dist\/(src|patches|transport)\/.+\.(js|d\.ts)$/.test(f));
-    expect(outside.sort()).toEqual(['LICENSE', 'README.md', 'package.json', 'register.cjs', 'register.mjs']);
+    expect(outside.sort()).toEqual(['LICENSE', 'README.md', 'bin/llm-meter.cjs', 'package.json', 'register.cjs', 'register.mjs']);
     // No source maps pointing at sources the package does not hold, no tests, no TypeScript sources.
     expect(files.filter((f) => f.endsWith('.map') || f.startsWith('test/') || (f.endsWith('.ts') && !f.endsWith('.d.ts')))).toEqual([]);
   });
