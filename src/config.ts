@@ -15,6 +15,7 @@ import type { WireFormat } from '../transport/http-sender.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisStoreOptions } from './limits/redis-store.js';
 import type { AppRedisClient } from './limits/redis/app-redis-client.js';
 import type { PatchName } from '../patches/names.js';
+import type { OpenTelemetryOptions, OtelMeterProvider } from './telemetry/genai-metrics.js';
 import type { FailMode } from './limits/store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
 import { validateProviderHosts } from './providers/identity.js';
@@ -96,6 +97,11 @@ export interface MeterOptions {
   onThreshold?: (alert: ThresholdAlert) => void;
   /** POSTed each threshold alert as JSON (with `Authorization: Bearer <apiKey>` when given). */
   thresholdWebhook?: string | { url: string; apiKey?: string };
+  /**
+   * The OpenTelemetry GenAI client metrics of every call (token usage, operation duration) and a cost counter, on the
+   * app's MeterProvider (`true`: the global one of @opentelemetry/api, an optional peer loaded only then).
+   */
+  openTelemetry?: boolean | OpenTelemetryOptions;
 }
 
 export interface DefaultLimit {
@@ -180,6 +186,7 @@ export interface ResolvedConfig {
   handleExit: boolean;
   defaultLimits: TenantLimit[];
   alerts: BudgetAlertOptions;
+  openTelemetry: OpenTelemetryOptions | undefined;
   limits: ({ kind: 'redis' } & Omit<RedisStoreOptions, 'clock'>) | ({ kind: 'backend' } & Omit<BackendStoreOptions, 'clock'>) | undefined;
 }
 
@@ -187,7 +194,7 @@ const KNOWN_OPTIONS = new Set([
   'url', 'apiKey', 'flushInterval', 'maxBatchSize', 'maxQueueSize', 'debug', 'raiseOnError', 'onEvent', 'onOutcome', 'onFlushError', 'patches',
   'prices', 'providerHosts', 'unknownModel', 'enforcement', 'requireTenant', 'timezone', 'defaultMaxOutputTokens', 'maxInputTokens', 'mediaTokens', 'clock',
   'requestTimeout', 'shutdownTimeout', 'format', 'file', 'sinks', 'outbox', 'handleExit', 'limits', 'defaultLimit', 'thresholds',
-  'onThreshold', 'thresholdWebhook',
+  'onThreshold', 'thresholdWebhook', 'openTelemetry',
 ]);
 const KNOWN_DEFAULT_LIMIT_OPTIONS = new Set(['limitUsd', 'frequency', 'mode', 'thresholds']);
 
@@ -335,5 +342,25 @@ export function resolveConfig(options: MeterOptions, builtInPatches: readonly st
       timeoutMs: requestTimeout,
       onError: () => undefined,
     },
+    openTelemetry: resolveOpenTelemetry(raw.openTelemetry),
   };
+}
+
+const KNOWN_OPEN_TELEMETRY_OPTIONS = new Set(['meterProvider', 'tenantAttribute']);
+
+function resolveOpenTelemetry(value: unknown): OpenTelemetryOptions | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return {};
+  if (value === null || typeof value !== 'object') throw new ConfigError(`openTelemetry must be true or { meterProvider?, tenantAttribute? }, got ${describeValue(value)}`);
+  const raw = value as Record<string, unknown>;
+  rejectUnknownKeys(raw, KNOWN_OPEN_TELEMETRY_OPTIONS, 'openTelemetry option');
+  const provider = raw.meterProvider;
+  if (provider !== undefined && (provider === null || typeof (provider as { getMeter?: unknown }).getMeter !== 'function')) {
+    throw new ConfigError(`openTelemetry.meterProvider must be an OpenTelemetry MeterProvider (with getMeter), got ${describeValue(provider)}`);
+  }
+  const attribute = raw.tenantAttribute;
+  if (attribute !== undefined && attribute !== false && (typeof attribute !== 'string' || attribute.trim() === '')) {
+    throw new ConfigError(`openTelemetry.tenantAttribute must be an attribute name or false, got ${describeValue(attribute)}`);
+  }
+  return { ...(provider !== undefined && { meterProvider: provider as OtelMeterProvider }), ...(attribute !== undefined && { tenantAttribute: attribute as string | false }) };
 }

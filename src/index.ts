@@ -5,6 +5,7 @@ export type { CallAmount, WrapOptions } from './tenants/wrapped-clients.js';
 export type { RequestTenant, TenantMiddleware, TenantResolver } from './tenants/middleware.js';
 export type { MeterOptions } from './config.js';
 export type { PatchName } from '../patches/names.js';
+export type { OpenTelemetryOptions, OtelMeterProvider } from './telemetry/genai-metrics.js';
 export { ConfigError, LimitExceededError, ModelNotAllowedError, RateLimitedError, type LimitFrequency } from './errors.js';
 export type { RateLimit, RateUsage } from './limits/controls/rate-limits.js';
 export type { TenantPolicy } from './limits/controls/model-policy.js';

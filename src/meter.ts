@@ -6,6 +6,7 @@ import type { PatchName } from '../patches/names.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
 import { optionsFromEnvironment } from './zero-code/environment.js';
+import { createGenAiMetrics, type GenAiMetrics } from './telemetry/genai-metrics.js';
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { sinkSecrets } from './delivery/sink-options.js';
 import { ConfigError, describeValue, type LimitFrequency } from './errors.js';
@@ -67,6 +68,8 @@ export class Meter {
   private readonly limits: SpendLimits;
   private readonly delivery: Delivery;
   private readonly patcher: Patcher;
+  /** The OpenTelemetry GenAI metrics of each call, when configured. */
+  private readonly metrics: GenAiMetrics | undefined;
   private readonly recorder: CallRecorder;
   private readonly recordsAtOnce: boolean;
   private readonly runs = new RunTallies();
@@ -94,6 +97,7 @@ export class Meter {
     });
     this.delivery = new Delivery(this.config, this.log, (err) => this.reportFlushError(err), recordPending);
     this.patcher = new Patcher(this, this.config.patches, (err) => this.noteFault(err), this.log);
+    this.metrics = this.config.openTelemetry === undefined ? undefined : createGenAiMetrics(this.config.openTelemetry);
   }
 
   // ---- patching --------------------------------------------------------------------------------------------------
@@ -289,6 +293,7 @@ export class Meter {
     const quote = this.prices.quote(event, this.excludesCacheProviders.has(event.provider));
     const cost = this.stampCost(event, quote, undefined, reportedCost(usage), undefined);
     if (event.tenant_id !== undefined) this.limits.book(event.tenant_id, { spentUsd: cost, revenueUsd: 0, call: { model: event.model, feature: event.feature } });
+    this.recordMetrics(event, event.model, this.excludesCacheProviders.has(event.provider));
     this.runs.add(event);
     this.emit(event, this.config.onEvent);
     return event;
@@ -367,6 +372,7 @@ export class Meter {
     try {
       const event = buildEvent(start, outcome, endedAt);
       this.price(event, start, outcome);
+      this.recordMetrics(event, start.requestedModel, start.inputExcludesCache);
       this.runs.add(event);
       this.emit(event, this.config.onEvent);
     } catch (err) {
@@ -505,6 +511,16 @@ export class Meter {
   }
 
   // ---- faults ----------------------------------------------------------------------------------------------------
+
+  /** The app's MeterProvider is the app's code: what it throws is a fault of the agent's, never the call's. */
+  private recordMetrics(event: UsageEvent, requestModel: string | undefined, inputExcludesCache: boolean): void {
+    if (this.metrics === undefined) return;
+    try {
+      this.metrics.record(event, requestModel, inputExcludesCache);
+    } catch (err) {
+      this.noteFault(err);
+    }
+  }
 
   /** @internal */
   fault(err: unknown): void {

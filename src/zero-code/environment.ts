@@ -29,6 +29,7 @@ const VARIABLES: ReadonlyArray<readonly [name: string, path: string, reading: Re
   ['LLM_METER_DEFAULT_MAX_OUTPUT_TOKENS', 'defaultMaxOutputTokens', 'number'],
   ['LLM_METER_THRESHOLDS', 'thresholds', 'numbers'],
   ['LLM_METER_THRESHOLD_WEBHOOK', 'thresholdWebhook', 'text'],
+  ['LLM_METER_OPEN_TELEMETRY', 'openTelemetry', 'boolean'],
   ['LLM_METER_DEFAULT_LIMIT_USD', 'defaultLimit.limitUsd', 'number'],
   ['LLM_METER_DEFAULT_LIMIT_FREQUENCY', 'defaultLimit.frequency', 'text'],
   ['LLM_METER_REDIS_URL', 'limits.redis', 'text'],
