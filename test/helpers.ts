@@ -59,7 +59,8 @@ export { canFetchNode, fetchNode };
 /** The Nodes test apps run on: this one, and Node 22 and 24 (fetched once from npm) where the platform allows. */
 export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [
   { name: `this Node (${process.versions.node})`, version: process.versions.node, binary: () => process.execPath },
-  ...(canFetchNode
+  // Under test/node-matrix.mjs the whole suite runs on each Node: the apps too run on the Node under test alone.
+  ...(canFetchNode && process.env.LLM_METER_TEST_NODE_MATRIX !== 'this-node-only'
     ? [
         { name: 'Node 22', version: '22.23.3', binary: () => fetchNode('22.23.3') },
         { name: 'Node 24', version: '24.22.3', binary: () => fetchNode('24.22.3') },
