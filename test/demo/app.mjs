@@ -3,6 +3,8 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
+import { rmSync } from 'node:fs';
+import { relative } from 'node:path';
 import { LimitExceededError, Meter } from 'llm-meter';
 import { startFakeIngest } from '../fixtures/fake-ingest.mjs';
 import { startFakeProviders } from '../fixtures/fake-providers.mjs';
@@ -10,7 +12,10 @@ import { startFakeProviders } from '../fixtures/fake-providers.mjs';
 const provider = await startFakeProviders();
 const ingest = await startFakeIngest();
 
-const meter = new Meter({ url: ingest.url, apiKey: 'demo-ingest-key', flushInterval: 200 });
+// Events go to the ingest, and to a JSON Lines file (started afresh each run) for the report command.
+const usageFile = 'usage.jsonl';
+rmSync(usageFile, { force: true });
+const meter = new Meter({ url: ingest.url, apiKey: 'demo-ingest-key', file: usageFile, flushInterval: 200 });
 meter.patchAll();
 // initech is on the free plan: a small daily budget, enforced before any request leaves. Each call holds a
 // reservation (its input plus its max_tokens of output) until it settles, so a concurrent burst cannot overspend.
@@ -124,4 +129,9 @@ if (sent !== provider.count() || day.spentUsd > day.limitUsd || !refused.get('in
 
 // With REDIS_URL set: two processes share one Redis ledger, and one limit holds across both.
 if (process.env.REDIS_URL) await fleetDemo(process.env.REDIS_URL);
+
+const report = relative(process.cwd(), new URL('../../bin/llm-meter.cjs', import.meta.url).pathname);
+console.log(`\nthe ${ingest.events.length} events went to the ingest at ${ingest.url} and to ./${usageFile}; to see them:`);
+console.log(`  node ${report} report ${usageFile} --by tenant`);
+console.log(`  node ${report} report ${usageFile} --by model --format html --out usage-report.html`);
 await Promise.all([provider.close(), ingest.close()]);
