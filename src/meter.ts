@@ -5,7 +5,7 @@ import { MeteredCall } from '../patches/calls/call.js';
 import type { PatchName } from '../patches/names.js';
 import type { HookTarget, ProviderPatch } from '../patches/provider.js';
 import { resolveConfig, type MeterOptions, type ResolvedConfig } from './config.js';
-import { optionsFromEnvironment } from './zero-code/environment.js';
+import { optionsFromEnvironment, unknownVariables, unknownVariableWarning } from './zero-code/environment.js';
 import { createGenAiMetrics, type GenAiMetrics } from './telemetry/genai-metrics.js';
 import { Delivery, type DeliveryStats } from './delivery/delivery.js';
 import { sinkSecrets } from './delivery/sink-options.js';
@@ -82,6 +82,7 @@ export class Meter {
     this.config = resolveConfig(withEnvironment(options), BUILT_IN_PATCH_NAMES);
     const { limits } = this.config;
     this.log = new AgentLog(this.config.debug, [...sinkSecrets(this.config.sinks), limits?.kind === 'backend' ? limits.apiKey : undefined]);
+    for (const name of unknownVariables(process.env)) this.log.warnOnce(`unknown-variable:${name}`, unknownVariableWarning(name));
     this.excludesCacheProviders = new Set(BUILT_IN_PATCHES.filter((p) => p.inputExcludesCache === true).map((p) => p.provider ?? p.name));
     this.identities = new ProviderIdentities(this.config.providerHosts);
     this.prices = new PriceBook(

@@ -60,7 +60,7 @@ export { canFetchNode, fetchNode };
 export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [
   { name: `this Node (${process.versions.node})`, version: process.versions.node, binary: () => process.execPath },
   // Under test/node-matrix.mjs the whole suite runs on each Node: the apps too run on the Node under test alone.
-  ...(canFetchNode && process.env.LLM_METER_TEST_NODE_MATRIX !== 'this-node-only'
+  ...(canFetchNode && process.env.NODE_MATRIX_RUN !== 'this-node-only'
     ? [
         { name: 'Node 22', version: '22.23.3', binary: () => fetchNode('22.23.3') },
         { name: 'Node 24', version: '24.22.3', binary: () => fetchNode('24.22.3') },

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { canFetchNode, fetchNode } from './fixtures/node-binary.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const VERSIONS = (process.env.LLM_METER_TEST_NODES ?? '22.23.3,24.22.3').split(',');
+const VERSIONS = (process.env.NODE_MATRIX_VERSIONS ?? '22.23.3,24.22.3').split(',');
 
 if (!canFetchNode) {
   console.log(`node-matrix: npm has no build of node for ${process.platform}-${process.arch}; the suite ran on this Node only`);
@@ -19,7 +19,7 @@ for (const version of VERSIONS) {
   const run = spawnSync(node, [join(repoRoot, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'test/vitest.config.mjs', ...process.argv.slice(2)], {
     cwd: repoRoot,
     stdio: 'inherit',
-    env: { ...process.env, LLM_METER_TEST_NODE_MATRIX: 'this-node-only' },
+    env: { ...process.env, NODE_MATRIX_RUN: 'this-node-only' },
   });
   if (run.status !== 0) {
     console.error(`node-matrix: the suite failed on Node ${version}`);

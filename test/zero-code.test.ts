@@ -110,7 +110,6 @@ describe('zero code: the environment', () => {
   });
 
   it.each([
-    [{ LLM_METER_ULR: 'https://x' }, /unknown environment variable LLM_METER_ULR \(known: LLM_METER_URL, /],
     [{ LLM_METER_MAX_QUEUE_SIZE: '-5' }, /LLM_METER_MAX_QUEUE_SIZE: maxQueueSize must be a positive integer, got -5/],
     [{ LLM_METER_DEBUG: 'maybe' }, /LLM_METER_DEBUG: debug must be a boolean, got "maybe"/],
     [{ LLM_METER_PATCHES: 'openai,opena1' }, /LLM_METER_PATCHES: patches: unknown provider "opena1"/],
@@ -121,6 +120,14 @@ describe('zero code: the environment', () => {
   ])('refuses %o, naming the variable', (env, message) => {
     expect(() => optionsFromEnvironment(env)).toThrow(ConfigError);
     expect(() => optionsFromEnvironment(env)).toThrow(message);
+  });
+
+  it('an unknown LLM_METER_* variable is warned about, naming it, and ignored', async () => {
+    expect(optionsFromEnvironment({ LLM_METER_ULR: 'https://x' })).toBeUndefined();
+    const run = await runNode(['--require', 'llm-meter/register', '-e', "require('llm-meter').getMeter(); console.log('ran')"], { env: { LLM_METER_ULR: 'https://x' } });
+    expect(run.stdout.trim()).toBe('ran');
+    // Once from register, once from the Meter that getMeter() made: each says what it ignored.
+    expect(run.stderr).toContain('unknown environment variable LLM_METER_ULR, ignored (known: LLM_METER_URL, ');
   });
 
   it('never repeats a key or a secret url in its errors', () => {

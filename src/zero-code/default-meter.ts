@@ -1,5 +1,5 @@
 import { Meter } from '../meter.js';
-import { optionsFromEnvironment } from './environment.js';
+import { optionsFromEnvironment, unknownVariables, unknownVariableWarning } from './environment.js';
 
 /** On the global object, so that every copy of the agent in the process (the register hook's, the app's) shares it. */
 const DEFAULT_METER = Symbol.for('llm-meter.default-meter');
@@ -21,6 +21,7 @@ export function getMeter(): Meter {
  * LLM_METER_RAISE_ON_ERROR asks for the error to be thrown.
  */
 export function startFromEnvironment(env: Readonly<Record<string, string | undefined>> = process.env): void {
+  for (const name of unknownVariables(env)) process.stderr.write(`[llm-meter] warning: ${unknownVariableWarning(name)}\n`);
   let options;
   try {
     options = optionsFromEnvironment(env);

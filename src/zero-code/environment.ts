@@ -41,6 +41,16 @@ const VARIABLES: ReadonlyArray<readonly [name: string, path: string, reading: Re
 
 export const ENVIRONMENT_VARIABLES: readonly string[] = VARIABLES.map(([name]) => name);
 
+/**
+ * LLM_METER_* variables the agent does not know: each is warned about (a misspelt one would otherwise go unnoticed),
+ * never refused (another tool, or a later version of the agent, may set one).
+ */
+export function unknownVariables(env: Env = process.env): string[] {
+  return Object.keys(env).filter((name) => name.startsWith('LLM_METER_') && !ENVIRONMENT_VARIABLES.includes(name));
+}
+
+export const unknownVariableWarning = (name: string): string => `unknown environment variable ${name}, ignored (known: ${ENVIRONMENT_VARIABLES.join(', ')})`;
+
 const YES = new Set(['1', 'true', 'yes', 'on']);
 const NO = new Set(['0', 'false', 'no', 'off', '']);
 
@@ -68,24 +78,22 @@ function place(options: Record<string, unknown>, path: string, value: unknown): 
 }
 
 /**
- * The Meter options the LLM_METER_* variables set (none when no such variable is set), each checked as the option it
- * sets: an error names the variable. A variable of that prefix the agent does not know is an error too (a misspelt
- * one would otherwise be ignored). Variables of an option in `setInCode` are left out: the code's value wins.
+ * The Meter options the LLM_METER_* variables set (none when no known one is set), each checked as the option it sets:
+ * an error names the variable. Variables of an option in `setInCode` are left out: the code's value wins.
  */
 export function optionsFromEnvironment(env: Env = process.env, setInCode: ReadonlySet<string> = new Set()): MeterOptions | undefined {
-  const names = Object.keys(env).filter((name) => name.startsWith('LLM_METER_') && env[name] !== undefined);
-  if (names.length === 0) return undefined;
   const options: Record<string, unknown> = {};
-  for (const name of names) {
-    const variable = VARIABLES.find(([known]) => known === name);
-    if (variable === undefined) throw new ConfigError(`unknown environment variable ${name} (known: ${ENVIRONMENT_VARIABLES.join(', ')})`);
-    const [, path, reading] = variable;
+  let set = false;
+  for (const [name, path, reading] of VARIABLES) {
+    if (env[name] === undefined) continue;
+    set = true;
     if (setInCode.has(path.split('.')[0]!)) continue;
     const value = read(env[name]!, reading);
     place(options, path, value);
     // Checked alone, so that the error names this variable; what takes several (a limit store, a default limit) below.
     if (!path.includes('.')) checked({ [path]: value }, name);
   }
+  if (!set) return undefined;
   if (options.limits !== undefined && !('redis' in (options.limits as object)) && !('url' in (options.limits as object))) {
     throw new ConfigError('LLM_METER_FAIL_MODE, LLM_METER_REDIS_KEY_PREFIX and LLM_METER_LIMITS_API_KEY need LLM_METER_REDIS_URL or LLM_METER_LIMITS_URL');
   }
