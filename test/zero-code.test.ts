@@ -52,6 +52,15 @@ describe.each(NODE_MATRIX)('zero code on $name', ({ binary }) => {
   });
 });
 
+describe.each(NODE_MATRIX)('register as a preload of any script on $name', ({ binary }) => {
+  it.each([['--require'], ['--import']])('%s llm-meter/register with a `node -e` script that requires builtins and an SDK', async (flag) => {
+    const run = await runNode([flag, 'llm-meter/register', '-e', "require('module'); require('node:fs'); require('openai'); console.log('ran')"], { execPath: binary(), env: { LLM_METER_FILE: usageFile() } });
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('ran');
+    expect(run.code).toBe(0);
+  });
+});
+
 describe('zero code: the environment', () => {
   it('without any LLM_METER_* variable, register only installs the load hooks, and says so when nothing patches', async () => {
     const run = await runNode(['--require', 'llm-meter/register', '-e', "require('openai'); setTimeout(() => {}, 10)"], { env: {} });

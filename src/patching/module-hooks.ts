@@ -45,16 +45,17 @@ function classFileUrlPatterns(): RegExp[] {
 
 /**
  * import of a provider SDK. Must run before the app's imports (`--import` or `--require llm-meter/register`). Uses
- * Node's in-thread sync hooks where the running Node has them, the loader thread of `module.register` otherwise; either
- * way only the files that define the provider SDKs' classes are wrapped, never every module. Synchronous: the file
+ * Node's in-thread sync hooks for an `--import` preload where the running Node has them, the loader thread of
+ * `module.register` otherwise; either way only the files that define the provider SDKs' classes are wrapped. Synchronous: the file
  * patterns go to the loader with `register` itself, and the Hook names no module, so no message is left to acknowledge.
  */
-export function installImportHook(): void {
+export function installImportHook(preload: 'import' | 'require'): void {
   if (sdkModules.importHookInstalled) return;
   sdkModules.importHookInstalled = true;
   const iitm = agentRequire('import-in-the-middle') as typeof import('import-in-the-middle');
   const include = classFileUrlPatterns();
-  if (syncHooksSupported()) {
+  // Sync hooks registered by a `--require` preload break every builtin a `node -e` script then requires (Node 22, 24).
+  if (preload === 'import' && syncHooksSupported()) {
     (agentRequire('import-in-the-middle/register-hooks.mjs') as { register(options: { include: RegExp[] }): void }).register({ include });
   } else {
     const channel = iitm.createAddHookMessageChannel();
