@@ -34,38 +34,34 @@ export function meterWebStreamInPlace(stream: ReadableStream, call: MeteredCall,
       return metered(Reflect.apply(values, this, args));
     });
   }
-  define(stream, 'getReader', function meteredGetReader(this: unknown, ...args: unknown[]) {
-    const reader = Reflect.apply(getReader, this, args) as ReadableStreamDefaultReader<unknown>;
-    if ((args[0] as { mode?: unknown } | undefined)?.mode === 'byob') return reader;
-    const read = reader.read;
-    const cancel = reader.cancel;
-    const items = metered({
-      next: () => Reflect.apply(read, reader, []) as Promise<IteratorResult<unknown>>,
-      return: (reason?: unknown) => (Reflect.apply(cancel, reader, [reason]) as Promise<void>).then(() => ({ done: true as const, value: undefined })),
-    });
-    define(reader, 'read', function meteredRead() {
-      return items.next();
-    });
-    define(reader, 'cancel', function meteredCancel(reason?: unknown) {
-      return items.return(reason).then(() => undefined);
-    });
-    return reader;
-  });
-  // tee and the pipes read the stream inside the runtime, past its methods: they read a stream of the metered reader's.
+  // A reader's reads (and tee, the pipes, Readable.fromWeb) may run inside the runtime, past any method of a reader
+  // (Node 24's Readable.fromWeb does): they get a stream whose every item is pulled through the metered iterator. One
+  // per stream, so that a reader released and taken again goes on where the last one stopped.
+  let meteredStream: ReadableStream | undefined;
   const throughMeteredReader = (self: ReadableStream): ReadableStream => {
-    const reader = self.getReader();
-    return new ReadableStream(
+    if (meteredStream !== undefined) return meteredStream;
+    const reader = Reflect.apply(getReader, self, []) as ReadableStreamDefaultReader<unknown>;
+    const items = metered({
+      next: () => reader.read() as Promise<IteratorResult<unknown>>,
+      return: (reason?: unknown) => reader.cancel(reason).then(() => ({ done: true as const, value: undefined })),
+    });
+    meteredStream = new ReadableStream(
       {
         pull: (controller) =>
-          reader.read().then((result) => {
+          items.next().then((result) => {
             if (result.done === true) controller.close();
             else controller.enqueue(result.value);
           }),
-        cancel: (reason) => reader.cancel(reason),
+        cancel: (reason) => items.return(reason).then(() => undefined),
       },
       { highWaterMark: 0 },
     );
+    return meteredStream;
   };
+  define(stream, 'getReader', function meteredGetReader(this: ReadableStream, ...args: unknown[]) {
+    if ((args[0] as { mode?: unknown } | undefined)?.mode === 'byob') return Reflect.apply(getReader, this, args);
+    return throughMeteredReader(this).getReader();
+  });
   define(stream, 'tee', function meteredTee(this: ReadableStream) {
     return throughMeteredReader(this).tee();
   });

@@ -22,7 +22,7 @@ const thresholds = process.env.THRESHOLDS?.split(',').map(Number);
 const meter = new Meter({
   ...(thresholds !== undefined && { thresholds, onThreshold: (alert) => alerts.push(alert) }),
   // A busy machine can take seconds to bring a cluster client up: that is not what the fleet tests measure.
-  limits: { redis: cluster ?? process.env.REDIS_URL, leaseMs: Number(process.env.LEASE_MS ?? 900000), connectTimeout: 15000 },
+  limits: { redis: cluster ?? process.env.REDIS_URL, leaseMs: Number(process.env.LEASE_MS ?? 900000), connectTimeout: 60000 },
   prices: { 'openai:gpt-4o': { input_mtok: 0, output_mtok: 1 } },
   onEvent: (e) => events.push(e),
 });
