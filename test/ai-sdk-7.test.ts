@@ -4,13 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeBedrock } from './fixtures/fake-bedrock.mjs';
 import { COUNTS, startFakeCompatible } from './fixtures/fake-compatible.mjs';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { eventsPrinted, NODE_MATRIX, repoRoot, requireFromRepo, runNode } from './helpers.js';
+import { eventsPrinted, NODE_MATRIX, repoRoot, requireFromRepo, runNode, sdkRoot } from './helpers.js';
 
 // The Vercel AI SDK 7 (LanguageModelV4, ESM only, Node >= 22) in a child app under `--import register.mjs`, once per
 // Node: test/apps/ai-sdk-7.mjs runs every scenario in a tenant named after it, each request carrying `x-scenario`.
 
 const { calcPrice } = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
-const AI_7 = join(repoRoot, 'test/sdk-versions/ai-7');
+const AI_7 = sdkRoot('ai-7');
 const NODES = NODE_MATRIX.filter((n) => Number(n.version.split('.')[0]) >= 22);
 
 const fake = await startFakeProviders();

@@ -116,12 +116,12 @@ describe('unknownModel: block', () => {
   it('refuses a billable request the agent cannot price, for a limited tenant with room left; unlimited tenants pass', async () => {
     // Patching belongs to one Meter at a time: this one takes over every copy.
     meter.unpatchAll();
-    const { OpenAI: OpenAI6 } = requireFrom(OPENAI_VERSIONS['openai 6'], 'openai');
+    const { OpenAI: OpenAI7 } = requireFrom(OPENAI_VERSIONS['openai 7'], 'openai');
     const blocking = new Meter({ unknownModel: 'block', onEvent: (e) => events.push(e) });
     blocking.patchAll();
     try {
       await blocking.setLimit('rich', { limitUsd: 10, frequency: 'per_day' });
-      const client = new OpenAI6({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+      const client = new OpenAI7({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 });
       const batch = () => client.batches.create({ input_file_id: 'file-1', endpoint: '/v1/chat/completions', completion_window: '24h' });
       await expect(blocking.forTenant('rich', batch)).rejects.toBeInstanceOf(LimitExceededError);
       expect(fake.count()).toBe(0);

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
-import { eventsPerRequest, expectEventPerCall, patchingMeter, repoRoot, requireFrom, runNode, tick, until } from './helpers.js';
+import { eventsPerRequest, expectEventPerCall, patchingMeter, repoRoot, requireFrom, runNode, sdkRoot, tick, until } from './helpers.js';
 
-/** @google/genai copies for the version matrix: the newest at the top level, the older major in its own app root. */
+/** @google/genai copies for the version matrix (the app roots of helpers.ts's OPENAI_VERSIONS, for genai). */
 const GENAI_VERSIONS = {
-  'genai 3': repoRoot,
-  'genai 2': join(repoRoot, 'test/sdk-versions/genai-2'),
+  'genai 3': sdkRoot('genai-3'),
+  'genai 2': repoRoot,
   'genai 1': join(repoRoot, 'test/sdk-versions/genai-1'),
 } as const;
 

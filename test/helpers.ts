@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Meter as MeterClass, MeterOptions, UsageEvent } from 'llm-meter';
 import { canFetchNode, fetchNode } from './fixtures/node-binary.mjs';
+import { sdkRoot } from './fixtures/sdk-root.mjs';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
@@ -12,10 +13,13 @@ export const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
 /** The agent as an app gets it: the built package (CJS), so in-process tests share one copy with child processes. */
 export const { Meter, LimitExceededError, ConfigError } = requireFromRepo('llm-meter') as typeof import('llm-meter');
 
-/** SDK copies installed for the version matrix: the newest at the top level, older majors in their own app roots. */
+/**
+ * SDK copies installed for the version matrix: at the top level the newest major that declares the project's engines,
+ * older majors in app roots of their own, and the major that declares Node >= 22 in one installed on demand.
+ */
 export const OPENAI_VERSIONS = {
-  'openai 7': repoRoot,
-  'openai 6': join(repoRoot, 'test/sdk-versions/openai-6'),
+  'openai 7': sdkRoot('openai-7'),
+  'openai 6': repoRoot,
   'openai 5': join(repoRoot, 'test/sdk-versions/openai-5'),
   'openai 4': join(repoRoot, 'test/sdk-versions/openai-4'),
 } as const;
@@ -54,7 +58,7 @@ export interface NodeRun {
   stderr: string;
 }
 
-export { canFetchNode, fetchNode };
+export { canFetchNode, fetchNode, sdkRoot };
 
 /** The Nodes test apps run on: this one, and Node 22 and 24 (fetched once from npm) where the platform allows. */
 export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [

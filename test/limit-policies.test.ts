@@ -8,7 +8,7 @@ afterAll(() => fake.close());
 afterEach(() => fake.reset());
 
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { OpenAI: OpenAI6 } = requireFrom(OPENAI_VERSIONS['openai 6'], 'openai');
+const { OpenAI: OpenAI7 } = requireFrom(OPENAI_VERSIONS['openai 7'], 'openai');
 const { OpenAI: OpenAI5 } = requireFrom(OPENAI_VERSIONS['openai 5'], 'openai');
 const messages = [{ role: 'user' as const, content: 'hi' }];
 const prices = { 'openai:gpt-4o': { input_mtok: 0, output_mtok: 1 } };
@@ -27,7 +27,7 @@ describe('limit policies', () => {
 
   it('requireTenant: an unscoped call fails with a clear error and sends nothing', async () => {
     const strict = new Meter({ requireTenant: true });
-    const c = strict.instrument(new OpenAI6({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
+    const c = strict.instrument(new OpenAI7({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
     const err = await c.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/outside any tenant scope/);
@@ -39,7 +39,7 @@ describe('limit policies', () => {
 
   it("unknownModel: 'block' refuses a limited tenant's call to a model without a price; 'allow' admits it", async () => {
     const allowing = new Meter();
-    const a = allowing.instrument(new OpenAI6({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
+    const a = allowing.instrument(new OpenAI7({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
     await allowing.setLimit('unk', { limitUsd: 100, frequency: 'per_day' });
     await allowing.forTenant('unk', () => a.chat.completions.create({ model: 'private-model', messages }));
     allowing.unpatchAll();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisServer } from './fixtures/redis-server.mjs';
-import { eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { eventsPrinted, LimitExceededError, Meter, OPENAI_VERSIONS, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 import type { UsageEvent } from 'llm-meter';
 
 const fake = await startFakeProviders();
@@ -159,7 +159,7 @@ describe('strict mode sends the cap it reserved for', () => {
 
   it('lenient mode leaves the request alone', async () => {
     const lenient = new Meter({ enforcement: 'lenient', handleExit: false });
-    const client = lenient.instrument(new (requireFrom(join(repoRoot, 'test/sdk-versions/openai-6'), 'openai').OpenAI)({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
+    const client = lenient.instrument(new (requireFrom(OPENAI_VERSIONS['openai 7'], 'openai').OpenAI)({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 }));
     await lenient.setLimit('lenient', { limitUsd: 1, frequency: 'per_day' });
     await lenient.forTenant('lenient', () => client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }));
     expect(fake.requests[0]!.body).not.toHaveProperty('max_completion_tokens');

@@ -8,7 +8,7 @@ afterEach(() => fake.reset());
 
 const messages = [{ role: 'user' as const, content: 'hi' }];
 const { OpenAI } = requireFrom(repoRoot, 'openai');
-const { OpenAI: OpenAI6 } = requireFrom(OPENAI_VERSIONS['openai 6'], 'openai');
+const { OpenAI: OpenAI7 } = requireFrom(OPENAI_VERSIONS['openai 7'], 'openai');
 
 function clientFor(OpenAIClass: any) {
   return new OpenAIClass({ apiKey: 'k', baseURL: fake.openaiBaseURL, maxRetries: 0 });
@@ -124,8 +124,8 @@ describe('patch and unpatch', () => {
 describe('instrument(client)', () => {
   it('patches exactly the build and copy behind that client', async () => {
     const { meter, events } = collectingMeter();
-    const client6 = meter.instrument(clientFor(OpenAI6));
-    await client6.chat.completions.create({ model: 'gpt-4o', messages });
+    const client7 = meter.instrument(clientFor(OpenAI7));
+    await client7.chat.completions.create({ model: 'gpt-4o', messages });
     await clientFor(OpenAI).chat.completions.create({ model: 'gpt-4o', messages });
     await tick(20);
     expect(fake.count()).toBe(2);

@@ -7,6 +7,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     exclude: ['**/node_modules/**'],
     pool: 'forks',
+    globalSetup: ['test/global-setup.mjs'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // An unhandled rejection or uncaught exception anywhere fails the run.

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Meter as MeterClass, MeterOptions, UsageEvent } from 'llm-meter';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { startRedisServer } from './fixtures/redis-server.mjs';
-import { ConfigError, eventsPrinted, LimitExceededError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
+import { ConfigError, eventsPrinted, LimitExceededError, Meter, OPENAI_VERSIONS, repoRoot, requireFrom, requireFromRepo, runNode, until } from './helpers.js';
 
 /** An event as this feature emits it: usage events and outcome events, with the fields the feature adds. */
 type Ev = Omit<UsageEvent, 'type'> & { type?: string } & Record<string, any>;
@@ -21,7 +21,7 @@ const { OpenAI } = requireFrom(repoRoot, 'openai');
 const anthropicSdk = requireFrom(repoRoot, '@anthropic-ai/sdk');
 const Anthropic = anthropicSdk.Anthropic ?? anthropicSdk.default;
 // SDK copies no other test here wraps: a Meter that wraps them first owns their classes (see the last describe).
-const OpenAI6 = requireFrom(join(repoRoot, 'test/sdk-versions/openai-6'), 'openai').OpenAI;
+const OpenAI7 = requireFrom(OPENAI_VERSIONS['openai 7'], 'openai').OpenAI;
 const OpenAI5 = requireFrom(join(repoRoot, 'test/sdk-versions/openai-5'), 'openai').OpenAI;
 const anthropic0Sdk = requireFrom(join(repoRoot, 'test/sdk-versions/anthropic-0'), '@anthropic-ai/sdk');
 const Anthropic0 = anthropic0Sdk.Anthropic ?? anthropic0Sdk.default;
@@ -399,7 +399,7 @@ describe('margins on a Redis ledger shared by two Meters', () => {
 
   it('a limit set through one Meter refuses the wrapped calls of the other before any request', async () => {
     await one.meter.setLimit('fleet-broke', { limitUsd: 0.000001, frequency: 'per_month' });
-    const client = two.meter.wrap(newOpenAI(OpenAI6), { customerId: 'fleet-broke' });
+    const client = two.meter.wrap(newOpenAI(OpenAI7), { customerId: 'fleet-broke' });
     await expect(chat(client)).rejects.toBeInstanceOf(LimitExceededError);
     await expect(chatStream(client)).rejects.toBeInstanceOf(LimitExceededError);
     expect(fake.count()).toBe(0);
@@ -409,8 +409,8 @@ describe('margins on a Redis ledger shared by two Meters', () => {
     // Each Meter wraps clients of SDK copies of its own, as two processes of a fleet would.
     const oneA = one.meter.wrap(newOpenAI(OpenAI5), { customerId: 'fleet-a', revenueUsd: 0.03 });
     const oneB = one.meter.wrap(newAnthropic(Anthropic0), { customerId: 'fleet-b', revenueUsd: (res: any, e: Ev) => (res?.usage.output_tokens ?? e.output_tokens) * 0.001 });
-    const twoA = two.meter.wrap(newOpenAI(OpenAI6), { customerId: 'fleet-a', revenueUsd: (res: any) => res.choices.length * 0.07 });
-    const twoB = two.meter.wrap(newOpenAI(OpenAI6), { customerId: 'fleet-b', providerCostUsd: 0.2, revenueUsd: 0.25 });
+    const twoA = two.meter.wrap(newOpenAI(OpenAI7), { customerId: 'fleet-a', revenueUsd: (res: any) => res.choices.length * 0.07 });
+    const twoB = two.meter.wrap(newOpenAI(OpenAI7), { customerId: 'fleet-b', providerCostUsd: 0.2, revenueUsd: 0.25 });
     await Promise.all([
       eventsOf(4, async () => {
         await chat(oneA);

@@ -28,11 +28,15 @@ import {
   sseFetch,
   STREAM_CHUNKS,
 } from './canned.mjs';
+import { sdkRoot } from '../fixtures/sdk-root.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const requireFromRepo = createRequire(join(repoRoot, 'package.json'));
-// An app root with openai 6, the major @opentelemetry/instrumentation-openai supports.
-const requireFromOpenai6 = createRequire(join(repoRoot, 'test', 'sdk-versions', 'openai-6', 'package.json'));
+// The newest majors (they declare Node >= 22: app roots installed on demand); at the top level openai 6, the major
+// @opentelemetry/instrumentation-openai supports.
+const requireFromOpenai7 = createRequire(join(sdkRoot('openai-7'), 'package.json'));
+const requireFromGenai3 = createRequire(join(sdkRoot('genai-3'), 'package.json'));
+const requireFromOpenai6 = requireFromRepo;
 
 const config = { rounds: 400, warmupRounds: 20, warmupMs: 500, warmupMaxMs: 15_000, batchMs: 1.5, workloads: [], ...JSON.parse(process.argv[2] ?? '{}') };
 const TENANT = 'bench';
@@ -218,7 +222,7 @@ async function anthropicStream(client) {
 }
 
 function geminiClient() {
-  const { GoogleGenAI } = freshCopy(requireFromRepo, '@google/genai');
+  const { GoogleGenAI } = freshCopy(requireFromGenai3, '@google/genai');
   return new GoogleGenAI({ apiKey: 'bench-key', httpOptions: { fetch: sseFetch(geminiStreamBody()) } });
 }
 
@@ -236,8 +240,8 @@ const openaiVariants = (requireFn) => {
 };
 
 const WORKLOADS = {
-  'openai-plain': { call: openaiPlain, variants: openaiVariants(requireFromRepo) },
-  'openai-stream': { call: openaiStream, variants: openaiVariants(requireFromRepo) },
+  'openai-plain': { call: openaiPlain, variants: openaiVariants(requireFromOpenai7) },
+  'openai-stream': { call: openaiStream, variants: openaiVariants(requireFromOpenai7) },
   'anthropic-stream': { call: anthropicStream, variants: () => standardVariants(anthropicClient) },
   'gemini-stream': { call: geminiStream, variants: () => standardVariants(geminiClient) },
   // Beside OpenTelemetry's instrumentation, which supports openai < 7: every variant on an openai 6 copy.
@@ -407,9 +411,9 @@ async function checkLimitSettled() {
 
 const versions = {
   node: process.version,
-  openai: versionOf(requireFromRepo, 'openai'),
+  openai: versionOf(requireFromOpenai7, 'openai'),
   anthropic: versionOf(requireFromRepo, '@anthropic-ai/sdk'),
-  genai: versionOf(requireFromRepo, '@google/genai'),
+  genai: versionOf(requireFromGenai3, '@google/genai'),
   openai6: versionOf(requireFromOpenai6, 'openai'),
 };
 
