@@ -1,4 +1,5 @@
 import type { RawUsage } from '../src/event.js';
+import type { ProviderId } from '../src/providers/provider-id.js';
 import type { InputPart } from '../src/limits/estimate.js';
 import { codePointCount, requestedImages } from './openai.js';
 import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, type RequestFacts, type ResponseFacts } from './provider.js';
@@ -14,7 +15,7 @@ import { asRecord, objectAt, stringField, type HookTarget, type ProviderPatch, t
 interface AiSdkPackage {
   packageName: string;
   factory: string;
-  provider: string;
+  provider: ProviderId;
 }
 
 const PACKAGES: readonly AiSdkPackage[] = [
@@ -95,7 +96,7 @@ function modelClasses(moduleExports: unknown, factoryName: string): ModelClasses
 // ---- who served the call -------------------------------------------------------------------------------------------
 
 /** The AI SDK's provider names (the part of `model.provider` before the first dot) that are not the price data's ids. */
-const PROVIDER_IDS: Readonly<Record<string, string>> = {
+const PROVIDER_IDS: Readonly<Record<string, ProviderId>> = {
   'amazon-bedrock': 'aws',
   bedrock: 'aws',
   'google.vertex': 'google',
@@ -104,14 +105,14 @@ const PROVIDER_IDS: Readonly<Record<string, string>> = {
 };
 
 /** The price data's ids the AI SDK names the same way. */
-const SAME_IDS = new Set(['openai', 'anthropic', 'google', 'azure', 'groq', 'mistral', 'deepseek', 'fireworks', 'perplexity', 'cerebras', 'deepinfra', 'cohere']);
+const SAME_IDS: ReadonlySet<string> = new Set<ProviderId>(['openai', 'anthropic', 'google', 'azure', 'groq', 'mistral', 'deepseek', 'fireworks', 'perplexity', 'cerebras', 'deepinfra', 'cohere']);
 
 /** The price data's id of a provider as the AI SDK names it, if it is one the data knows. */
-function libraryId(name: string): string | undefined {
-  return PROVIDER_IDS[name] ?? (SAME_IDS.has(name) ? name : undefined);
+function libraryId(name: string): ProviderId | undefined {
+  return PROVIDER_IDS[name] ?? (SAME_IDS.has(name) ? (name as ProviderId) : undefined);
 }
 
-function providerOf(model: unknown): string | undefined {
+function providerOf(model: unknown): ProviderId | undefined {
   const name = stringField(model, 'provider');
   if (name === undefined) return undefined;
   if (name === 'gateway') return gatewayUpstream(model);
@@ -119,7 +120,7 @@ function providerOf(model: unknown): string | undefined {
 }
 
 /** A Vercel AI Gateway model (`openai/gpt-4o`) is served by the provider its id names, at that provider's list price. */
-function gatewayUpstream(model: unknown): string | undefined {
+function gatewayUpstream(model: unknown): ProviderId | undefined {
   const id = stringField(model, 'modelId');
   const slash = id?.indexOf('/') ?? -1;
   if (id === undefined || slash <= 0) return undefined;

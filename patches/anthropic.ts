@@ -143,6 +143,7 @@ const batchResults: HookTarget = {
 
 export const anthropicPatch: ProviderPatch = {
   name: 'anthropic',
+  provider: 'anthropic',
   packageName: '@anthropic-ai/sdk',
   classFiles: /^client\.(js|mjs)$/,
   style: 'api-promise',

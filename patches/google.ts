@@ -117,6 +117,7 @@ const generateContent: HookTarget = {
 
 export const googlePatch: ProviderPatch = {
   name: 'google',
+  provider: 'google',
   packageName: '@google/genai',
   classFiles: /^dist\/(node\/|web\/)?index\.(cjs|mjs)$/,
   style: 'promise',

@@ -382,6 +382,7 @@ const targets: HookTarget[] = [
 
 export const openaiPatch: ProviderPatch = {
   name: 'openai',
+  provider: 'openai',
   packageName: 'openai',
   // client.* defines OpenAI from openai 5; openai 4 defines it in index.* (from 5 on, index.* re-exports it).
   classFiles: /^(client|index)\.(js|mjs)$/,

@@ -1,4 +1,5 @@
 import type { CallOutcome, RawUsage } from '../src/event.js';
+import type { ProviderId } from '../src/providers/provider-id.js';
 import type { InputClassifier } from '../src/limits/estimate.js';
 
 /** What a response (or the items of a stream, read so far) says about the call. */
@@ -131,20 +132,17 @@ export type ResultStyle = 'api-promise' | 'promise';
 export interface ProviderPatch {
   /** The SDK's name for `patch()`, `providers` and debug output. */
   name: string;
-  /**
-   * The provider of its events when the base URL names no host the price library knows (the library's id: 'aws' for
-   * Bedrock); `name` when absent.
-   */
-  provider?: string;
+  /** The provider of its events when the base URL names no host the price library knows ('aws' for Bedrock). */
+  provider: ProviderId;
   /**
    * The provider a hooked object names for itself (an AI SDK model's `provider`), when its host names none; the patch's
    * `provider` when it names none either.
    */
-  providerOf?(resource: unknown): string | undefined;
+  providerOf?(resource: unknown): ProviderId | undefined;
   /** The base URL a hooked resource (or a client, for the generic request methods) sends its requests to. */
   baseUrl?(resource: unknown): string | undefined;
   /** The provider a client's class names whatever its URL (AzureOpenAI on a custom domain), if any. */
-  clientProvider?(resource: unknown): string | undefined;
+  clientProvider?(resource: unknown): ProviderId | undefined;
   /** The npm package. */
   packageName: string;
   /**

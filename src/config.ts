@@ -15,6 +15,7 @@ import type { WireFormat } from '../transport/http-sender.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type RedisStoreOptions } from './limits/redis-store.js';
 import type { AppRedisClient } from './limits/redis/app-redis-client.js';
 import type { PatchName } from '../patches/names.js';
+import type { PriceKey, ProviderId } from './providers/provider-id.js';
 import type { OpenTelemetryOptions, OtelMeterProvider } from './telemetry/genai-metrics.js';
 import type { FailMode } from './limits/store.js';
 import type { BackendStoreOptions } from './limits/backend-store.js';
@@ -42,12 +43,12 @@ export interface MeterOptions {
   /** Providers to patch (default: every built-in one). */
   patches?: PatchName[];
   /** Your own prices, keyed 'provider:model', in USD per million tokens: they win over the bundled price data. */
-  prices?: Record<string, PriceOverride>;
+  prices?: Partial<Record<PriceKey, PriceOverride>>;
   /**
    * Hosts the price data does not know, mapped to the provider they serve: a host (`'llm.internal.example.com'`,
    * `'localhost:8000'`) or a base-URL prefix (`'https://gateway.example.com/deepseek'`) to a provider id (`'deepseek'`).
    */
-  providerHosts?: Record<string, string>;
+  providerHosts?: Record<string, ProviderId>;
   /** May a tenant with a limit call a model that has no known price? (default 'allow') */
   unknownModel?: UnknownModelPolicy;
   /** 'strict' (default): admit only when spent + reserved + this call's reservation fits; 'lenient': while spent + reserved < limit. */

@@ -7,6 +7,7 @@ import type { HookTarget } from '../patches/provider.js';
 import type { ScopeContext, TenantContext } from './tenants/tenant.js';
 import type { ClientBinding } from './tenants/wrapped-clients.js';
 import type { ProviderIdentity } from './providers/identity.js';
+import type { ProviderId } from './providers/provider-id.js';
 
 /** Token and unit counts an extractor may report; every one is optional and omitted from the event when absent. */
 export const USAGE_FIELDS = [
@@ -70,7 +71,7 @@ export interface UsageEvent extends UsageCounts, EventLabels {
   type: 'usage';
   event_id: string;
   tenant_id?: string;
-  provider: string;
+  provider: ProviderId;
   model: string;
   endpoint: string;
   input_tokens: number;
@@ -165,7 +166,7 @@ export function stampLabels(event: EventLabels, scope: ScopeContext | undefined)
 /** What is known about a call when it starts. */
 export interface CallStart {
   /** The provider the call went to (see src/providers/identity.ts). */
-  provider: string;
+  provider: ProviderId;
   identity: ProviderIdentity;
   /** The SDK's usage counts input_tokens without cache reads and writes (Anthropic, Bedrock): pricing adds them back. */
   inputExcludesCache: boolean;

@@ -303,7 +303,7 @@ export class Meter {
   /** @internal A patched method's call starts (the CallSink the wrappers call). */
   begin(provider: ProviderPatch, target: HookTarget, args: readonly unknown[], resource: unknown): MeteredCall {
     const request = target.readRequest(args, resource);
-    const sdkProvider = provider.providerOf?.(resource) ?? provider.provider ?? provider.name;
+    const sdkProvider = provider.providerOf?.(resource) ?? provider.provider;
     const identity = this.identities.of(sdkProvider, provider.baseUrl?.(resource), provider.clientProvider?.(resource));
     const binding = bindingOf(resource);
     // A client another Meter wrapped, of a class this one patched first: the call is the other Meter's (its limits,

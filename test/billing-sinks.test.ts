@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeLago, startFakeOpenMeter, startFakeStripe } from './fixtures/fake-billing.mjs';
 import { startFakeIngest } from './fixtures/fake-ingest.mjs';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
+import type { ManualUsage } from 'llm-meter';
 import { ConfigError, Meter, stderrOf, until } from './helpers.js';
 
 type Stripe = Awaited<ReturnType<typeof startFakeStripe>>;
@@ -22,7 +23,7 @@ async function started<T extends { close(): Promise<void> }>(server: Promise<T>)
 
 const quiet = { handleExit: false, flushInterval: 20, onFlushError: () => undefined } as const;
 const CUSTOMERS: Record<string, string> = { acme: 'cus_acme', globex: 'cus_globex' };
-const usage = (tenant: string | undefined, input: number, output = 1) => ({
+const usage = (tenant: string | undefined, input: number, output = 1): ManualUsage => ({
   provider: 'openai',
   model: 'gpt-4o',
   input_tokens: input,

@@ -92,8 +92,8 @@ describe('tenant scopes', () => {
 describe('trackManually', () => {
   it('records a complete event with the scope tenant and computed total', () => {
     const { meter, events } = collectingMeter();
-    meter.forTenant('acme', () => meter.trackManually({ provider: 'bedrock', model: 'llama', input_tokens: 10, output_tokens: 5, cached_tokens: 2 }));
-    expect(events[0]).toMatchObject({ tenant_id: 'acme', provider: 'bedrock', model: 'llama', endpoint: 'manual', total_tokens: 15, cached_tokens: 2, stream: false });
+    meter.forTenant('acme', () => meter.trackManually({ provider: 'aws', model: 'llama', input_tokens: 10, output_tokens: 5, cached_tokens: 2 }));
+    expect(events[0]).toMatchObject({ tenant_id: 'acme', provider: 'aws', model: 'llama', endpoint: 'manual', total_tokens: 15, cached_tokens: 2, stream: false });
     expect(events[0].event_id).toMatch(/^[0-9a-f-]{36}$/);
   });
 

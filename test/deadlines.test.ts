@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { MeterOptions, UsageEvent } from 'llm-meter';
+import type { ManualUsage, MeterOptions, UsageEvent } from 'llm-meter';
 import { startFakeIngest } from './fixtures/fake-ingest.mjs';
 import { startFakeProviders } from './fixtures/fake-providers.mjs';
 import { ConfigError, Meter, repoRoot, requireFrom, requireFromRepo, runNode, stderrOf, until } from './helpers.js';
@@ -84,7 +84,7 @@ function meterOf(options: MeterOptions): InstanceType<typeof Meter> {
   return meter;
 }
 
-const usage = (i: number) => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1 });
+const usage = (i: number): ManualUsage => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1 });
 const { OpenAI } = requireFrom(repoRoot, 'openai');
 const messages = [{ role: 'user', content: 'x' }];
 

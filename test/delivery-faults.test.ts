@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startFakeIngest, type IngestFault, type IngestRequest } from './fixtures/fake-ingest.mjs';
+import type { ManualUsage } from 'llm-meter';
 import { Meter, repoRoot, runNode, until } from './helpers.js';
 
 type Ingest = Awaited<ReturnType<typeof startFakeIngest>>;
@@ -13,7 +14,7 @@ async function ingestWith(respondWith?: (req: IngestRequest) => IngestFault | un
   return ingest;
 }
 
-const usage = (i: number) => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1 });
+const usage = (i: number): ManualUsage => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1 });
 const fastRetries = { flushInterval: 20, handleExit: false, onFlushError: () => undefined };
 
 /** Every event the ingest accepted, by id: exactly once each, and all of them. */

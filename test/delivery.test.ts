@@ -1,11 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startFakeIngest } from './fixtures/fake-ingest.mjs';
+import type { ManualUsage } from 'llm-meter';
 import { Meter, tick, until } from './helpers.js';
 
 const ingest = await startFakeIngest();
 afterAll(() => ingest.close());
 
-const usage = (i: number) => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1, tenant_id: `t${i % 3}` });
+const usage = (i: number): ManualUsage => ({ provider: 'openai', model: 'gpt-4o', input_tokens: i, output_tokens: 1, tenant_id: `t${i % 3}` });
 
 describe('batched delivery', () => {
   it('POSTs gzip JSON {"events":[...]} with the Bearer key on the flush timer', async () => {

@@ -75,7 +75,7 @@ describe('the package', () => {
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
     writeFileSync(
       join(consumer, 'app.mts'),
-      `import { Meter, getMeter, LimitExceededError, TenantIdError, type MeterOptions, type PatchName, type TenantInspection, type ThresholdAlert, type UsageEvent, type WindowReport } from 'llm-meter';
+      `import { Meter, getMeter, LimitExceededError, TenantIdError, type MeterOptions, type PatchName, type ProviderId, type TenantInspection, type ThresholdAlert, type UsageEvent, type UsageReport, type WindowReport } from 'llm-meter';
 const patches: PatchName[] = ['openai', 'anthropic', 'ai-sdk-openai'];
 const options: MeterOptions = {
   url: 'https://ingest.example.com/v1/usage',
@@ -94,7 +94,18 @@ meter.patch('opneai');
 const misspelt: MeterOptions = { patches: ['opneai'] };
 // @ts-expect-error the agent's internals are not part of its types
 void meter.begin;
-export { usage, inspection, misspelt, LimitExceededError, TenantIdError };
+const priced: MeterOptions = { prices: { 'openai:gpt-4o': { input_mtok: 2.5, output_mtok: 10 } }, providerHosts: { 'llm.internal': 'deepseek' } };
+// @ts-expect-error a misspelt provider in a price key does not compile
+const badPrice: MeterOptions = { prices: { 'opneai:gpt-4o': { input_mtok: 2.5, output_mtok: 10 } } };
+// @ts-expect-error nor as a host's provider
+const badHost: MeterOptions = { providerHosts: { 'llm.internal': 'deep-seek' } };
+// @ts-expect-error nor in manual usage
+meter.trackManually({ provider: 'antropic', model: 'claude-sonnet-4-5', input_tokens: 1, output_tokens: 1 });
+// A provider of the app's own is named with a cast.
+meter.trackManually({ provider: 'acme' as ProviderId, model: 'acme-1', input_tokens: 1, output_tokens: 1 });
+const isOpenai = (event: UsageEvent): boolean => event.provider === 'openai';
+const reportCost = (report: UsageReport): number => report.groups.reduce((sum, group) => sum + group.cost_usd, 0);
+export { usage, inspection, misspelt, priced, badPrice, badHost, isOpenai, reportCost, LimitExceededError, TenantIdError };
 `,
     );
     writeFileSync(

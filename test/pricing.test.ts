@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { collectingMeter, requireFromRepo } from './helpers.js';
-import type { ManualUsage } from 'llm-meter';
+import type { ManualUsage, ProviderId } from 'llm-meter';
 
 const genaiPrices = requireFromRepo('@pydantic/genai-prices') as typeof import('@pydantic/genai-prices');
 const librarySource = `@pydantic/genai-prices@${(requireFromRepo('./package.json') as { devDependencies?: Record<string, string>; dependencies: Record<string, string> }).dependencies['@pydantic/genai-prices']}`;
@@ -79,7 +79,7 @@ describe('cost of a call, against hand-computed figures', () => {
   });
 
   it('a price override wins over the table too', () => {
-    const usage = { provider: 'openai', model: 'gpt-4o-audio-preview-2024-12-17', input_tokens: 1000, audio_input_tokens: 600, output_tokens: 100 };
+    const usage: ManualUsage = { provider: 'openai', model: 'gpt-4o-audio-preview-2024-12-17', input_tokens: 1000, audio_input_tokens: 600, output_tokens: 100 };
     const e = priced(usage, { prices: { 'openai:gpt-4o-audio-preview-2024-12-17': { input_mtok: 1, output_mtok: 2 } } });
     expect(e.price_source).toBe('config');
     expect(e.cost_usd).toBeCloseTo((1000 * 1 + 100 * 2) / 1e6, 12);
@@ -147,7 +147,7 @@ describe('cost of a call, against hand-computed figures', () => {
 });
 
 describe('the cached fast path prices exactly as the library (text, cache pools, searches; modalities through the library)', () => {
-  const models = ['openai', 'anthropic', 'google'].flatMap((providerId) =>
+  const models = (['openai', 'anthropic', 'google'] as const).flatMap((providerId: ProviderId) =>
     genaiPrices
       .findProvider({ providerId })!
       .models.filter((m) => !Array.isArray(m.prices) && genaiPrices.calcPrice({}, m.id, { providerId })?.model.id === m.id)
@@ -235,7 +235,7 @@ describe('the cached fast path prices exactly as the library (text, cache pools,
 
   // Prices that change on a date (claude-sonnet-4-6, claude-opus-4-6, ...) are resolved into one period per date: each
   // call is priced by the period its timestamp falls in, as the library would, on either side of every boundary.
-  const scheduled = ['openai', 'anthropic', 'google'].flatMap((providerId) =>
+  const scheduled = (['openai', 'anthropic', 'google'] as const).flatMap((providerId: ProviderId) =>
     genaiPrices
       .findProvider({ providerId })!
       .models.filter((m) => Array.isArray(m.prices) && m.prices.every((p) => p.constraint === undefined || p.constraint.type === 'start_date'))

@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, createWriteStream } f
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { UsageReport, UsageReportGroup } from 'llm-meter';
 import { repoRoot, runNode, type NodeRun } from './helpers.js';
 import { CALLS, OUTCOMES, writeUsageFile, type FixtureCall } from './fixtures/report/usage-fixture.js';
 
@@ -23,7 +24,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const report = (args: string[], nodeArgs: string[] = []): Promise<NodeRun> => runNode([...nodeArgs, BIN, ...args], { timeoutMs: 25_000 });
 
-async function jsonReport(args: string[]): Promise<any> {
+async function jsonReport(args: string[]): Promise<UsageReport> {
   const run = await report(['report', usageFile, '--format', 'json', ...args]);
   expect(run.stderr).toBe('');
   expect(run.code).toBe(0);
@@ -109,11 +110,14 @@ describe('llm-meter report', () => {
 
   it('json: the documented shape, with every token field', async () => {
     const json = await jsonReport(['--by', 'provider', '--from', '2026-11-02', '--to', '2026-11-03']);
-    expect(Object.keys(json)).toEqual(['groups', 'total', 'unattributed_revenue_usd', 'skipped_lines', 'by', 'from', 'to']);
-    expect(Object.keys(json.groups[0])).toEqual([
-      'key', 'calls', 'input_tokens', 'output_tokens', 'cached_tokens', 'cache_creation_tokens', 'reasoning_tokens',
-      'audio_input_tokens', 'audio_output_tokens', 'cost_usd', 'refused', 'errored', 'partial',
-    ]);
+    // Exhaustive at compile time: the exported types name exactly these fields.
+    const reportFields: Record<keyof UsageReport, true> = { groups: true, total: true, unattributed_revenue_usd: true, skipped_lines: true, by: true, from: true, to: true };
+    const groupFields: Record<keyof UsageReportGroup, true> = {
+      key: true, calls: true, input_tokens: true, output_tokens: true, cached_tokens: true, cache_creation_tokens: true, reasoning_tokens: true,
+      audio_input_tokens: true, audio_output_tokens: true, cost_usd: true, revenue_usd: true, margin_usd: true, refused: true, errored: true, partial: true,
+    };
+    expect(Object.keys(json)).toEqual(Object.keys(reportFields));
+    expect(Object.keys(json.groups[0]!)).toEqual(Object.keys(groupFields).filter((f) => f !== 'revenue_usd' && f !== 'margin_usd'));
     expect(json).toMatchObject({ from: '2026-11-02', to: '2026-11-03', by: 'provider' });
   });
 

@@ -1,10 +1,11 @@
 import { findProvider } from '@pydantic/genai-prices';
 import { ConfigError, describeValue } from '../errors.js';
+import type { ProviderId } from './provider-id.js';
 
 /** Who served a call, as its event names it. */
 export interface ProviderIdentity {
   /** The price data's provider id (`openai`, `deepseek`, `openrouter`, `azure`, `aws`, ...). */
-  provider: string;
+  provider: ProviderId;
   /** Host (and port) of the base URL the request went to; absent when the SDK does not say. */
   host: string | undefined;
   /**
@@ -18,7 +19,7 @@ export interface ProviderIdentity {
 interface HostRule {
   host?: string;
   prefix?: string;
-  provider: string;
+  provider: ProviderId;
 }
 
 /** Distinct (SDK, base URL) pairs remembered: apps use a handful; past this the cache starts over. */
@@ -30,10 +31,12 @@ export function validateProviderHosts(value: unknown): HostRule[] {
     throw new ConfigError(`providerHosts must be an object mapping a host or base-URL prefix to a provider id, got ${describeValue(value)}`);
   }
   const rules: HostRule[] = [];
-  for (const [key, provider] of Object.entries(value)) {
-    if (typeof provider !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(provider)) {
-      throw new ConfigError(`providerHosts[${JSON.stringify(key)}] must be a provider id such as 'deepseek' (lower case), got ${describeValue(provider)}`);
+  for (const [key, id] of Object.entries(value)) {
+    if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(id)) {
+      throw new ConfigError(`providerHosts[${JSON.stringify(key)}] must be a provider id such as 'deepseek' (lower case), got ${describeValue(id)}`);
     }
+    // An id the price data does not know is taken (the type asks for a cast): a provider priced through `prices`.
+    const provider = id as ProviderId;
     if (/^https?:\/\//i.test(key)) {
       let url: URL;
       try {
@@ -62,9 +65,9 @@ function startsWithSegment(url: string, prefix: string): boolean {
 }
 
 /** The provider the price data knows at this URL (its hosts, from each provider's API pattern), if any. */
-function knownProviderAt(url: URL): string | undefined {
+function knownProviderAt(url: URL): ProviderId | undefined {
   try {
-    return findProvider({ providerApiUrl: `${url.protocol}//${url.host}${url.pathname}` })?.id;
+    return findProvider({ providerApiUrl: `${url.protocol}//${url.host}${url.pathname}` })?.id as ProviderId | undefined;
   } catch {
     return undefined;
   }
@@ -81,7 +84,7 @@ export class ProviderIdentities {
 
   constructor(private readonly rules: readonly HostRule[]) {}
 
-  of(sdkProvider: string, baseUrl: string | undefined, classProvider: string | undefined): ProviderIdentity {
+  of(sdkProvider: ProviderId, baseUrl: string | undefined, classProvider: ProviderId | undefined): ProviderIdentity {
     const scope = classProvider ?? sdkProvider;
     if (baseUrl === undefined) {
       let identity = this.withoutUrl.get(scope);
@@ -98,7 +101,7 @@ export class ProviderIdentities {
     return identity;
   }
 
-  private resolve(sdkProvider: string, baseUrl: string, classProvider: string | undefined): ProviderIdentity {
+  private resolve(sdkProvider: ProviderId, baseUrl: string, classProvider: ProviderId | undefined): ProviderIdentity {
     let url: URL;
     try {
       url = new URL(baseUrl);

@@ -26,7 +26,7 @@ interface OtelMeter {
   createCounter(name: string, options: { description: string; unit: string }): Counter;
 }
 
-export const DEFAULT_TENANT_ATTRIBUTE = 'llm_meter.tenant_id';
+const DEFAULT_TENANT_ATTRIBUTE = 'llm_meter.tenant_id';
 
 /** The bucket boundaries the GenAI semantic conventions advise. */
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];

@@ -1,5 +1,5 @@
 import { Meter } from '../meter.js';
-import { optionsFromEnvironment, unknownVariables, unknownVariableWarning } from './environment.js';
+import { optionsFromEnvironment, saysYes, unknownVariables, unknownVariableWarning } from './environment.js';
 
 /** On the global object, so that every copy of the agent in the process (the register hook's, the app's) shares it. */
 const DEFAULT_METER = Symbol.for('llm-meter.default-meter');
@@ -26,7 +26,7 @@ export function startFromEnvironment(env: Readonly<Record<string, string | undef
   try {
     options = optionsFromEnvironment(env);
   } catch (err) {
-    if (/^(1|true|yes|on)$/i.test(env.LLM_METER_RAISE_ON_ERROR?.trim() ?? '')) throw err;
+    if (saysYes(env.LLM_METER_RAISE_ON_ERROR)) throw err;
     process.stderr.write(`[llm-meter] error: ${err instanceof Error ? err.message : String(err)}; nothing is metered\n`);
     return;
   }

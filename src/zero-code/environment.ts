@@ -54,6 +54,9 @@ export const unknownVariableWarning = (name: string): string => `unknown environ
 const YES = new Set(['1', 'true', 'yes', 'on']);
 const NO = new Set(['0', 'false', 'no', 'off', '']);
 
+/** Whether a yes/no variable says yes. */
+export const saysYes = (text: string | undefined): boolean => YES.has(text?.trim().toLowerCase() ?? '');
+
 /** A value the options' own checks then judge: what cannot be read as asked is passed on as text, and refused there. */
 function read(text: string, reading: Reading): unknown {
   const trimmed = text.trim();
@@ -63,7 +66,7 @@ function read(text: string, reading: Reading): unknown {
     case 'number':
       return /^-?\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : text;
     case 'boolean':
-      return YES.has(trimmed.toLowerCase()) ? true : NO.has(trimmed.toLowerCase()) ? false : text;
+      return saysYes(trimmed) ? true : NO.has(trimmed.toLowerCase()) ? false : text;
     case 'list':
       return trimmed.split(',').map((item) => item.trim()).filter((item) => item !== '');
     case 'numbers':

@@ -22,7 +22,7 @@ const KIND_PREFIX = { feature: 'f', model: 'm' } as const;
 const encode = (value: string): string =>
   value.replace(/[^A-Za-z0-9_.-]/gu, (c) => [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
 
-export function budgetScope(kind: BudgetScope['kind'], value: string): BudgetScope {
+function budgetScope(kind: BudgetScope['kind'], value: string): BudgetScope {
   return { kind, value, key: `${KIND_PREFIX[kind]}:${encode(value)}` };
 }
 

@@ -2,7 +2,7 @@ import type { LimitFrequency } from '../../errors.js';
 import { parseScopeKey, type BudgetScope } from '../controls/budget-scope.js';
 import { FREQUENCIES } from '../windows.js';
 
-export interface ScopedBudget {
+interface ScopedBudget {
   frequency: LimitFrequency;
   scope: BudgetScope;
 }

@@ -1,10 +1,12 @@
 import { toUsd } from '../../limits/store.js';
-import type { Aggregate, GroupTotals } from '../aggregate.js';
-import { TOKEN_FIELDS, type TokenField } from '../report-event.js';
+import type { Aggregate, GroupDimension, GroupTotals } from '../aggregate.js';
+import { TOKEN_FIELDS, type TokenCounts } from '../report-event.js';
 import type { ReportContext } from './report-context.js';
 
-type GroupJson = { key?: string; calls: number } & Record<TokenField, number> & {
+/** The totals of `llm-meter report --format json`, of one group or of the whole file: tokens by category, money in USD. */
+export type UsageReportTotals = { calls: number } & TokenCounts & {
   cost_usd: number;
+  /** With revenue booked on the group's events (and the margin it leaves). */
   revenue_usd?: number;
   margin_usd?: number;
   refused: number;
@@ -12,8 +14,24 @@ type GroupJson = { key?: string; calls: number } & Record<TokenField, number> & 
   partial: number;
 };
 
-function groupJson(group: GroupTotals, withKey: boolean): GroupJson {
-  const json = (withKey ? { key: group.key, calls: group.calls } : { calls: group.calls }) as GroupJson;
+/** One group: the tenant, model, feature, provider or day (`2026-11-30`, UTC) named by `key`. */
+export type UsageReportGroup = { key: string } & UsageReportTotals;
+
+/** The document `llm-meter report --format json` prints. */
+export interface UsageReport {
+  groups: UsageReportGroup[];
+  total: UsageReportTotals;
+  /** Outcome revenue booked on runs of no group (grouped by model, feature or provider). */
+  unattributed_revenue_usd?: number;
+  skipped_lines: number;
+  by: GroupDimension;
+  /** The period asked for, as given. */
+  from?: string;
+  to?: string;
+}
+
+function groupJson(group: GroupTotals, withKey: boolean): UsageReportTotals {
+  const json = (withKey ? { key: group.key, calls: group.calls } : { calls: group.calls }) as UsageReportTotals;
   for (const field of TOKEN_FIELDS) json[field] = group.tokens[field];
   json.cost_usd = toUsd(group.costNano);
   if (group.revenueNano !== undefined) {
@@ -28,8 +46,8 @@ function groupJson(group: GroupTotals, withKey: boolean): GroupJson {
 
 /** The report as one JSON document; every group has every token field, money in USD (summed exactly, in nano-dollars). */
 export function formatJson(aggregate: Aggregate, context: ReportContext): string {
-  const report: Record<string, unknown> = {
-    groups: aggregate.groups.map((g) => groupJson(g, true)),
+  const report: Partial<UsageReport> = {
+    groups: aggregate.groups.map((g) => groupJson(g, true) as UsageReportGroup),
     total: groupJson(aggregate.total, false),
   };
   if (aggregate.unattributedRevenueNano !== undefined) report.unattributed_revenue_usd = toUsd(aggregate.unattributedRevenueNano);
