@@ -104,10 +104,10 @@ const PROVIDER_IDS: Readonly<Record<string, ProviderId>> = {
   togetherai: 'together',
 };
 
-/** The price data's ids the AI SDK names the same way. */
+/** The providers the AI SDK names by their ProviderId (deepinfra's is the agent's own: the price data has none). */
 const SAME_IDS: ReadonlySet<string> = new Set<ProviderId>(['openai', 'anthropic', 'google', 'azure', 'groq', 'mistral', 'deepseek', 'fireworks', 'perplexity', 'cerebras', 'deepinfra', 'cohere']);
 
-/** The price data's id of a provider as the AI SDK names it, if it is one the data knows. */
+/** The ProviderId of a provider as the AI SDK names it, if it has one. */
 function libraryId(name: string): ProviderId | undefined {
   return PROVIDER_IDS[name] ?? (SAME_IDS.has(name) ? (name as ProviderId) : undefined);
 }

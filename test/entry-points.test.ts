@@ -130,7 +130,9 @@ describe.each(NODE_MATRIX)('$name: every public entry point', ({ binary, version
         const before = fake.requests.length;
         const run = await callThroughEntryPoints(dir, format, provider, { execPath });
         const found = run.results.flatMap((r) => r.subpaths);
-        for (const subpath of MUST_FIND[provider]![format]) expect(found).toContain(subpath);
+        // Without require(esm) an ES module build cannot be required: there is nothing to meter.
+        const reachable = MUST_FIND[provider]![format].filter((subpath) => format === 'import' || hasRequireEsm(version) || !subpath.endsWith('.mjs'));
+        for (const subpath of reachable) expect(found).toContain(subpath);
         expect(run.results.filter((r) => r.outcome !== 'refused')).toEqual([]);
         expect(run.events).toBe(run.results.length);
         expect(fake.requests.length).toBe(before);

@@ -60,12 +60,16 @@ export interface NodeRun {
 
 export { canFetchNode, fetchNode, sdkRoot };
 
-/** The Nodes test apps run on: this one, and Node 22 and 24 (fetched once from npm) where the platform allows. */
+/**
+ * The Nodes test apps run on: this one, the oldest the package's engines admit (the test runner itself needs a newer
+ * one), and Node 22 and 24 (fetched once from npm) where the platform allows.
+ */
 export const NODE_MATRIX: { name: string; version: string; binary: () => string }[] = [
   { name: `this Node (${process.versions.node})`, version: process.versions.node, binary: () => process.execPath },
   // Under test/node-matrix.mjs the whole suite runs on each Node: the apps too run on the Node under test alone.
   ...(canFetchNode && process.env.NODE_MATRIX_RUN !== 'this-node-only'
     ? [
+        { name: 'Node 20.6', version: '20.6.1', binary: () => fetchNode('20.6.1') },
         { name: 'Node 22', version: '22.23.3', binary: () => fetchNode('22.23.3') },
         { name: 'Node 24', version: '24.22.3', binary: () => fetchNode('24.22.3') },
       ]
