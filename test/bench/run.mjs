@@ -585,8 +585,8 @@ const sections = [
 
 async function main() {
   const header =
-    `llm-meter bench — node ${process.version}, openai ${OPENAI_VERSION}, @anthropic-ai/sdk ${ANTHROPIC_VERSION}, ` +
-    `@google/genai ${GENAI_VERSION}`;
+    `llm-meter bench — node ${process.version}; top-level openai ${OPENAI_VERSION}, @anthropic-ai/sdk ${ANTHROPIC_VERSION}, ` +
+    `@google/genai ${GENAI_VERSION} (the per-call overhead names the copies it measures)`;
   console.log(`${header}\n`);
   const summary = [];
   // `npm run bench -- <words>` runs only the sections whose name contains one of them.
