@@ -30,30 +30,22 @@ export interface UsageReport {
   to?: string;
 }
 
-function groupJson(group: GroupTotals, withKey: boolean): UsageReportTotals {
-  const json = (withKey ? { key: group.key, calls: group.calls } : { calls: group.calls }) as UsageReportTotals;
-  for (const field of TOKEN_FIELDS) json[field] = group.tokens[field];
-  json.cost_usd = toUsd(group.costNano);
-  if (group.revenueNano !== undefined) {
-    json.revenue_usd = toUsd(group.revenueNano);
-    json.margin_usd = toUsd(group.revenueNano - group.costNano);
-  }
-  json.refused = group.refused;
-  json.errored = group.errored;
-  json.partial = group.partial;
-  return json;
+function totalsJson(group: GroupTotals): UsageReportTotals {
+  const tokens = Object.fromEntries(TOKEN_FIELDS.map((field) => [field, group.tokens[field]])) as TokenCounts;
+  const revenue = group.revenueNano === undefined ? {} : { revenue_usd: toUsd(group.revenueNano), margin_usd: toUsd(group.revenueNano - group.costNano) };
+  return { calls: group.calls, ...tokens, cost_usd: toUsd(group.costNano), ...revenue, refused: group.refused, errored: group.errored, partial: group.partial };
 }
 
 /** The report as one JSON document; every group has every token field, money in USD (summed exactly, in nano-dollars). */
 export function formatJson(aggregate: Aggregate, context: ReportContext): string {
-  const report: Partial<UsageReport> = {
-    groups: aggregate.groups.map((g) => groupJson(g, true) as UsageReportGroup),
-    total: groupJson(aggregate.total, false),
+  const report: UsageReport = {
+    groups: aggregate.groups.map((group) => ({ key: group.key, ...totalsJson(group) })),
+    total: totalsJson(aggregate.total),
+    ...(aggregate.unattributedRevenueNano === undefined ? {} : { unattributed_revenue_usd: toUsd(aggregate.unattributedRevenueNano) }),
+    skipped_lines: context.skippedLines,
+    by: aggregate.by,
+    ...(context.from === undefined ? {} : { from: context.from }),
+    ...(context.to === undefined ? {} : { to: context.to }),
   };
-  if (aggregate.unattributedRevenueNano !== undefined) report.unattributed_revenue_usd = toUsd(aggregate.unattributedRevenueNano);
-  report.skipped_lines = context.skippedLines;
-  report.by = aggregate.by;
-  if (context.from !== undefined) report.from = context.from;
-  if (context.to !== undefined) report.to = context.to;
   return `${JSON.stringify(report, null, 2)}\n`;
 }
